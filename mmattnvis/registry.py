@@ -1,0 +1,29 @@
+"""Registries of mmattnvis, children of MMEngine's root registries.
+
+``custom_hooks=[dict(type='mmattnvis.FeatMapVisHook')]`` resolves without an import: MMEngine imports
+``mmattnvis.registry`` for the ``mmattnvis`` scope, and the lazy ``locations`` below import the
+modules that register the classes.
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import Registry
+
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmattnvis', locations=['mmattnvis.hooks'])
+VISUALIZERS = Registry(
+    'visualizer',
+    parent=MMENGINE_VISUALIZERS,
+    scope='mmattnvis',
+    locations=['mmattnvis.visualization'])
+VISBACKENDS = Registry(
+    'vis_backend',
+    parent=MMENGINE_VISBACKENDS,
+    scope='mmattnvis',
+    locations=['mmattnvis.visualization'])
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmattnvis', locations=['mmattnvis.methods'])
+# Map-making methods (feature-map reductions, attention, relevance, CAM) share one registry so
+# tools and hooks build them by name from configs.
+METHODS = Registry('method', scope='mmattnvis', locations=['mmattnvis.methods'])

@@ -1,0 +1,59 @@
+"""Shared CLI plumbing: one-line errors, atomic image writes, device choice."""
+import functools
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .checkpoint import CheckpointError
+from .errors import UserInputError
+
+EXIT_USAGE = 2
+
+
+def cli_main(func: Callable[..., int]) -> Callable[..., int]:
+    """Run ``func``; user errors become ``error: <one line>`` on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return func(*args, **kwargs) or 0
+        except (UserInputError, CheckpointError) as err:
+            print(f'error: {err}', file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print('error: interrupted', file=sys.stderr)
+            return 130
+
+    return wrapper
+
+
+def pick_device(device: str) -> str:
+    """``device`` if usable, else ``cpu`` when a CUDA device was asked for but is absent."""
+    import torch
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        return 'cpu'
+    return device
+
+
+def write_image_atomic(path: str, image_rgb: np.ndarray) -> None:
+    """Write an RGB image; a failure never leaves a half-written file behind."""
+    ext = osp.splitext(path)[1].lower() or '.png'
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(image_rgb[..., ::-1]))
+    if not ok:
+        raise UserInputError(f'cannot encode image as {ext}: {path}')
+    out_dir = osp.dirname(osp.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=ext, dir=out_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
