@@ -1,0 +1,11 @@
+"""Render: pure functions from arrays to images."""
+from .featmap import render_featmap, render_reduced
+from .geometry import ImageGeometry, align_to_image
+from .image import (add_title, auto_arrange, colorize, colormap_names, heatmap_overlay,
+                    normalize_to_uint8, overlay, paste_changed, put_label, tile)
+
+__all__ = [
+    'render_featmap', 'render_reduced', 'ImageGeometry', 'align_to_image', 'add_title',
+    'auto_arrange', 'colorize', 'colormap_names', 'heatmap_overlay', 'normalize_to_uint8',
+    'overlay', 'paste_changed', 'put_label', 'tile'
+]

@@ -1,0 +1,58 @@
+"""Feature-map panels: reduce -> align -> normalise -> colourise -> blend -> grid."""
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..methods.base import Map2D, MapMethod
+from .geometry import ImageGeometry, align_to_image
+from .image import heatmap_overlay, paste_changed, put_label, tile
+
+
+def render_reduced(maps: Sequence[Map2D],
+                   image_rgb: np.ndarray,
+                   geometry: Optional[ImageGeometry] = None,
+                   alpha: float = 0.5,
+                   colormap: str = 'jet',
+                   arrangement: Optional[Sequence[int]] = None,
+                   pred_image: Optional[np.ndarray] = None,
+                   label_cells: bool = True) -> np.ndarray:
+    """Render already-reduced maps on ``image_rgb``.
+
+    Args:
+        maps: Output of a :class:`MapMethod` (one map, or the top-k channels).
+        image_rgb: The original image (H x W x 3, uint8, RGB).
+        geometry: Align through the test pipeline's geometry; ``None`` stretches each map over
+            the image (MMEngine's ``draw_featmap`` behaviour).
+        alpha: Weight of the heat map in the blend.
+        colormap: OpenCV colormap name.
+        arrangement: ``(rows, cols)`` grid for several maps (defaults to one row).
+        pred_image: ``image_rgb`` with predictions drawn; its drawn pixels are laid on each cell.
+        label_cells: Write each map's label (e.g. ``channel: 17``) when there are several.
+    """
+    h, w = image_rgb.shape[:2]
+    cells: List[np.ndarray] = []
+    for m in maps:
+        aligned = align_to_image(m.data, geometry, out_shape=(h, w))
+        cell = heatmap_overlay(aligned, image_rgb, alpha, colormap)
+        if pred_image is not None:
+            cell = paste_changed(cell, pred_image, image_rgb)
+        if label_cells and len(maps) > 1 and m.label:
+            put_label(cell, m.label)
+        cells.append(cell)
+    if len(cells) == 1:
+        return cells[0]
+    rows, cols = arrangement if arrangement is not None else (1, len(cells))
+    return tile(cells, int(rows), int(cols))
+
+
+def render_featmap(featmap,
+                   image_rgb: np.ndarray,
+                   method: MapMethod,
+                   geometry: Optional[ImageGeometry] = None,
+                   alpha: float = 0.5,
+                   colormap: str = 'jet',
+                   arrangement: Optional[Sequence[int]] = None,
+                   pred_image: Optional[np.ndarray] = None) -> np.ndarray:
+    """Reduce a ``(C, H, W)`` feature map with ``method`` and render it on ``image_rgb``."""
+    return render_reduced(method.compute(featmap), image_rgb, geometry, alpha, colormap,
+                          arrangement, pred_image)

@@ -1,0 +1,126 @@
+"""Where the network input came from: undo the test pipeline's letterbox / resize / padding.
+
+A feature map of size ``(h, w)`` covers the whole network input ``(H_in, W_in)`` (the batch shape
+after the data preprocessor's padding). The original image occupies the *content box* of that
+input: top-left aligned for MMDet ``Resize`` + ``Pad``, centred with ``pad_param`` for MMYOLO's
+``LetterResize``. :class:`ImageGeometry` stores that box, and :func:`align_to_image` samples a map
+on the original image's pixel grid (one bilinear interpolation, padded borders cropped).
+"""
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Geometry of one image in the network input.
+
+    Attributes:
+        ori_shape: ``(h, w)`` of the original image.
+        input_shape: ``(H_in, W_in)`` of the tensor the network saw (batch shape).
+        content_box: ``(x0, y0, x1, y1)`` of the original image inside the input, in input
+            pixels (continuous, edge-based coordinates).
+    """
+    ori_shape: Tuple[int, int]
+    input_shape: Tuple[int, int]
+    content_box: Tuple[float, float, float, float]
+
+    @classmethod
+    def identity(cls, shape: Sequence[int]) -> 'ImageGeometry':
+        h, w = int(shape[0]), int(shape[1])
+        return cls((h, w), (h, w), (0.0, 0.0, float(w), float(h)))
+
+    @classmethod
+    def from_resize_pad(cls, ori_shape: Sequence[int], resized_shape: Sequence[int],
+                        input_shape: Sequence[int],
+                        offset: Tuple[float, float] = (0.0, 0.0)) -> 'ImageGeometry':
+        """An image resized to ``resized_shape`` and placed at ``offset`` (x, y) in an input of
+        ``input_shape`` (e.g. torchvision's ``GeneralizedRCNNTransform``: offset 0, padded
+        right/bottom)."""
+        x0, y0 = float(offset[0]), float(offset[1])
+        return cls((int(ori_shape[0]), int(ori_shape[1])),
+                   (int(input_shape[0]), int(input_shape[1])),
+                   (x0, y0, x0 + float(resized_shape[1]), y0 + float(resized_shape[0])))
+
+    @classmethod
+    def from_metainfo(cls, meta: Mapping[str, Any]) -> 'ImageGeometry':
+        """Build from a ``DetDataSample.metainfo`` (``ori_shape``, ``img_shape``,
+        ``scale_factor``, optional ``pad_param`` and ``batch_input_shape``)."""
+        ori_h, ori_w = (int(v) for v in meta['ori_shape'][:2])
+        img_h, img_w = (int(v) for v in meta.get('img_shape', meta['ori_shape'])[:2])
+        in_h, in_w = (int(v) for v in meta.get('batch_input_shape',
+                                               meta.get('pad_shape', (img_h, img_w)))[:2])
+        sf = meta.get('scale_factor', None)
+        if sf is None:
+            sx, sy = img_w / ori_w, img_h / ori_h
+        else:
+            sf = np.asarray(sf, dtype=np.float64).reshape(-1)
+            sx, sy = float(sf[0]), float(sf[1] if sf.size > 1 else sf[0])
+        pad = meta.get('pad_param', None)
+        if pad is not None:
+            top, _bottom, left, _right = (float(v) for v in np.asarray(pad).reshape(-1)[:4])
+        else:
+            top = left = 0.0
+        box = (left, top, left + ori_w * sx, top + ori_h * sy)
+        return cls((ori_h, ori_w), (in_h, in_w), box)
+
+    def feature_to_image_affine(self, feat_shape: Sequence[int]) -> np.ndarray:
+        """2x3 matrix mapping original-image pixel indices to feature-map pixel indices.
+
+        Pixel centres: index ``i`` has its centre at continuous coordinate ``i + 0.5``.
+        """
+        fh, fw = int(feat_shape[0]), int(feat_shape[1])
+        in_h, in_w = self.input_shape
+        ori_h, ori_w = self.ori_shape
+        x0, y0, x1, y1 = self.content_box
+        ax = (x1 - x0) / ori_w * fw / in_w
+        ay = (y1 - y0) / ori_h * fh / in_h
+        bx = x0 * fw / in_w
+        by = y0 * fh / in_h
+        return np.array([[ax, 0.0, 0.5 * ax + bx - 0.5], [0.0, ay, 0.5 * ay + by - 0.5]],
+                        dtype=np.float64)
+
+    def image_to_input(self, xy: Sequence[float]) -> Tuple[float, float]:
+        """An original-image point (continuous pixels) in network-input pixels."""
+        ori_h, ori_w = self.ori_shape
+        x0, y0, x1, y1 = self.content_box
+        return (x0 + xy[0] * (x1 - x0) / ori_w, y0 + xy[1] * (y1 - y0) / ori_h)
+
+
+def align_to_image(fmap: np.ndarray,
+                   geometry: Optional[ImageGeometry],
+                   out_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Sample a 2-D (or H x W x 3) map on the original image's pixel grid.
+
+    Args:
+        fmap: Map on the feature grid.
+        geometry: How the original image sits in the network input. ``None`` stretches the map
+            over ``out_shape`` (MMEngine's behaviour, i.e. alignment off).
+        out_shape: ``(h, w)`` of the result; defaults to ``geometry.ori_shape``.
+    """
+    fmap = np.ascontiguousarray(fmap, dtype=np.float32)
+    if geometry is None:
+        if out_shape is None:
+            raise ValueError('out_shape is needed when geometry is None')
+        h, w = int(out_shape[0]), int(out_shape[1])
+        if fmap.shape[:2] == (h, w):
+            return fmap
+        return cv2.resize(fmap, (w, h), interpolation=cv2.INTER_LINEAR)
+    h, w = (int(v) for v in (out_shape or geometry.ori_shape)[:2])
+    matrix = geometry.feature_to_image_affine(fmap.shape[:2])
+    if out_shape is not None and tuple(out_shape[:2]) != tuple(geometry.ori_shape):
+        # Sample a resized original image: scale the destination grid first.
+        sy, sx = geometry.ori_shape[0] / h, geometry.ori_shape[1] / w
+        m = matrix.copy()
+        m[0, 2] += m[0, 0] * (0.5 * sx - 0.5)
+        m[1, 2] += m[1, 1] * (0.5 * sy - 0.5)
+        m[0, 0] *= sx
+        m[1, 1] *= sy
+        matrix = m
+    return cv2.warpAffine(
+        fmap,
+        matrix, (w, h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,105 @@
+"""Reductions, rendering and parity with MMEngine's Visualizer.draw_featmap."""
+import numpy as np
+import pytest
+import torch
+
+from mmattnvis.methods import (PixelWiseMax, RawChannels, SelectMax, SqueezeMean, TopKChannels,
+                               build_reduction)
+from mmattnvis.render import (ImageGeometry, align_to_image, auto_arrange, heatmap_overlay,
+                              normalize_to_uint8)
+from mmattnvis.utils.errors import UserInputError
+from mmattnvis.visualization import FeatMapVisualizer
+
+
+def _featmap(c=16, h=12, w=20, seed=0, boost=None):
+    g = torch.Generator().manual_seed(seed)
+    fm = torch.rand(c, h, w, generator=g)
+    if boost is not None:
+        fm[boost] += 0.5  # a clear winner for select_max / top-k
+    return fm
+
+
+def test_reductions_follow_their_definitions():
+    fm = _featmap(boost=5)
+    assert np.allclose(SqueezeMean()(fm)[0].data, fm.mean(0).numpy())
+    sel = SelectMax()(fm)[0]
+    assert sel.meta['channel'] == 5 and np.array_equal(sel.data, fm[5].numpy())
+    assert np.array_equal(PixelWiseMax()(fm)[0].data, fm.max(0).values.numpy())
+    top = TopKChannels(4)(fm)
+    sums = fm.sum(dim=(1, 2))
+    assert [m.meta['channel'] for m in top] == torch.argsort(sums, descending=True)[:4].tolist()
+    assert top[0].label == 'channel: 5'
+    assert len(TopKChannels(40)(fm)) == 16  # capped at the channel count
+    assert RawChannels()(fm[:1])[0].data.shape == (12, 20)
+    assert RawChannels()(fm[:3])[0].data.shape == (12, 20, 3)
+
+
+def test_reduction_errors_are_clear():
+    with pytest.raises(UserInputError, match='must have 1 or 3'):
+        RawChannels()(_featmap(c=4))
+    with pytest.raises(UserInputError, match='unknown channel_reduction'):
+        build_reduction('mean')
+    with pytest.raises(UserInputError, match='fewer than topk=5'):
+        build_reduction(None, topk=5, arrangement=(2, 2))
+    assert isinstance(build_reduction('None', topk=0), RawChannels)
+    assert isinstance(build_reduction(None, topk=4, arrangement=(2, 2)), TopKChannels)
+    with pytest.raises(UserInputError, match=r'\(C, H, W\)'):
+        SqueezeMean()(torch.rand(2, 3, 4, 5))
+
+
+@pytest.mark.parametrize('reduction', ['squeeze_mean', 'select_max'])
+def test_parity_with_mmengine_draw_featmap(reduction):
+    from mmengine.visualization import Visualizer
+    fm = _featmap(c=32, h=15, w=20, seed=1, boost=7)
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    ref = Visualizer.draw_featmap(fm, img, channel_reduction=reduction, alpha=0.4)
+    ours = FeatMapVisualizer.draw_featmap(fm, img, channel_reduction=reduction, alpha=0.4)
+    assert ours.shape == ref.shape == (120, 160, 3)
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    # identical up to float rounding of the interpolation/normalisation
+    assert (diff == 0).mean() > 0.98, (diff == 0).mean()
+    assert diff.max() <= 12 and diff.mean() < 0.2
+
+
+def test_topk_grid_layout_matches_mmengine_size():
+    from mmengine.visualization import Visualizer
+    fm = _featmap(c=8, h=10, w=10, seed=2, boost=3)
+    img = np.random.default_rng(1).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    ours = FeatMapVisualizer.draw_featmap(fm, img, channel_reduction=None, topk=4,
+                                          arrangement=(2, 3))
+    assert ours.shape == (80, 180, 3)
+    ref = Visualizer.draw_featmap(fm, img, channel_reduction=None, topk=4, arrangement=(2, 3))
+    assert abs(ref.shape[0] - ours.shape[0]) <= 2 and abs(ref.shape[1] - ours.shape[1]) <= 2
+    # the first cell is the top channel (3), rendered like a single select_max map
+    single = FeatMapVisualizer.draw_featmap(fm, img, channel_reduction='select_max')
+    cell = ours[:40, :60]
+    assert np.array_equal(cell[20:], single[20:])  # the label covers the top rows
+    # empty cells stay white
+    assert (ours[40:, 120:] == 255).all()
+
+
+def test_normalisation_and_overlay():
+    m = np.array([[0., 1.], [2., 4.]], np.float32)
+    assert normalize_to_uint8(m).tolist() == [[0, 63], [127, 255]]
+    assert normalize_to_uint8(np.ones((2, 2))).max() == 0
+    img = np.zeros((2, 2, 3), np.uint8)
+    out = heatmap_overlay(m, img, alpha=1.0)
+    assert tuple(out[1, 1]) == (128, 0, 0)  # JET's top is dark red (RGB)
+    assert tuple(out[0, 0]) == (0, 0, 128)  # and its bottom dark blue
+
+
+def test_align_identity_and_stretch():
+    m = np.arange(12, dtype=np.float32).reshape(3, 4)
+    same = align_to_image(m, ImageGeometry.identity((3, 4)))
+    assert np.allclose(same, m)
+    up = align_to_image(m, ImageGeometry.identity((6, 8)))
+    assert up.shape == (6, 8)
+    stretched = align_to_image(m, None, out_shape=(6, 8))
+    assert np.allclose(up, stretched, atol=1e-5)
+
+
+def test_auto_arrange_sizes():
+    panels = [np.zeros((10, 20, 3), np.uint8), np.zeros((12, 15, 3), np.uint8),
+              np.zeros((5, 5, 3), np.uint8)]
+    grid = auto_arrange(panels, pad=2)
+    assert grid.shape == (12 * 2 + 2, 20 * 2 + 2, 3)
