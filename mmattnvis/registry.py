@@ -5,6 +5,7 @@
 modules that register the classes.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -24,6 +25,11 @@ VISBACKENDS = Registry(
     locations=['mmattnvis.visualization'])
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmattnvis', locations=['mmattnvis.methods'])
+MODEL_WRAPPERS = Registry(
+    'model_wrapper',
+    parent=MMENGINE_MODEL_WRAPPERS,
+    scope='mmattnvis',
+    locations=['mmattnvis.utils.dist'])
 # Map-making methods (feature-map reductions, attention, relevance, CAM) share one registry so
 # tools and hooks build them by name from configs.
 METHODS = Registry('method', scope='mmattnvis', locations=['mmattnvis.methods'])

@@ -1,0 +1,8 @@
+"""Synthetic data the tests, demos and shipped models use."""
+from .shapes import (SHAPES_CLASSES, SHAPES_PALETTE, generate_shapes_dataset, make_shapes_image,
+                     shapes_metainfo)
+
+__all__ = [
+    'SHAPES_CLASSES', 'SHAPES_PALETTE', 'generate_shapes_dataset', 'make_shapes_image',
+    'shapes_metainfo'
+]

@@ -1,0 +1,83 @@
+"""The familiar OpenMMLab test entry, with mmattnvis hooks available in ``custom_hooks``.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out-dir DIR]
+                         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Checkpoints load through mmattnvis' safe loader (weights-only unless ``--unsafe-load``).
+``--out-dir`` sets ``out_dir`` of every ``mmattnvis.*`` hook in ``custom_hooks``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mmattnvis.utils.cli import cli_main  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and visualise) a detector')
+    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
+    parser.add_argument('checkpoint', help='checkpoint file ("none": weights as built)')
+    parser.add_argument('--work-dir', help='where logs and visualisations go')
+    parser.add_argument('--out-dir', help='out_dir for the mmattnvis hooks in custom_hooks')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='allow full unpickling of the checkpoint (trusted files only)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    from mmattnvis.apis.model import load_config, strip_pretrained
+    from mmattnvis.utils.checkpoint import load_checkpoint_safely
+    from mmattnvis.utils.errors import UserInputError
+
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        name = osp.splitext(osp.basename(str(args.config).split('::')[-1]))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+    checkpoint = None if str(args.checkpoint).lower() == 'none' else args.checkpoint
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise UserInputError(f'checkpoint not found: {checkpoint}')
+    cfg.load_from = None  # loaded below through the safe loader
+    cfg.model = strip_pretrained(cfg.model)
+    if args.out_dir is not None:
+        for hook in cfg.get('custom_hooks', []) or []:
+            if str(hook.get('type', '')).startswith('mmattnvis.'):
+                hook['out_dir'] = osp.abspath(args.out_dir)
+    if 'test_dataloader' not in cfg or cfg.test_dataloader is None:
+        raise UserInputError(f'config {args.config} has no test_dataloader')
+
+    from mmattnvis.utils.dist import prepare_cpu_distributed
+    prepare_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    if checkpoint is not None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        load_checkpoint_safely(model, checkpoint, unsafe=args.unsafe_load,
+                               logger=runner.logger)
+    metrics = runner.test()
+    runner.logger.info(f'metrics: {metrics}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
