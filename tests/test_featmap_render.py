@@ -103,3 +103,34 @@ def test_auto_arrange_sizes():
               np.zeros((5, 5, 3), np.uint8)]
     grid = auto_arrange(panels, pad=2)
     assert grid.shape == (12 * 2 + 2, 20 * 2 + 2, 3)
+
+
+def test_prediction_layer_matches_detlocalvisualizer():
+    """The transparent-layer path draws what DetLocalVisualizer draws on the image itself."""
+    from mmdet.structures import DetDataSample
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.structures import InstanceData
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (180, 260, 3), dtype=np.uint8)
+    sample = DetDataSample()
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[20., 30., 120., 150.], [140., 10., 250., 90.], [5, 5, 50, 40]]),
+        scores=torch.tensor([0.9, 0.6, 0.1]), labels=torch.tensor([0, 2, 1]))
+    meta = {'classes': ('circle', 'square', 'triangle'),
+            'palette': [(220, 20, 60), (0, 128, 255), (0, 200, 0)]}
+    ref_vis = DetLocalVisualizer(name='ref_det_vis')
+    ref_vis.dataset_meta = meta
+    pred = sample.pred_instances[sample.pred_instances.scores > 0.3]
+    ref = ref_vis._draw_instances(img, pred, meta['classes'], meta['palette'])
+    ours_vis = FeatMapVisualizer(name='ours_det_vis')
+    ours_vis.dataset_meta = meta
+    ours = ours_vis.draw_instances_on(img, sample, score_thr=0.3)
+    diff = np.abs(ours.astype(int) - ref.astype(int))
+    changed = np.any(ref != img, axis=2)
+    assert changed.sum() > 500  # boxes and labels were drawn
+    assert diff.mean() < 1.0 and (diff.max(axis=2) <= 8).mean() > 0.995
+    # the low-score box is not drawn, and the image itself is not resampled
+    assert (ours[8:25, 2:9] == img[8:25, 2:9]).all()
+    # the normal (image) drawing path still works after layer mode
+    again = ours_vis._draw_instances(img, pred, meta['classes'], meta['palette'])
+    assert np.abs(again.astype(int) - ref.astype(int)).max() == 0

@@ -62,7 +62,7 @@ class FeatMapRun:
         self.show = show
         self.pipeline = build_test_pipeline(model.cfg)
         self.visualizer = FeatMapVisualizer(
-            name=f'mmattnvis_featmap_{id(self)}', alpha=options.alpha, colormap=options.colormap)
+            name=f'mmattnvis_featmap_{id(self)}', featmap_alpha=options.alpha, colormap=options.colormap)
         self.visualizer.dataset_meta = model.dataset_meta
         # Resolve layer names now: a typo fails before any image is processed.
         FeatureCapture(model, list(options.target_layers))

@@ -85,7 +85,7 @@ class FeatMapVisHook(CaptureVisHook):
         if self._visualizer is None:
             from ..visualization import FeatMapVisualizer
             self._visualizer = FeatMapVisualizer(
-                name=f'mmattnvis_featmap_hook_{id(self)}', alpha=self.alpha,
+                name=f'mmattnvis_featmap_hook_{id(self)}', featmap_alpha=self.alpha,
                 colormap=self.colormap)
         self._visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta', None) or \
             getattr(self._unwrap(runner.model), 'dataset_meta', None)
@@ -94,9 +94,8 @@ class FeatMapVisHook(CaptureVisHook):
     def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
         vis = self._get_visualizer(runner)
         geometry = ImageGeometry.from_metainfo(sample.metainfo) if self.align else None
-        drawn_pred = vis.draw_instances_on(image_rgb, sample, self.score_thr, self.draw_pred,
-                                           self.draw_gt)
-        pred_image = drawn_pred if drawn_pred is not image_rgb else None
+        pred_layer = vis.draw_instances_layer(image_rgb.shape[:2], sample, self.score_thr,
+                                              self.draw_pred, self.draw_gt)
         method = build_reduction(self.channel_reduction, self.topk, self.arrangement)
         from ..render.featmap import render_featmap
         tag = self._sample_tag(runner, sample)
@@ -105,6 +104,6 @@ class FeatMapVisHook(CaptureVisHook):
             if index >= fm.shape[0]:
                 continue
             img = render_featmap(fm[index], image_rgb, method, geometry, self.alpha,
-                                 self.colormap, self.arrangement, pred_image)
+                                 self.colormap, self.arrangement, pred_layer)
             out.append((f'{tag}_{name}', img))
         return out

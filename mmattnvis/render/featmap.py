@@ -5,7 +5,7 @@ import numpy as np
 
 from ..methods.base import Map2D, MapMethod
 from .geometry import ImageGeometry, align_to_image
-from .image import heatmap_overlay, paste_changed, put_label, tile
+from .image import blend_rgba, heatmap_overlay, put_label, tile
 
 
 def render_reduced(maps: Sequence[Map2D],
@@ -14,7 +14,7 @@ def render_reduced(maps: Sequence[Map2D],
                    alpha: float = 0.5,
                    colormap: str = 'jet',
                    arrangement: Optional[Sequence[int]] = None,
-                   pred_image: Optional[np.ndarray] = None,
+                   pred_layer: Optional[np.ndarray] = None,
                    label_cells: bool = True) -> np.ndarray:
     """Render already-reduced maps on ``image_rgb``.
 
@@ -26,7 +26,7 @@ def render_reduced(maps: Sequence[Map2D],
         alpha: Weight of the heat map in the blend.
         colormap: OpenCV colormap name.
         arrangement: ``(rows, cols)`` grid for several maps (defaults to one row).
-        pred_image: ``image_rgb`` with predictions drawn; its drawn pixels are laid on each cell.
+        pred_layer: RGBA layer (e.g. predictions) composited over each cell.
         label_cells: Write each map's label (e.g. ``channel: 17``) when there are several.
     """
     h, w = image_rgb.shape[:2]
@@ -34,8 +34,8 @@ def render_reduced(maps: Sequence[Map2D],
     for m in maps:
         aligned = align_to_image(m.data, geometry, out_shape=(h, w))
         cell = heatmap_overlay(aligned, image_rgb, alpha, colormap)
-        if pred_image is not None:
-            cell = paste_changed(cell, pred_image, image_rgb)
+        if pred_layer is not None:
+            cell = blend_rgba(cell, pred_layer)
         if label_cells and len(maps) > 1 and m.label:
             put_label(cell, m.label)
         cells.append(cell)
@@ -52,7 +52,7 @@ def render_featmap(featmap,
                    alpha: float = 0.5,
                    colormap: str = 'jet',
                    arrangement: Optional[Sequence[int]] = None,
-                   pred_image: Optional[np.ndarray] = None) -> np.ndarray:
+                   pred_layer: Optional[np.ndarray] = None) -> np.ndarray:
     """Reduce a ``(C, H, W)`` feature map with ``method`` and render it on ``image_rgb``."""
     return render_reduced(method.compute(featmap), image_rgb, geometry, alpha, colormap,
-                          arrangement, pred_image)
+                          arrangement, pred_layer)

@@ -129,12 +129,23 @@ def add_title(image: np.ndarray, title: str, height: int = 0) -> np.ndarray:
     return np.concatenate([strip, image], axis=0)
 
 
-def paste_changed(base: np.ndarray, drawn: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Copy onto ``base`` the pixels where ``drawn`` differs from ``reference``.
-
-    Used to draw predictions once (on the plain image) and lay them on every panel.
-    """
-    mask = np.any(drawn != reference, axis=2)
-    out = base.copy()
-    out[mask] = drawn[mask]
+def blend_rgba(base_rgb: np.ndarray, layer_rgba: np.ndarray) -> np.ndarray:
+    """Composite a straight-alpha RGBA layer over an RGB image ("over" operator)."""
+    alpha = layer_rgba[..., 3:4].astype(np.float32) / 255.0
+    mask = layer_rgba[..., 3] > 0
+    out = base_rgb.copy()
+    if mask.any():
+        a = alpha[mask]
+        out[mask] = np.clip(layer_rgba[..., :3][mask] * a + base_rgb[mask] * (1 - a) + 0.5, 0,
+                            255).astype(np.uint8)
     return out
+
+
+def composite_rgba(bottom: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """``top`` over ``bottom``, both straight-alpha RGBA uint8."""
+    at = top[..., 3:4].astype(np.float32) / 255.0
+    ab = bottom[..., 3:4].astype(np.float32) / 255.0
+    a = at + ab * (1 - at)
+    rgb = (top[..., :3] * at + bottom[..., :3] * ab * (1 - at)) / np.maximum(a, 1e-6)
+    return np.concatenate([np.clip(rgb + 0.5, 0, 255), np.clip(a * 255 + 0.5, 0, 255)],
+                          axis=2).astype(np.uint8)

@@ -1,0 +1,31 @@
+"""Timing helpers shared by the benchmark scripts (medians over repetitions after warm-up)."""
+import os.path as osp
+import statistics
+import sys
+import time
+import warnings
+from typing import Callable, Dict, List
+
+warnings.filterwarnings('ignore')
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+SHARED = osp.abspath(osp.join(ROOT, '..', 'shared', 'fixtures'))
+
+
+def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times: List[float] = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(name: str, rows: Dict[str, float], ratio: float, goal: str, ok: bool) -> dict:
+    """Print one benchmark's result and return it as a row for results.md."""
+    timings = ', '.join(f'{k} {v * 1000:.1f} ms' for k, v in rows.items())
+    print(f'{name}: {timings}; ratio {ratio:.3f} (goal: {goal}) -> {"OK" if ok else "MISSED"}')
+    return dict(name=name, timings=timings, ratio=ratio, goal=goal, ok=ok)

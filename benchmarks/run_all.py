@@ -1,0 +1,46 @@
+"""Run every benchmark, print medians and ratios as a table, write benchmarks/results.md.
+
+    python benchmarks/run_all.py [--quick]
+"""
+import argparse
+import datetime
+import os.path as osp
+import platform
+
+import bench_featmap_e2e
+import bench_hook_overhead
+import bench_render
+from common import ROOT  # noqa: F401  (sets sys.path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--quick', action='store_true', help='fewer repetitions')
+    args = parser.parse_args()
+    rep = 2 if args.quick else None
+    rows = []
+    rows.append(bench_render.run(**({'repeat': rep} if rep else {})))
+    rows.append(bench_featmap_e2e.run(**({'repeat': rep} if rep else {})))
+    rows += bench_hook_overhead.run(**({'repeat': rep} if rep else {}))
+    import torch
+    lines = [
+        '# Benchmark results', '',
+        f'{datetime.date.today()} · {platform.processor() or platform.machine()} · '
+        f'{torch.get_num_threads()} threads · torch {torch.__version__}', '',
+        '| benchmark | medians | ratio | goal | met |', '| --- | --- | --- | --- | --- |'
+    ]
+    for r in rows:
+        met = 'n/a' if r['ok'] is None else ('yes' if r['ok'] else 'NO')
+        lines.append(f"| {r['name']} | {r['timings']} | {r['ratio']:.3f} | {r['goal']} | {met} |")
+    text = '\n'.join(lines) + '\n'
+    out = osp.join(osp.dirname(osp.abspath(__file__)), 'results.md')
+    with open(out, 'w') as f:
+        f.write(text)
+    print()
+    print(text)
+    print(f'written to {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
