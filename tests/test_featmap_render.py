@@ -35,7 +35,8 @@ def test_reductions_follow_their_definitions():
 
 
 def test_reduction_errors_are_clear():
-    with pytest.raises(UserInputError, match='must have 1 or 3'):
+    with pytest.raises(UserInputError, match='channel dimension must be 1 or 3 when topk is '
+                       'less than 1, but the channel dimension you input is 4'):
         RawChannels()(_featmap(c=4))
     with pytest.raises(UserInputError, match='unknown channel_reduction'):
         build_reduction('mean')

@@ -231,3 +231,18 @@ def test_distributed_two_cpu_ranks(shapes_data, tmp_path):
     # 6 images split over 2 ranks, 3 neck levels each, nothing overwritten
     assert len(files) == 6 * 3
     assert sum('_rank0_' in f for f in files) == 9 and sum('_rank1_' in f for f in files) == 9
+
+
+def test_runner_val_draws_too(shapes_data, tmp_path):
+    root, ann = shapes_data
+    cfg = runner_cfg(YOLOV5N_CONFIG, root, ann, tmp_path, custom_hooks=[
+        dict(FEAT_HOOK, max_samples=2)])
+    cfg.val_dataloader = cfg.test_dataloader
+    cfg.val_evaluator = cfg.test_evaluator
+    cfg.val_cfg = dict(type='ValLoop')
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.val()
+    assert 'coco/bbox_mAP' in metrics
+    files = os.listdir(tmp_path / 'vis' / 'val')
+    assert len(files) == 2 * 3
+    assert _hook_count(runner.model) == 0

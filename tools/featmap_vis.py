@@ -16,11 +16,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmattnvis.utils.cli import cli_main  # noqa: E402
+from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Visualize feature maps of a detector')
+    parser = OneLineArgumentParser(description='Visualize feature maps of a detector')
     parser.add_argument('img', help='image file or directory')
     parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
     parser.add_argument('checkpoint', help='checkpoint file ("none": random weights)')

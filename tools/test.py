@@ -17,11 +17,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmattnvis.utils.cli import cli_main  # noqa: E402
+from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and visualise) a detector')
+    parser = OneLineArgumentParser(description='Test (and visualise) a detector')
     parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
     parser.add_argument('checkpoint', help='checkpoint file ("none": weights as built)')
     parser.add_argument('--work-dir', help='where logs and visualisations go')

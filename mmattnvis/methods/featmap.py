@@ -89,9 +89,11 @@ class RawChannels(MapMethod):
     def compute(self, featmap) -> List[Map2D]:
         fm = _as_chw(featmap)
         if fm.shape[0] not in (1, 3):
+            # MMEngine's wording (Visualizer.draw_featmap), as one line
             raise UserInputError(
-                f'the feature map has {fm.shape[0]} channels; with channel_reduction=None and '
-                'topk <= 0 it must have 1 or 3; set channel_reduction or topk > 0')
+                'The input tensor channel dimension must be 1 or 3 when topk is less than 1, '
+                f'but the channel dimension you input is {fm.shape[0]}, you can use the '
+                'channel_reduction parameter or set topk greater than 0 to solve the error')
         data = fm[0].numpy() if fm.shape[0] == 1 else fm.permute(1, 2, 0).numpy()
         return [Map2D(data, '', {'reduction': self.name})]
 

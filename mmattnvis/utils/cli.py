@@ -1,4 +1,5 @@
 """Shared CLI plumbing: one-line errors, atomic image writes, device choice."""
+import argparse
 import functools
 import os
 import os.path as osp
@@ -30,6 +31,13 @@ def cli_main(func: Callable[..., int]) -> Callable[..., int]:
             return 130
 
     return wrapper
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """``argparse`` that reports a bad argument as one ``error: ...`` line (exit code 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f'error: {message} (see {self.prog} --help)\n')
 
 
 def pick_device(device: str) -> str:
