@@ -7,6 +7,7 @@ import datetime
 import os.path as osp
 import platform
 
+import bench_attention
 import bench_featmap_e2e
 import bench_hook_overhead
 import bench_render
@@ -22,6 +23,7 @@ def main() -> int:
     rows.append(bench_render.run(**({'repeat': rep} if rep else {})))
     rows.append(bench_featmap_e2e.run(**({'repeat': rep} if rep else {})))
     rows += bench_hook_overhead.run(**({'repeat': rep} if rep else {}))
+    rows += bench_attention.run(**({'repeat': rep} if rep else {}))
     import torch
     lines = [
         '# Benchmark results', '',

@@ -7,4 +7,7 @@ from .version import __version__
 from .registry import HOOKS, METHODS, MODELS, VISBACKENDS, VISUALIZERS  # noqa: F401
 from .utils.setup_env import register_all_modules
 
-__all__ = ['__version__', 'register_all_modules']
+__all__ = [
+    '__version__', 'register_all_modules', 'HOOKS', 'METHODS', 'MODELS', 'VISBACKENDS',
+    'VISUALIZERS'
+]

@@ -11,11 +11,11 @@ from mmengine.utils import ProgressBar
 from ..capture import FeatureCapture, describe_module_outputs
 from ..methods.featmap import build_reduction
 from ..render.image import colormap_code
-from ..utils.cli import pick_device, write_image_atomic
+from ..utils.cli import write_image_atomic
 from ..utils.errors import UserInputError
 from .inference import (batched, bgr_to_rgb, build_test_pipeline, collect_images, geometries,
                         load_image, prepare_batch, run_test_step)
-from .model import init_model, load_config
+from .model import init_model_from_args
 
 
 @dataclass
@@ -83,12 +83,7 @@ class FeatMapRun:
             cfg_options=args.cfg_options or {})
         options.validate()
         run_images = collect_images(args.img)
-        load_config(args.config, options.cfg_options)  # fail early on a bad config path
-        checkpoint = None if str(args.checkpoint).lower() == 'none' else args.checkpoint
-        if checkpoint is not None and not osp.isfile(checkpoint):
-            raise UserInputError(f'checkpoint not found: {checkpoint}')
-        model = init_model(args.config, checkpoint, device=pick_device(args.device),
-                           cfg_options=options.cfg_options, unsafe_load=args.unsafe_load)
+        model = init_model_from_args(args)
         run = cls(model, options, out_dir=args.out_dir, show=args.show)
         run.images = run_images
         run.image_root = args.img if osp.isdir(args.img) else osp.dirname(args.img)

@@ -4,7 +4,7 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Union
 
 import torch.nn as nn
-from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported for CLIs)
+from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
@@ -134,6 +134,16 @@ def _quiet_init_weights(model: nn.Module, logger) -> None:
 
 
 def _dataset_meta(cfg: Config, meta: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
+    out = _dataset_meta_raw(cfg, meta, model)
+    if out.get('palette') is not None and not isinstance(out['palette'], str):
+        # DetLocalVisualizer wants tuples; weights-only checkpoints store lists
+        out['palette'] = [tuple(int(c) for c in p) for p in out['palette']]
+    if out.get('classes') is not None:
+        out['classes'] = tuple(out['classes'])
+    return out
+
+
+def _dataset_meta_raw(cfg: Config, meta: Dict[str, Any], model: nn.Module) -> Dict[str, Any]:
     if isinstance(meta.get('dataset_meta'), dict) and meta['dataset_meta'].get('classes'):
         return {k.lower(): v for k, v in meta['dataset_meta'].items()}
     if meta.get('classes'):
@@ -180,3 +190,22 @@ def _first_line(err: BaseException) -> str:
 def available_layers(model: nn.Module) -> List[str]:
     """Module names a user can pass as target layers."""
     return [n for n, _ in model.named_modules() if n]
+
+
+def checkpoint_arg(value: Optional[str]) -> Optional[str]:
+    """A CLI ``CHECKPOINT``: ``none`` means random weights; a missing file is an error."""
+    if value is None or str(value).lower() == 'none':
+        return None
+    if not osp.isfile(value):
+        raise UserInputError(f'checkpoint not found: {value}')
+    return value
+
+
+def init_model_from_args(args) -> nn.Module:
+    """Build the model of a CLI's ``config``/``checkpoint``/``--device``/``--cfg-options``/
+    ``--unsafe-load`` arguments, checking the config and checkpoint paths first."""
+    from ..utils.cli import pick_device
+    load_config(args.config, args.cfg_options)  # fail early on a bad config path
+    checkpoint = checkpoint_arg(args.checkpoint)
+    return init_model(args.config, checkpoint, device=pick_device(args.device),
+                      cfg_options=args.cfg_options, unsafe_load=args.unsafe_load)

@@ -122,6 +122,9 @@ def add_title(image: np.ndarray, title: str, height: int = 0) -> np.ndarray:
     w = image.shape[1]
     scale = max(0.4, min(0.9, w / 900.0))
     (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > w - 8:  # shrink to fit the width
+        scale *= (w - 8) / tw
+        (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     height = height or th + base + 10
     strip = np.full((height, w, 3), 255, dtype=np.uint8)
     cv2.putText(strip, title, (4, th + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,

@@ -1,0 +1,221 @@
+"""Attention maps of DETR-family detectors, per detected query, layer and head."""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..capture.attention import AttentionRecord
+from ..registry import METHODS
+from ..render.geometry import ImageGeometry
+from ..utils.errors import UserInputError
+from .base import Map2D, MapMethod
+
+HEAD_FUSIONS = ('mean', 'max', 'min')
+
+
+@dataclass
+class QueryDetection:
+    """One prediction and the decoder query that made it.
+
+    Attributes:
+        image: Index of the image in the batch.
+        rank: Index of the prediction in ``pred_instances``.
+        query: Decoder query index.
+        label: Class index.
+        score: Score as in ``pred_instances``.
+        bbox: ``(x1, y1, x2, y2)`` in original-image pixels.
+    """
+    image: int
+    rank: int
+    query: int
+    label: int
+    score: float
+    bbox: np.ndarray
+
+
+def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
+                           score_thr: float = 0.3) -> List[List[QueryDetection]]:
+    """Map each prediction with score > ``score_thr`` to its decoder query.
+
+    Repeats the selection of MMDet's ``DETRHead.predict_by_feat_single`` (softmax: best class per
+    query then top-k queries; sigmoid: top-k over queries x classes) on the captured last-layer
+    logits, so the i-th selection is the i-th entry of ``pred_instances``; the labels and scores
+    are checked against them.
+    """
+    if record.head_outputs is None:
+        raise RuntimeError('the bbox head was not called; nothing to match detections with')
+    cls_scores = record.head_outputs[0].detach()
+    head = model.bbox_head
+    max_per_img = int(head.test_cfg.get('max_per_img', len(cls_scores[0]))) \
+        if getattr(head, 'test_cfg', None) else cls_scores.shape[1]
+    sigmoid = bool(getattr(head.loss_cls, 'use_sigmoid', False))
+    out: List[List[QueryDetection]] = []
+    for b, sample in enumerate(samples):
+        logits = cls_scores[b]
+        num_classes = logits.shape[-1]
+        if sigmoid:
+            scores, idx = logits.sigmoid().reshape(-1).topk(min(max_per_img, logits.numel()))
+            labels = idx % num_classes
+            queries = torch.div(idx, num_classes, rounding_mode='floor')
+        else:
+            best, labels_all = F.softmax(logits, dim=-1)[..., :-1].max(-1)
+            scores, queries = best.topk(min(max_per_img, len(best)))
+            labels = labels_all[queries]
+        pred = sample.pred_instances
+        n = min(len(pred), len(scores))
+        if not (torch.equal(pred.labels[:n].cpu(), labels[:n].cpu()) and torch.allclose(
+                pred.scores[:n].cpu(), scores[:n].cpu(), atol=1e-6)):
+            raise RuntimeError('captured head outputs do not reproduce the predictions')
+        dets = []
+        for r in range(n):
+            if float(pred.scores[r]) > score_thr:
+                dets.append(QueryDetection(b, r, int(queries[r]), int(pred.labels[r]),
+                                           float(pred.scores[r]),
+                                           pred.bboxes[r].detach().cpu().numpy().copy()))
+        out.append(dets)
+    return out
+
+
+def fuse_heads(maps: torch.Tensor, fusion: Optional[str]) -> torch.Tensor:
+    """``(heads, ...)`` -> ``(1, ...)`` by ``mean``/``max``/``min``; ``None`` keeps every head."""
+    if fusion is None or fusion == 'none':
+        return maps
+    if fusion not in HEAD_FUSIONS:
+        raise UserInputError(f'unknown head fusion {fusion!r}; choose mean, max, min or none')
+    if fusion == 'mean':
+        return maps.mean(0, keepdim=True)
+    if fusion == 'max':
+        return maps.max(0, keepdim=True).values
+    return maps.min(0, keepdim=True).values
+
+
+def _select_heads(maps: torch.Tensor, heads: Optional[Sequence[int]]) -> Tuple[torch.Tensor,
+                                                                               List[int]]:
+    n = maps.shape[0]
+    if heads is None:
+        return maps, list(range(n))
+    for h in heads:
+        if not -n <= h < n:
+            raise UserInputError(f'head {h} does not exist; this attention has heads 0..{n - 1}')
+    idx = [h % n for h in heads]
+    return maps[idx], idx
+
+
+def _grid_maps(vectors: torch.Tensor, key_shape: Tuple[int, int], labels: List[str],
+               meta: dict) -> List[Map2D]:
+    h, w = key_shape
+    vectors = vectors.detach().float().cpu()
+    return [Map2D(v.reshape(h, w).numpy(), lab, dict(meta)) for v, lab in zip(vectors, labels)]
+
+
+@METHODS.register_module()
+class DecoderCrossAttention(MapMethod):
+    """Cross-attention of one detected query over the image tokens, per head or fused.
+
+    ``compute((record, detection, layer))`` -> maps on the feature grid (align them with
+    :class:`ImageGeometry` like feature maps).
+    """
+    name = 'decoder'
+
+    def __init__(self, heads: Optional[Sequence[int]] = None, fusion: Optional[str] = 'mean'):
+        self.heads = heads
+        self.fusion = fusion
+
+    def compute(self, source) -> List[Map2D]:
+        record, det, layer = source
+        key = ('decoder_cross', layer)
+        if key not in record.dense:
+            raise UserInputError(f'no dense cross-attention recorded for decoder layer {layer}')
+        attn = record.dense[key][det.image, :, det.query]  # (heads, HW)
+        attn, idx = _select_heads(attn, self.heads)
+        fused = fuse_heads(attn, self.fusion)
+        labels = ([f'L{layer} {self.fusion}'] if fused.shape[0] == 1 and self.fusion not in
+                  (None, 'none') else [f'L{layer} h{h}' for h in idx])
+        return _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'query': det.query})
+
+
+def point_to_token(xy: Sequence[float], geometry: ImageGeometry,
+                   grid: Tuple[int, int]) -> Tuple[int, int]:
+    """Feature-grid cell (row, col) under an original-image point."""
+    x_in, y_in = geometry.image_to_input(xy)
+    in_h, in_w = geometry.input_shape
+    h, w = grid
+    col = int(np.clip(np.floor(x_in * w / in_w), 0, w - 1))
+    row = int(np.clip(np.floor(y_in * h / in_h), 0, h - 1))
+    return row, col
+
+
+@METHODS.register_module()
+class EncoderSelfAttention(MapMethod):
+    """Encoder self-attention of the token under a reference point (original-image pixels).
+
+    ``compute((record, image_index, (x, y), geometry, layer))``.
+    """
+    name = 'encoder'
+
+    def __init__(self, heads: Optional[Sequence[int]] = None, fusion: Optional[str] = 'mean'):
+        self.heads = heads
+        self.fusion = fusion
+
+    def compute(self, source) -> List[Map2D]:
+        record, b, xy, geometry, layer = source
+        key = ('encoder', layer)
+        if key not in record.dense:
+            raise UserInputError(f'no dense self-attention recorded for encoder layer {layer}')
+        row, col = point_to_token(xy, geometry, record.key_shape)
+        attn = record.dense[key][b, :, row * record.key_shape[1] + col]
+        attn, idx = _select_heads(attn, self.heads)
+        fused = fuse_heads(attn, self.fusion)
+        labels = ([f'L{layer} {self.fusion}'] if fused.shape[0] == 1 and self.fusion not in
+                  (None, 'none') else [f'L{layer} h{h}' for h in idx])
+        return _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'token': (row, col)})
+
+
+@METHODS.register_module()
+class DeformableSamplingPoints(MapMethod):
+    """Sampling locations and weights of a deformable-attention query.
+
+    ``compute((record, part, layer, image_index, query_index, geometry))`` -> one :class:`Map2D`
+    per head (or one for all heads) whose ``meta['points']`` is an ``(N, 5)`` array of
+    ``x, y`` (original-image pixels), ``weight``, ``level``, ``head``; ``data`` is the weights
+    splatted on the finest level's grid.
+    """
+    name = 'deformable'
+
+    def __init__(self, heads: Optional[Sequence[int]] = None, per_head: bool = False):
+        self.heads = heads
+        self.per_head = per_head
+
+    def compute(self, source) -> List[Map2D]:
+        record, part, layer, b, q, geometry = source
+        rec = record.deformable.get((part, layer))
+        if rec is None:
+            raise UserInputError(f'no deformable attention recorded for {part} layer {layer}')
+        loc = rec.locations[b, q].detach().float().cpu()  # (heads, levels, points, 2)
+        wts = rec.weights[b, q].detach().float().cpu()  # (heads, levels, points)
+        n_heads, n_levels, n_points = wts.shape
+        heads = list(range(n_heads)) if self.heads is None else [h % n_heads for h in self.heads]
+        in_h, in_w = geometry.input_shape
+        ori_h, ori_w = geometry.ori_shape
+        x0, y0, x1, y1 = geometry.content_box
+        hh, ll, pp = torch.meshgrid(torch.arange(n_heads), torch.arange(n_levels),
+                                    torch.arange(n_points), indexing='ij')
+        x_in = loc[..., 0] * in_w
+        y_in = loc[..., 1] * in_h
+        x = (x_in - x0) * ori_w / (x1 - x0)
+        y = (y_in - y0) * ori_h / (y1 - y0)
+        table = torch.stack([x, y, wts, ll.float(), hh.float()], -1).reshape(-1, 5).numpy()
+        gh, gw = (int(v) for v in rec.spatial_shapes[0])
+        groups = [[h] for h in heads] if self.per_head else [heads]
+        maps = []
+        for group in groups:
+            pts = table[np.isin(table[:, 4], group)]
+            grid = np.zeros((gh, gw), np.float32)
+            cols = np.clip((loc[group][..., 0].reshape(-1) * gw).long().numpy(), 0, gw - 1)
+            rows = np.clip((loc[group][..., 1].reshape(-1) * gh).long().numpy(), 0, gh - 1)
+            np.add.at(grid, (rows, cols), wts[group].reshape(-1).numpy())
+            label = f'L{layer} h{group[0]}' if len(group) == 1 else f'L{layer} all heads'
+            maps.append(Map2D(grid, label, {'points': pts, 'layer': layer, 'query': q}))
+        return maps

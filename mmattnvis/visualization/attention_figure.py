@@ -1,0 +1,95 @@
+"""Figures for attention maps: a column per detected query, rows per layer / head / method."""
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from ..methods.attention import QueryDetection
+from ..methods.base import Map2D
+from ..render.geometry import ImageGeometry, align_to_image
+from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
+from ..render.points import draw_points
+
+
+def detection_sample(det: QueryDetection):
+    """A ``DetDataSample`` holding one detection (for DetLocalVisualizer)."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    sample = DetDataSample()
+    sample.pred_instances = InstanceData(
+        bboxes=torch.as_tensor(det.bbox, dtype=torch.float32)[None],
+        scores=torch.tensor([det.score]), labels=torch.tensor([det.label]))
+    return sample
+
+
+class AttentionFigure:
+    """Builds the per-image figure.
+
+    Args:
+        visualizer: A :class:`FeatMapVisualizer` (draws the boxes with DetLocalVisualizer).
+        alpha: Heat-map weight.
+        colormap: OpenCV colormap name.
+        cell_width: Width of each cell in pixels (height keeps the image's aspect).
+    """
+
+    def __init__(self, visualizer, alpha: float = 0.5, colormap: str = 'jet',
+                 cell_width: int = 320) -> None:
+        self.visualizer = visualizer
+        self.alpha = alpha
+        self.colormap = colormap
+        self.cell_width = cell_width
+
+    def _box_layer(self, det: QueryDetection, shape) -> Optional[np.ndarray]:
+        return self.visualizer.draw_instances_layer(shape, detection_sample(det), score_thr=-1)
+
+    def _cell(self, image_rgb: np.ndarray, m: Map2D, geometry: Optional[ImageGeometry],
+              box_layer: Optional[np.ndarray]) -> np.ndarray:
+        if 'points' in m.meta:
+            ref = m.meta.get('reference')
+            cell = draw_points(image_rgb, m.meta['points'], ref)
+        else:
+            aligned = align_to_image(m.data, geometry, out_shape=image_rgb.shape[:2])
+            cell = heatmap_overlay(aligned, image_rgb, self.alpha, self.colormap)
+        if box_layer is not None:
+            cell = blend_rgba(cell, box_layer)
+        return cell
+
+    def _resize(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        if w == self.cell_width:
+            return img
+        return cv2.resize(img, (self.cell_width, max(1, round(h * self.cell_width / w))),
+                          interpolation=cv2.INTER_AREA)
+
+    def column(self, image_rgb: np.ndarray, det: Optional[QueryDetection],
+               rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
+               header: Optional[str] = None) -> List[np.ndarray]:
+        """Cells of one column: the detection on the image, then one cell per map."""
+        box_layer = self._box_layer(det, image_rgb.shape[:2]) if det is not None else None
+        head = image_rgb if box_layer is None else blend_rgba(image_rgb, box_layer)
+        cells = [put_label(self._resize(head), header or (
+            f'query {det.query}' if det is not None else ''))]
+        for m in rows:
+            cells.append(put_label(self._resize(self._cell(image_rgb, m, geometry, box_layer)),
+                                   m.label))
+        return cells
+
+    def figure(self, columns: Sequence[List[np.ndarray]], title: str = '') -> np.ndarray:
+        """Arrange columns side by side (shorter columns padded with white)."""
+        rows = max(len(c) for c in columns)
+        h = max(cell.shape[0] for c in columns for cell in c)
+        grid = []
+        for r in range(rows):
+            for c in columns:
+                cell = c[r] if r < len(c) else np.full((h, self.cell_width, 3), 255, np.uint8)
+                if cell.shape[0] != h:
+                    pad = np.full((h, cell.shape[1], 3), 255, np.uint8)
+                    pad[:cell.shape[0]] = cell
+                    cell = pad
+                grid.append(cell)
+        return add_title(tile(grid, rows, len(columns), pad=3), title)
+
+    def note(self, image_rgb: np.ndarray, text: str) -> np.ndarray:
+        """The image with a message (e.g. no detections above the threshold)."""
+        return add_title(put_label(self._resize(image_rgb.copy()), text), '')
