@@ -1,9 +1,7 @@
-"""The README's demo: feature maps on the project's demo image.
+"""The README's demo: feature maps of the project's own trained YOLOv5-n.
 
-Renders the neck (FPN) maps of a RetinaNet-R18 built from MMDetection's config on
-``demo/shapes_demo.png`` into ``outputs/demo/``. Until the project's own trained models are shipped
-the weights are random (nothing is downloaded), so the maps show the architecture's receptive
-fields rather than learned objects.
+Renders the neck (three FPN levels) of the shipped YOLOv5-n trained on synthetic shapes
+(``models/shapes/yolov5_n_shapes``) on the demo images in ``demo/`` into ``outputs/demo/``.
 """
 import os.path as osp
 import sys
@@ -16,20 +14,19 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 def main() -> int:
     import featmap_vis
-    out_dir = osp.join(ROOT, 'outputs', 'demo')
+    out_dir = osp.join(ROOT, 'outputs', 'demo', 'featmaps')
     t0 = time.time()
     rc = featmap_vis.main([
-        osp.join(ROOT, 'demo', 'shapes_demo.png'),
-        'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
-        'none',
-        '--target-layers', 'backbone', 'neck',
+        osp.join(ROOT, 'demo', 'images'),
+        osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py'),
+        osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth'),
+        '--target-layers', 'neck',
         '--channel-reduction', 'squeeze_mean',
         '--device', 'cpu',
         '--out-dir', out_dir,
-        '--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(640,640)',
     ])
     if rc == 0:
-        print(f'demo done in {time.time() - t0:.1f} s: {out_dir}/shapes_demo.png')
+        print(f'demo done in {time.time() - t0:.1f} s: feature maps in {out_dir}/')
     return rc
 
 

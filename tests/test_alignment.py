@@ -5,8 +5,6 @@ pooled to a stride-8 grid: a known function of position. A bright square in a no
 must light up the same place in the aligned map.
 """
 import numpy as np
-import pytest
-import torch
 import torch.nn.functional as F
 
 from conftest import square_image

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import (RETINANET_CONFIG, ROOT, SHARED_IMAGES, YOLOV5N_CONFIG, YOLOV5N_WEIGHTS,

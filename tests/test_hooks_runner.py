@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS as ROOT_HOOKS
 from mmengine.runner import Runner
 
 from conftest import RETINANET_CONFIG, ROOT, YOLOV5N_CONFIG
@@ -80,7 +79,6 @@ def test_hook_keeps_predictions_and_metrics(config, shapes_data, tmp_path):
     assert len(files) == 6 * levels
     assert any(f.endswith('_neck.0.png') for f in files)
     import cv2
-    from mmattnvis.datasets import SHAPES_CLASSES  # noqa: F401
     first = cv2.imread(str(out / files[0]))
     assert first is not None and first.std() > 5
     # the same images reached the runner visualizer's LocalVisBackend

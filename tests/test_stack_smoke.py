@@ -2,10 +2,9 @@
 import os.path as osp
 
 import numpy as np
-import pytest
 import torch
 
-from conftest import DETR_CONFIG, YOLOV5N_CONFIG, needs_shared
+from conftest import DETR_CONFIG, needs_shared
 
 
 def _infer(model, images):

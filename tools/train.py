@@ -1,0 +1,50 @@
+"""The familiar OpenMMLab training entry over MMEngine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
+"""
+import os
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+
+
+@cli_main
+def main(argv=None) -> int:
+    parser = OneLineArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
+    parser.add_argument('--work-dir', help='where checkpoints and logs go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = '0'
+    from mmengine.runner import Runner
+
+    from mmattnvis.apis.model import load_config, strip_pretrained
+    from mmattnvis.utils.dist import prepare_cpu_distributed
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        name = osp.splitext(osp.basename(str(args.config).split('::')[-1]))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+    cfg.model = strip_pretrained(cfg.model)  # never download backbone weights
+    cfg.resume = args.resume
+    prepare_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
