@@ -26,7 +26,5 @@ def small_detr(name: str, scale: int = 192, layers: int = 2, queries: int = 30):
     }
     if name == 'dino':
         opts['model.dn_cfg.group_cfg.num_dn_queries'] = 10
-    if name == 'dab_detr':
-        pass
     model = init_model(DETR_FAMILY[name], None, cfg_options=opts)
     return model
