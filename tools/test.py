@@ -44,31 +44,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.runner import Runner
 
-    from mmattnvis.apis.model import load_config, strip_pretrained
+    from mmattnvis.apis.model import checkpoint_arg, runner_config
     from mmattnvis.utils.checkpoint import load_checkpoint_safely
     from mmattnvis.utils.errors import UserInputError
 
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        name = osp.splitext(osp.basename(str(args.config).split('::')[-1]))[0]
-        cfg.work_dir = osp.join('./work_dirs', name)
-    checkpoint = None if str(args.checkpoint).lower() == 'none' else args.checkpoint
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise UserInputError(f'checkpoint not found: {checkpoint}')
+    checkpoint = checkpoint_arg(args.checkpoint)
+    cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = None  # loaded below through the safe loader
-    cfg.model = strip_pretrained(cfg.model)
     if args.out_dir is not None:
         for hook in cfg.get('custom_hooks', []) or []:
             if str(hook.get('type', '')).startswith('mmattnvis.'):
                 hook['out_dir'] = osp.abspath(args.out_dir)
     if 'test_dataloader' not in cfg or cfg.test_dataloader is None:
         raise UserInputError(f'config {args.config} has no test_dataloader')
-
-    from mmattnvis.utils.dist import prepare_cpu_distributed
-    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model

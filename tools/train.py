@@ -29,18 +29,9 @@ def main(argv=None) -> int:
         os.environ['LOCAL_RANK'] = '0'
     from mmengine.runner import Runner
 
-    from mmattnvis.apis.model import load_config, strip_pretrained
-    from mmattnvis.utils.dist import prepare_cpu_distributed
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        name = osp.splitext(osp.basename(str(args.config).split('::')[-1]))[0]
-        cfg.work_dir = osp.join('./work_dirs', name)
-    cfg.model = strip_pretrained(cfg.model)  # never download backbone weights
+    from mmattnvis.apis.model import runner_config
+    cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.resume = args.resume
-    prepare_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return 0

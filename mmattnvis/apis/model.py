@@ -209,3 +209,21 @@ def init_model_from_args(args) -> nn.Module:
     checkpoint = checkpoint_arg(args.checkpoint)
     return init_model(args.config, checkpoint, device=pick_device(args.device),
                       cfg_options=args.cfg_options, unsafe_load=args.unsafe_load)
+
+
+def runner_config(config: str, cfg_options: Optional[Dict[str, Any]], launcher: str,
+                  work_dir: Optional[str]) -> Config:
+    """The config of ``tools/train.py`` / ``tools/test.py``: overrides merged, launcher and
+    ``work_dir`` set (default ``./work_dirs/<config name>``), ``Pretrained`` inits removed (no
+    download), and the gloo/CPU DDP setup applied for ``launcher='pytorch'`` without CUDA."""
+    from ..utils.dist import prepare_cpu_distributed
+    cfg = load_config(config, cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        name = osp.splitext(osp.basename(str(config).split('::')[-1]))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+    cfg.model = strip_pretrained(cfg.model)
+    prepare_cpu_distributed(cfg)
+    return cfg
