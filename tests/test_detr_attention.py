@@ -90,6 +90,14 @@ def _mha_inputs(module):
     return store, module.register_forward_pre_hook(pre, with_kwargs=True)
 
 
+def _layer_io(layer):
+    """Keyword inputs and outputs of every call of ``layer``, and a remover of the hooks."""
+    store, h1 = _mha_inputs(layer)
+    outs = []
+    h2 = layer.register_forward_hook(lambda m, a, k, o: outs.append(o), with_kwargs=True)
+    return store, outs, lambda: (h1.remove(), h2.remove())
+
+
 def test_detr_weights_equal_independent_softmax():
     model = model_of('detr')
     data = batch_of(model)
@@ -123,15 +131,12 @@ def test_conditional_weights_reproduce_module_output():
     model = model_of('conditional_detr')
     data = batch_of(model)
     layer = model.decoder.layers[-1].cross_attn
-    store, handle = _mha_inputs(layer)
-    outs = []
-    h2 = layer.register_forward_hook(lambda m, a, o: outs.append(o))
+    store, outs, unhook = _layer_io(layer)
     try:
         with AttentionCapture(model, parts=['decoder_cross'], layers=[-1]) as cap:
             run_test_step(model, data)
     finally:
-        handle.remove()
-        h2.remove()
+        unhook()
     attn = cap.record.dense[('decoder_cross', len(model.decoder.layers) - 1)]
     v = layer.v_proj(store['key'])
     b, lk, c = v.shape
@@ -148,15 +153,12 @@ def test_deformable_points_reproduce_msda_output(name):
     model = model_of(name)
     data = batch_of(model)
     layer = model.decoder.layers[-1].cross_attn
-    store, handle = _mha_inputs(layer)
-    outs = []
-    h2 = layer.register_forward_hook(lambda m, a, k, o: outs.append(o), with_kwargs=True)
+    store, outs, unhook = _layer_io(layer)
     try:
         with AttentionCapture(model, parts=['decoder_cross'], layers=[-1]) as cap:
             samples = run_test_step(model, data)
     finally:
-        handle.remove()
-        h2.remove()
+        unhook()
     rec = cap.record.deformable[('decoder_cross', len(model.decoder.layers) - 1)]
     value = layer.value_proj(store['value'])
     if store.get('key_padding_mask') is not None:
@@ -240,17 +242,14 @@ def test_one_head_off_equals_manual_computation():
     model = model_of('detr')
     data = batch_of(model)
     layer = model.decoder.layers[-1].cross_attn
-    store, handle = _mha_inputs(layer)
-    outs = []
-    h2 = layer.register_forward_hook(lambda m, a, k, o: outs.append(o), with_kwargs=True)
+    store, outs, unhook = _layer_io(layer)
     try:
         with AttentionCapture(model, parts=['decoder_cross'], layers=[-1]) as cap:
             run_test_step(model, data)
         with HeadAblation(model, {('decoder_cross', -1): [2]}):
             run_test_step(model, data)
     finally:
-        handle.remove()
-        h2.remove()
+        unhook()
     attn = cap.record.dense[('decoder_cross', len(model.decoder.layers) - 1)]
     mha = layer.attn
     e, heads = mha.embed_dim, mha.num_heads

@@ -51,6 +51,7 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
+    import numpy as np
     from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
@@ -59,7 +60,9 @@ def main(argv=None) -> int:
     from mmattnvis.apis.attention_runner import (AttentionOptions, check_mode, figure_title,
                                                  no_detection_note, parse_points,
                                                  points_in_image, run_attention)
+    from mmattnvis.render.geometry import ImageGeometry
     from mmattnvis.render.image import colormap_code
+    from mmattnvis.render.points import draw_points
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.errors import UserInputError
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
@@ -95,13 +98,10 @@ def main(argv=None) -> int:
         if not columns[0]:
             out = fig.note(rgb, no_detection_note(options.score_thr))
         else:
-            from mmattnvis.render.geometry import ImageGeometry
             geom = ImageGeometry.from_metainfo(samples[0].metainfo)
             cols = []
             for head, rows in columns[0]:
                 if options.mode == 'encoder':
-                    from mmattnvis.render.points import draw_points
-                    import numpy as np
                     marked = draw_points(rgb, np.zeros((0, 4)), head)
                     cols.append(fig.column(marked, None, rows, geom,
                                            header=f'point {head[0]:g},{head[1]:g}'))

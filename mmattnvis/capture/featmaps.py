@@ -61,7 +61,6 @@ class FeatureCapture:
         # Resolve now: an unknown name fails before any forward pass.
         self.modules: 'OrderedDict[str, nn.Module]' = OrderedDict()
         for name in targets:
-            resolve_module(model, name)
             self.modules[name] = resolve_module(model, name)
         self.canonical = {n: canonical_name(model, n) for n in self.modules}
         self._handles: List[Any] = []

@@ -6,6 +6,7 @@ import numpy as np
 from ..capture import FeatureCapture
 from ..methods.featmap import build_reduction
 from ..registry import HOOKS
+from ..render.featmap import render_featmap
 from ..render.geometry import ImageGeometry
 from ..render.image import colormap_code
 from ..utils.errors import UserInputError
@@ -71,6 +72,7 @@ class FeatMapVisHook(CaptureVisHook):
                 check()
             except UserInputError as err:
                 self._fail(field, str(err))
+        self._method = build_reduction(self.channel_reduction, self.topk, self.arrangement)
         try:
             colormap_code(self.colormap)
         except ValueError as err:
@@ -96,14 +98,12 @@ class FeatMapVisHook(CaptureVisHook):
         geometry = ImageGeometry.from_metainfo(sample.metainfo) if self.align else None
         pred_layer = vis.draw_instances_layer(image_rgb.shape[:2], sample, self.score_thr,
                                               self.draw_pred, self.draw_gt)
-        method = build_reduction(self.channel_reduction, self.topk, self.arrangement)
-        from ..render.featmap import render_featmap
         tag = self._sample_tag(runner, sample)
         out = []
         for name, fm in self._capture.featmaps().items():
             if index >= fm.shape[0]:
                 continue
-            img = render_featmap(fm[index], image_rgb, method, geometry, self.alpha,
+            img = render_featmap(fm[index], image_rgb, self._method, geometry, self.alpha,
                                  self.colormap, self.arrangement, pred_layer)
             out.append((f'{tag}_{name}', img))
         return out
