@@ -24,7 +24,10 @@ VISBACKENDS = Registry(
     scope='mmattnvis',
     locations=['mmattnvis.visualization'])
 MODELS = Registry(
-    'model', parent=MMENGINE_MODELS, scope='mmattnvis', locations=['mmattnvis.methods'])
+    'model',
+    parent=MMENGINE_MODELS,
+    scope='mmattnvis',
+    locations=['mmattnvis.methods', 'mmattnvis.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,

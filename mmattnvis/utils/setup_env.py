@@ -12,6 +12,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """
     import mmattnvis.hooks  # noqa: F401
     import mmattnvis.methods  # noqa: F401
+    import mmattnvis.models  # noqa: F401
     import mmattnvis.visualization  # noqa: F401
 
     if init_default_scope and DefaultScope.get_current_instance() is None:
