@@ -1,0 +1,220 @@
+"""Faithfulness of saliency methods over a dataset (``tools/eval_faithfulness.py``).
+
+For every kept detection of every image, each method's map (and a random map) is scored with the
+pointing game against the predicted box and, where annotations exist, against the matching
+ground-truth box, the energy-based pointing game, and deletion / insertion AUC of the detection's
+D-RISE similarity. Results are averaged per method.
+"""
+import csv
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..methods.cam import Detection, DetectionCAM
+from ..metrics.faithfulness import (box_iou, detection_similarity, energy_pointing_game,
+                                    perturbation_auc, pointing_game, random_saliency)
+from ..utils.errors import UserInputError
+from .inference import collect_images, load_image, prepare_batch
+
+RANDOM = 'random'
+COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
+           'deletion_auc', 'insertion_auc')
+
+
+@dataclass
+class FaithfulnessOptions:
+    """What to evaluate (the ``tools/eval_faithfulness.py`` flags)."""
+    methods: Sequence[str] = ('gradcam', )
+    target_layers: Sequence[str] = ('neck', )
+    score_thr: float = 0.3
+    topk: int = 5
+    steps: int = 20
+    max_images: int = 0
+    batch_size: int = 8
+    tolerance: float = 0.0
+    seed: int = 0
+    insertion: bool = True
+
+
+def find_dataset(path: str):
+    """Images of ``path`` and, if ``path`` holds a COCO ``annotations.json``, the ground truth
+    per file name as ``{basename: (boxes (K, 4) xyxy, labels (K,))}``.
+
+    ``path`` may be a folder of images or a COCO-style folder (``annotations.json`` plus
+    ``images/``), as written by ``tools/make_shapes.py``.
+    """
+    ann = osp.join(path, 'annotations.json') if osp.isdir(path) else None
+    if ann and osp.isfile(ann):
+        img_dir = osp.join(path, 'images') if osp.isdir(osp.join(path, 'images')) else path
+        images = collect_images(img_dir)
+        return images, _coco_gt(ann)
+    return collect_images(path), None
+
+
+def _coco_gt(ann_file: str):
+    with open(ann_file) as f:
+        coco = json.load(f)
+    cat_ids = sorted(c['id'] for c in coco.get('categories', []))
+    label_of = {cid: i for i, cid in enumerate(cat_ids)}
+    by_image: Dict[int, list] = {}
+    for a in coco.get('annotations', []):
+        if a.get('iscrowd', 0):
+            continue
+        x, y, w, h = a['bbox']
+        by_image.setdefault(a['image_id'], []).append((x, y, x + w, y + h, label_of[a['category_id']]))
+    gt = {}
+    for im in coco.get('images', []):
+        rows = by_image.get(im['id'], [])
+        arr = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
+        gt[osp.basename(im['file_name'])] = (arr[:, :4], arr[:, 4].astype(np.int64))
+    return gt
+
+
+def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
+    """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
+    if gt is None:
+        return None
+    boxes, labels = gt
+    same = labels == det.label
+    if not same.any():
+        return None
+    ious = box_iou(det.bbox, boxes[same])
+    best = int(ious.argmax())
+    return boxes[same][best] if ious[best] >= iou_thr else None
+
+
+class DetectionScorer:
+    """Images -> the D-RISE similarity of one detection on each (batched test steps)."""
+
+    def __init__(self, model, pipeline, batch_size: int = 8) -> None:
+        self.model = model
+        self.pipeline = pipeline
+        self.batch_size = batch_size
+
+    def predictions(self, images: List[np.ndarray]):
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            data = prepare_batch(chunk, self.pipeline)
+            with torch.no_grad():
+                samples = self.model.test_step(data)
+            for s in samples:
+                p = s.pred_instances
+                out.append((p.bboxes.cpu().numpy(), p.scores.cpu().numpy(),
+                            p.labels.cpu().numpy()))
+        return out
+
+    def for_detection(self, det: Detection) -> Callable[[List[np.ndarray]], List[float]]:
+
+        def score(images: List[np.ndarray]) -> List[float]:
+            return [detection_similarity(det.bbox, det.label, *p)
+                    for p in self.predictions(images)]
+
+        return score
+
+
+@dataclass
+class FaithfulnessTable:
+    """Per-detection rows and the per-method means."""
+    rows: List[Dict[str, object]] = field(default_factory=list)
+
+    def summary(self) -> List[Dict[str, object]]:
+        methods: List[str] = []
+        for r in self.rows:
+            if r['method'] not in methods:
+                methods.append(r['method'])
+        out = []
+        for m in methods:
+            rs = [r for r in self.rows if r['method'] == m]
+            gt = [r['pointing_game_gt'] for r in rs if r['pointing_game_gt'] is not None]
+            ins = [r['insertion_auc'] for r in rs if r['insertion_auc'] is not None]
+            out.append(dict(
+                method=m, detections=len(rs),
+                pointing_game=float(np.mean([r['pointing_game'] for r in rs])),
+                pointing_game_gt=float(np.mean(gt)) if gt else None,
+                energy_pg=float(np.mean([r['energy_pg'] for r in rs])),
+                deletion_auc=float(np.mean([r['deletion_auc'] for r in rs])),
+                insertion_auc=float(np.mean(ins)) if ins else None))
+        return out
+
+    def markdown(self, title: str = '') -> str:
+        head = ['method', 'detections', 'pointing game', 'pointing game (GT)',
+                'energy PG', 'deletion AUC (lower better)', 'insertion AUC (higher better)']
+        lines = [f'### {title}', ''] if title else []
+        lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+
+        def fmt(v, pct=False):
+            if v is None:
+                return 'n/a'
+            return f'{100 * v:.1f} %' if pct else f'{v:.3f}'
+
+        for s in self.summary():
+            lines.append(f"| {s['method']} | {s['detections']} | {fmt(s['pointing_game'], True)} "
+                         f"| {fmt(s['pointing_game_gt'], True)} | {fmt(s['energy_pg'])} | "
+                         f"{fmt(s['deletion_auc'])} | {fmt(s['insertion_auc'])} |")
+        return '\n'.join(lines) + '\n'
+
+    def write(self, out_dir: str, title: str = '') -> List[str]:
+        os.makedirs(out_dir, exist_ok=True)
+        paths = [osp.join(out_dir, n) for n in
+                 ('faithfulness.md', 'faithfulness.csv', 'faithfulness_detections.csv')]
+        with open(paths[0], 'w') as f:
+            f.write(self.markdown(title))
+        for path, rows in ((paths[1], self.summary()), (paths[2], self.rows)):
+            with open(path, 'w', newline='') as f:
+                keys = list(rows[0].keys()) if rows else list(COLUMNS)
+                writer = csv.DictWriter(f, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(rows)
+        return paths
+
+
+def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
+             progress: Optional[Callable[[], None]] = None) -> FaithfulnessTable:
+    """Score every method (and the random baseline) on every kept detection of ``images``."""
+    if options.steps < 2:
+        raise UserInputError('--steps must be >= 2')
+    cams = [DetectionCAM(m, options.target_layers, batch_size=options.batch_size)
+            for m in options.methods]
+    rng = np.random.default_rng(options.seed)
+    scorer = DetectionScorer(model, pipeline, options.batch_size)
+    table = FaithfulnessTable()
+    for path in images:
+        img = load_image(path)
+        data = prepare_batch([img], pipeline, [path])
+        results = [cam.explain(model, data, options.score_thr, options.topk) for cam in cams]
+        dets = results[0].detections[0]
+        img_gt = gt.get(osp.basename(path)) if gt is not None else None
+        for i, det in enumerate(dets):
+            maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
+            maps.append((RANDOM, random_saliency(img.shape[:2], rng)))
+            gt_box = matching_gt(det, img_gt)
+            score_fn = scorer.for_detection(det)
+            for method, sal in maps:
+                tie = np.random.default_rng(options.seed + i)
+                deletion, _ = perturbation_auc(img, sal, score_fn, 'deletion', options.steps,
+                                               rng=tie)
+                insertion = None
+                if options.insertion:
+                    insertion, _ = perturbation_auc(img, sal, score_fn, 'insertion',
+                                                    options.steps, rng=tie)
+                table.rows.append(dict(
+                    image=osp.basename(path), detection=i, label=det.label,
+                    score=round(det.score, 4), method=method,
+                    pointing_game=float(pointing_game(sal, det.bbox, options.tolerance)),
+                    pointing_game_gt=(None if gt_box is None else
+                                      float(pointing_game(sal, gt_box, options.tolerance))),
+                    energy_pg=energy_pointing_game(sal, det.bbox),
+                    deletion_auc=deletion, insertion_auc=insertion))
+        if progress is not None:
+            progress()
+    return table
+
+
+__all__ = ['FaithfulnessOptions', 'FaithfulnessTable', 'DetectionScorer', 'evaluate',
+           'find_dataset', 'matching_gt']

@@ -1,0 +1,176 @@
+"""Numbers that say whether a saliency map shows what a detector uses.
+
+* **Pointing game** (Zhang et al., 2016): a hit when the map's maximum lies inside the box
+  (within ``tolerance`` pixels).
+* **Energy-based pointing game** (Wang et al., Score-CAM 2020): the share of the map's (non-negative)
+  mass that falls inside the box.
+* **Deletion / insertion** (Petsiuk et al., RISE 2018; D-RISE 2021 for detectors): remove (or
+  reveal) pixels in the map's order and follow the detection's similarity, IoU x class score of
+  the best-matching prediction of the same class; the area under that curve over the removed
+  fraction. Deletion: lower is better; insertion: higher is better.
+* A random-map baseline (:func:`random_saliency`) for all of them.
+
+Everything here works on numpy arrays in original-image pixels; the detector is reached only
+through a ``scorer`` callable, so the functions are testable on constructed cases.
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+
+def _box_slices(box: Sequence[float], shape: Tuple[int, int]) -> Tuple[slice, slice]:
+    h, w = shape
+    x1, y1, x2, y2 = (float(v) for v in box)
+    c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+    c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+
+
+def pointing_game(saliency: np.ndarray, box: Sequence[float], tolerance: float = 0.0) -> bool:
+    """Whether the map's maximum is inside ``box`` (``x1, y1, x2, y2``), give or take
+    ``tolerance`` pixels. With several maxima, a hit if any of them is inside."""
+    sal = np.asarray(saliency, dtype=np.float32)
+    if not np.isfinite(sal).all() or sal.max() <= sal.min():
+        return False  # a flat map points nowhere
+    rows, cols = np.nonzero(sal == sal.max())
+    x1, y1, x2, y2 = (float(v) for v in box)
+    # Pixel (r, c) covers [c, c + 1) x [r, r + 1); use its centre.
+    cx, cy = cols + 0.5, rows + 0.5
+    dx = np.maximum(0.0, np.maximum(x1 - cx, cx - x2))
+    dy = np.maximum(0.0, np.maximum(y1 - cy, cy - y2))
+    return bool((np.hypot(dx, dy) <= tolerance).any())
+
+
+def energy_pointing_game(saliency: np.ndarray, box: Sequence[float]) -> float:
+    """Share of the map's non-negative mass inside ``box`` (0 for an all-zero map)."""
+    sal = np.clip(np.asarray(saliency, dtype=np.float64), 0, None)
+    total = sal.sum()
+    if total <= 0:
+        return 0.0
+    rs, cs = _box_slices(box, sal.shape)
+    return float(sal[rs, cs].sum() / total)
+
+
+def box_iou(box: Sequence[float], boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box with each row of ``boxes`` (all ``x1, y1, x2, y2``)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(box, dtype=np.float64)
+    lt = np.maximum(b[:2], boxes[:, :2])
+    rb = np.minimum(b[2:], boxes[:, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=1)
+    area = np.clip(b[2:] - b[:2], 0, None).prod()
+    areas = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def detection_similarity(box: Sequence[float], label: int, pred_boxes: np.ndarray,
+                         pred_scores: np.ndarray, pred_labels: np.ndarray) -> float:
+    """D-RISE similarity with the class score as the class term: max over predictions of the
+    same class of IoU(box, prediction) x score (0 when there is none)."""
+    pred_labels = np.asarray(pred_labels).reshape(-1)
+    same = pred_labels == int(label)
+    if not same.any():
+        return 0.0
+    ious = box_iou(box, np.asarray(pred_boxes)[same])
+    return float((ious * np.asarray(pred_scores, dtype=np.float64).reshape(-1)[same]).max())
+
+
+def random_saliency(shape: Tuple[int, int], rng: np.random.Generator,
+                    grid: int = 16) -> np.ndarray:
+    """A random map with blobs about the size of a CAM cell: uniform noise on a ``grid``-cells
+    coarse grid (along the longer side), upsampled bilinearly to ``shape``."""
+    h, w = int(shape[0]), int(shape[1])
+    gh = max(2, round(grid * h / max(h, w)))
+    gw = max(2, round(grid * w / max(h, w)))
+    coarse = rng.random((gh, gw)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _order(saliency: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
+    """Pixel indices, most salient first; ties broken at random (not in raster order)."""
+    sal = np.asarray(saliency, dtype=np.float64).ravel()
+    if rng is None:
+        rng = np.random.default_rng(0)
+    jitter = rng.random(sal.shape[0])
+    return np.lexsort((jitter, -sal))
+
+
+def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'deletion',
+                        steps: int = 20, baseline: Optional[np.ndarray] = None,
+                        rng: Optional[np.random.Generator] = None
+                        ) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """The images of a deletion or insertion curve.
+
+    Args:
+        image: ``(H, W, C)`` image the map explains.
+        saliency: ``(H, W)`` map on the image's pixel grid.
+        mode: ``deletion`` (replace the most salient pixels with ``baseline``) or
+            ``insertion`` (start from ``baseline`` and put them back).
+        steps: Number of steps; returns ``steps + 1`` images (0 % ... 100 %).
+        baseline: Replacement image; default black for deletion and a strong blur of
+            ``image`` for insertion (RISE's choices).
+        rng: Tie-breaking between equal map values.
+
+    Returns:
+        ``(fractions, images)``.
+    """
+    if mode not in ('deletion', 'insertion'):
+        raise ValueError(f'mode must be deletion or insertion, not {mode!r}')
+    h, w = image.shape[:2]
+    if saliency.shape[:2] != (h, w):
+        raise ValueError(f'map {saliency.shape[:2]} and image {(h, w)} differ in size')
+    if baseline is None:
+        baseline = (np.zeros_like(image) if mode == 'deletion' else cv2.GaussianBlur(
+            image, (0, 0), sigmaX=max(h, w) / 20.0))
+    order = _order(saliency, rng)
+    n = h * w
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    flat_img = image.reshape(n, -1)
+    flat_base = baseline.reshape(n, -1)
+    images = []
+    for f in fractions:
+        k = int(round(f * n))
+        if mode == 'deletion':
+            out = flat_img.copy()
+            out[order[:k]] = flat_base[order[:k]]
+        else:
+            out = flat_base.copy()
+            out[order[:k]] = flat_img[order[:k]]
+        images.append(out.reshape(image.shape))
+    return fractions, images
+
+
+def auc(fractions: Sequence[float], values: Sequence[float]) -> float:
+    """Trapezoidal area under ``values`` over ``fractions`` (in [0, 1])."""
+    x = np.asarray(fractions, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
+
+
+def perturbation_auc(image: np.ndarray, saliency: np.ndarray,
+                     score_fn: Callable[[List[np.ndarray]], Sequence[float]],
+                     mode: str = 'deletion', steps: int = 20,
+                     baseline: Optional[np.ndarray] = None,
+                     rng: Optional[np.random.Generator] = None) -> Tuple[float, np.ndarray]:
+    """Deletion or insertion AUC of one detection.
+
+    Args:
+        score_fn: Images -> the detection's similarity on each (see
+            :func:`detection_similarity`); called once with all ``steps + 1`` images so it can
+            batch them.
+
+    Returns:
+        ``(auc, curve)``.
+    """
+    fractions, images = perturbation_images(image, saliency, mode, steps, baseline, rng)
+    curve = np.asarray(list(score_fn(images)), dtype=np.float64)
+    if curve.shape[0] != len(images):
+        raise ValueError(f'score_fn returned {curve.shape[0]} values for {len(images)} images')
+    return auc(fractions, curve), curve
+
+
+__all__ = [
+    'pointing_game', 'energy_pointing_game', 'box_iou', 'detection_similarity',
+    'random_saliency', 'perturbation_images', 'auc', 'perturbation_auc'
+]
