@@ -57,3 +57,19 @@ def attention_rollout(attns: Sequence[torch.Tensor],
         a = a / a.sum(dim=-1, keepdim=True)
         result = a @ result
     return result
+
+
+def rollout_from_capture(capture, batch_index: int = 0, head_fusion: str = 'mean',
+                         discard_ratio: float = 0.0, keep_first: bool = True,
+                         gradient: bool = False) -> torch.Tensor:
+    """Rollout of what a :class:`~mmattnvis.capture.tokens.TokenAttentionCapture` recorded.
+
+    Args:
+        capture: The capture after a forward pass (and, for ``gradient``, a backward pass
+            of the target with ``keep_grad=True``).
+        batch_index: Which image of the batch.
+        gradient: Gradient rollout instead of attention rollout.
+    """
+    maps = [m[batch_index].float() for m in capture.maps()]
+    grads = [g[batch_index].float() for g in capture.grads()] if gradient else None
+    return attention_rollout(maps, head_fusion, discard_ratio, keep_first, grads)
