@@ -60,6 +60,9 @@ def write_image_atomic(path: str, image_rgb: np.ndarray) -> None:
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(buf.tobytes())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
