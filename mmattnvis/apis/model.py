@@ -51,15 +51,19 @@ def load_config(config: Union[str, Config],
 
 
 def strip_pretrained(cfg_node: Any) -> Any:
-    """Remove every ``Pretrained`` ``init_cfg`` and ``pretrained=...`` from a model config.
+    """Remove every ``Pretrained`` ``init_cfg``, ``pretrained=...`` and distillation
+    ``teacher_ckpt=...`` from a model config, and turn mmcv's ``MMSyncBN`` (which needs a process
+    group to be built) into ``BN``, which computes the same in eval mode.
 
-    Building never downloads, but ``init_weights`` would; mmattnvis never fetches weights.
+    Building must never download; mmattnvis never fetches weights.
     """
     if isinstance(cfg_node, dict):
         for key in list(cfg_node.keys()):
             value = cfg_node[key]
-            if key == 'pretrained' and isinstance(value, str):
+            if key in ('pretrained', 'teacher_ckpt') and isinstance(value, str):
                 cfg_node[key] = None
+            elif key == 'type' and value == 'MMSyncBN':
+                cfg_node[key] = 'BN'
             elif key == 'init_cfg':
                 cfg_node[key] = _drop_pretrained(value)
             else:
