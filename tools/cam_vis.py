@@ -12,9 +12,8 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
+                                 add_model_args, cli_main)
 
 
 def parse_args(argv=None):
@@ -37,14 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=8,
                         help='image copies (detections) per forward/backward pass')
     parser.add_argument('--out-dir', default='./output', help='where figures are written')
-    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight')
-    parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
-    parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
-    parser.add_argument('--unsafe-load', action='store_true',
-                        help='allow full unpickling of the checkpoint (trusted files only)')
+    add_model_args(parser)
+    add_figure_args(parser)
     return parser.parse_args(argv)
 
 

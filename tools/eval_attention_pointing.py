@@ -10,9 +10,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+from mmattnvis.utils.cli import OneLineArgumentParser, add_model_args, cli_main  # noqa: E402
 
 
 @cli_main
@@ -25,9 +23,7 @@ def main(argv=None) -> int:
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--max-images', type=int, default=0, help='first N images (0: all)')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--device', default='cuda:0')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    parser.add_argument('--unsafe-load', action='store_true')
+    add_model_args(parser)
     args = parser.parse_args(argv)
     from mmengine.utils import ProgressBar
 

@@ -16,9 +16,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+from mmattnvis.utils.cli import OneLineArgumentParser, add_model_args, cli_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,11 +39,7 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='seed of the random baseline')
     parser.add_argument('--out-dir', default='./outputs/faithfulness')
     parser.add_argument('--title', default='', help='heading of the markdown table')
-    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--unsafe-load', action='store_true',
-                        help='allow full unpickling of the checkpoint (trusted files only)')
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 

@@ -40,6 +40,24 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f'error: {message} (see {self.prog} --help)\n')
 
 
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--cfg-options`` and ``--unsafe-load``, as every model-loading tool has them
+    (the positional ``config`` / ``checkpoint`` stay in each tool, where their order differs)."""
+    from mmengine.config import DictAction
+    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='allow full unpickling of the checkpoint (trusted files only)')
+
+
+def add_figure_args(parser: argparse.ArgumentParser) -> None:
+    """``--alpha``, ``--colormap`` and ``--cell-width`` of the per-detection figure tools."""
+    parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight')
+    parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
+    parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
+
+
 def pick_device(device: str) -> str:
     """``device`` if usable, else ``cpu`` when a CUDA device was asked for but is absent."""
     import torch
