@@ -135,3 +135,33 @@ def test_prediction_layer_matches_detlocalvisualizer():
     # the normal (image) drawing path still works after layer mode
     again = ours_vis._draw_instances(img, pred, meta['classes'], meta['palette'])
     assert np.abs(again.astype(int) - ref.astype(int)).max() == 0
+
+
+def test_layer_redraw_keeps_nothing_from_the_previous_drawing():
+    """Layer mode clears only the artists of the last drawing (not ``cla()``): a second layer
+    must equal the same layer drawn by a fresh visualizer, also after a normal drawing."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from mmattnvis.visualization import FeatMapVisualizer
+    meta = {'classes': ('a', 'b'), 'palette': [(255, 0, 0), (0, 0, 255)]}
+
+    def sample(box, label):
+        s = DetDataSample()
+        s.pred_instances = InstanceData(bboxes=torch.tensor([box], dtype=torch.float32),
+                                        scores=torch.tensor([0.9]), labels=torch.tensor([label]))
+        return s
+
+    a, b = sample([10, 10, 80, 60], 0), sample([100, 40, 180, 110], 1)
+    fresh = FeatMapVisualizer(name='layer_fresh')
+    fresh.dataset_meta = meta
+    ref = fresh.draw_instances_layer((120, 200), b)
+    vis = FeatMapVisualizer(name='layer_reused')
+    vis.dataset_meta = meta
+    vis.draw_instances_layer((150, 240), a)
+    assert np.array_equal(vis.draw_instances_layer((120, 200), b), ref)
+    vis._draw_instances(np.zeros((120, 200, 3), np.uint8), a.pred_instances, meta['classes'],
+                        meta['palette'])
+    again = vis.draw_instances_layer((120, 200), b)
+    assert np.array_equal(again, ref) and again[..., 3].any()

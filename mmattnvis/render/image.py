@@ -133,14 +133,19 @@ def add_title(image: np.ndarray, title: str, height: int = 0) -> np.ndarray:
 
 
 def blend_rgba(base_rgb: np.ndarray, layer_rgba: np.ndarray) -> np.ndarray:
-    """Composite a straight-alpha RGBA layer over an RGB image ("over" operator)."""
-    alpha = layer_rgba[..., 3:4].astype(np.float32) / 255.0
-    mask = layer_rgba[..., 3] > 0
+    """Composite a straight-alpha RGBA layer over an RGB image ("over" operator).
+
+    Only the layer's non-transparent pixels are touched (boxes and labels cover a small part of
+    the image), through flat indices rather than a full-size float alpha and boolean masks.
+    """
     out = base_rgb.copy()
-    if mask.any():
-        a = alpha[mask]
-        out[mask] = np.clip(layer_rgba[..., :3][mask] * a + base_rgb[mask] * (1 - a) + 0.5, 0,
-                            255).astype(np.uint8)
+    idx = np.flatnonzero(layer_rgba[..., 3])
+    if idx.size:
+        flat_out = out.reshape(-1, 3)
+        flat_layer = layer_rgba.reshape(-1, 4)[idx]
+        a = flat_layer[:, 3:4].astype(np.float32) / 255.0
+        flat_out[idx] = np.clip(flat_layer[:, :3] * a + flat_out[idx] * (1 - a) + 0.5, 0,
+                                255).astype(np.uint8)
     return out
 
 

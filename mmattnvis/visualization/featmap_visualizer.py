@@ -80,8 +80,13 @@ class FeatMapVisualizer(DetLocalVisualizer):
         self._default_font_size = max(np.sqrt(self.height * self.width) // 90, 10)
         self.fig_save.set_size_inches((self.width + 1e-2) / self.dpi,
                                       (self.height + 1e-2) / self.dpi)
-        self.ax_save.cla()
-        self.ax_save.axis(False)
+        # ``cla()`` rebuilds ticks and spines (~23 ms, most of a layer's cost); with the axis off
+        # it is enough to take away what the last drawing added.
+        ax = self.ax_save
+        for group in (ax.collections, ax.texts, ax.images, ax.patches, ax.lines):
+            for artist in list(group):
+                artist.remove()
+        ax.axis(False)
         self.fig_save.patch.set_alpha(0.0)
         self.ax_save.patch.set_alpha(0.0)
         self.ax_save.set_xlim(0, self.width)
