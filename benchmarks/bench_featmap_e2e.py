@@ -6,12 +6,12 @@ featmap tool's work per image, without file writing). Goal: rendering adds <= 25
 import os
 import os.path as osp
 
-from common import SHARED, median_time, report
+from common import SHARED, paired_median_times, report
 
 CONFIG = 'mmyolo::yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.py'
 
 
-def run(repeat: int = 3, target_layers=('backbone', )) -> dict:
+def run(repeat: int = 7, target_layers=('backbone', )) -> dict:
     weights = osp.join(SHARED, 'weights', 'yolov5n_mmyolo.pth')
     img_dir = osp.join(SHARED, 'images')
     if not osp.isfile(weights):
@@ -37,9 +37,7 @@ def run(repeat: int = 3, target_layers=('backbone', )) -> dict:
         for img, path in zip(images, paths):
             run_.render_batch([img], [path])
 
-    t_plain = median_time(plain, repeat)
-    t_ours = median_time(ours, repeat)
-    ratio = t_ours / t_plain
+    t_plain, t_ours, ratio = paired_median_times(plain, ours, repeat)
     return report(f'featmap e2e, real YOLOv5-n, 4 photos, layers {",".join(target_layers)}',
                   {'inference_detector': t_plain, 'inference+capture+render': t_ours}, ratio,
                   '<= 1.25', ratio <= 1.25)

@@ -24,6 +24,25 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def paired_median_times(fn_a: Callable[[], object], fn_b: Callable[[], object],
+                        repeat: int = 5, warmup: int = 1) -> tuple:
+    """Median wall times of ``fn_a`` and ``fn_b`` measured alternately (a, b, a, b, ...), so that
+    slow phases of a shared machine hit both sides alike; the ratio is the median of the
+    per-pair ratios. Returns ``(median_a, median_b, ratio_b_over_a)``."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ta: List[float] = []
+    tb: List[float] = []
+    for _ in range(repeat):
+        for fn, out in ((fn_a, ta), (fn_b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    ratio = statistics.median(b / a for a, b in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio
+
+
 def report(name: str, rows: Dict[str, float], ratio: float, goal: str, ok: bool) -> dict:
     """Print one benchmark's result and return it as a row for results.md."""
     timings = ', '.join(f'{k} {v * 1000:.1f} ms' for k, v in rows.items())
