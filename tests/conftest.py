@@ -28,6 +28,12 @@ def shared_images():
     return SHARED_IMAGES
 
 
+def hook_count(model):
+    """Forward, forward-pre and backward hooks registered on any module of ``model``."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
+
+
 def square_image(h=240, w=400, box=(60, 40, 120, 100), value=255, bg=0):
     """A dark BGR image with a bright square at box=(x0, y0, x1, y1)."""
     img = np.full((h, w, 3), bg, np.uint8)

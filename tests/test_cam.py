@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT
+from conftest import ROOT, hook_count
 from mmattnvis.apis import build_test_pipeline, init_model, load_config, prepare_batch
 from mmattnvis.capture.names import resolve_module
 from mmattnvis.methods.cam import (DetectionCAM, DetectorFunction,
@@ -29,11 +29,6 @@ def shapes_batch(shapes_yolo):
     from mmattnvis.datasets.shapes import make_shapes_image
     img, objs = make_shapes_image(np.random.default_rng(11))
     return img, objs, prepare_batch([img], build_test_pipeline(shapes_yolo.cfg), ['s.png'])
-
-
-def hook_count(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-               for m in model.modules())
 
 
 def test_reshape_transforms_by_hand():

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import hook_count
 from mmattnvis.capture import FeatureCapture, canonical_name, resolve_module, split_module_name
 from mmattnvis.utils.errors import UserInputError
 
@@ -52,10 +53,6 @@ class Toy(nn.Module):
 
     def forward(self, x):
         return self.head(self.neck(self.backbone(x)))
-
-
-def _hook_count(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def test_name_forms_resolve_without_eval():
@@ -123,14 +120,14 @@ def test_input_capture_gets_multilevel_head_inputs():
 
 def test_hooks_removed_on_exit_and_on_exception():
     model = Toy()
-    before = _hook_count(model)
+    before = hook_count(model)
     with FeatureCapture(model, ['backbone', 'neck.out_layers[0]']):
-        assert _hook_count(model) == before + 2
-    assert _hook_count(model) == before
+        assert hook_count(model) == before + 2
+    assert hook_count(model) == before
     with pytest.raises(RuntimeError):
         with FeatureCapture(model, ['backbone', 'neck']):
             model(torch.rand(1, 5, 16, 16))  # wrong channel count raises inside the forward
-    assert _hook_count(model) == before
+    assert hook_count(model) == before
 
 
 def test_capture_does_not_change_outputs():
@@ -158,4 +155,4 @@ def test_keep_false_records_nothing_until_enabled():
         assert cap.missing() == ['neck']
     finally:
         cap.remove()
-    assert _hook_count(model) == 0
+    assert hook_count(model) == 0

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import hook_count
 from detr_utils import DEFORMABLE, DETR_FAMILY, small_detr
 from mmattnvis.apis import build_test_pipeline, prepare_batch, run_test_step
 from mmattnvis.capture import AttentionCapture
@@ -29,10 +30,6 @@ def batch_of(model, sizes=((120, 200), (160, 150))):
     imgs = [np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8)
             for i, (h, w) in enumerate(sizes)]
     return prepare_batch(imgs, build_test_pipeline(model.cfg))
-
-
-def hook_count(model):
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def same_predictions(a, b):

@@ -10,7 +10,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from conftest import RETINANET_CONFIG, ROOT, YOLOV5N_CONFIG
+from conftest import RETINANET_CONFIG, ROOT, YOLOV5N_CONFIG, hook_count
 from runner_utils import make_dataset, runner_cfg
 
 
@@ -44,8 +44,7 @@ class Probe(Hook):
 
 
 def _hook_count(model):
-    model = model.module if hasattr(model, 'module') else model
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    return hook_count(model.module if hasattr(model, 'module') else model)
 
 
 def _run(cfg, probe):

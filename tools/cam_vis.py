@@ -50,7 +50,7 @@ def main(argv=None) -> int:
                                 prepare_batch)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
-    from mmattnvis.methods.cam import DetectionCAM
+    from mmattnvis.methods.cam import DetectionCAM, detect
     from mmattnvis.render.image import blend_rgba, colormap_code
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.errors import UserInputError
@@ -79,13 +79,14 @@ def main(argv=None) -> int:
     for path in images:
         img = load_image(path)
         data = prepare_batch([img], pipeline, [path])
-        results = [cam.explain(model, data, args.score_thr, args.topk) for cam in cams]
+        detected = detect(model, data, args.score_thr, args.topk)  # shared by the methods
+        results = [cam.explain(model, detected=detected) for cam in cams]
         rgb = bgr_to_rgb(img)
-        dets = results[0].detections[0]
+        dets = detected.detections[0]
         if not dets:
             out = fig.note(rgb, f'no detections above score_thr={args.score_thr}')
         else:
-            layer = vis.draw_instances_layer(rgb.shape[:2], results[0].samples[0],
+            layer = vis.draw_instances_layer(rgb.shape[:2], detected.samples[0],
                                              score_thr=args.score_thr)
             all_boxes = rgb if layer is None else blend_rgba(rgb, layer)
             cols = [fig.column(all_boxes, None, [r.image_maps[0] for r in results], None,

@@ -15,7 +15,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..methods.cam import Detection, DetectionCAM
+from ..methods.attention import QueryDetection
+from ..methods.cam import DetectionCAM, detect
 from ..metrics.faithfulness import (box_iou, detection_similarity, energy_pointing_game,
                                     perturbation_auc, pointing_game, random_saliency)
 from ..utils.errors import UserInputError
@@ -75,7 +76,7 @@ def _coco_gt(ann_file: str):
     return gt
 
 
-def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
+def matching_gt(det: QueryDetection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
     """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
     if gt is None:
         return None
@@ -109,7 +110,7 @@ class DetectionScorer:
                             p.labels.cpu().numpy()))
         return out
 
-    def for_detection(self, det: Detection) -> Callable[[List[np.ndarray]], List[float]]:
+    def for_detection(self, det: QueryDetection) -> Callable[[List[np.ndarray]], List[float]]:
 
         def score(images: List[np.ndarray]) -> List[float]:
             return [detection_similarity(det.bbox, det.label, *p)
@@ -187,8 +188,9 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
     for path in images:
         img = load_image(path)
         data = prepare_batch([img], pipeline, [path])
-        results = [cam.explain(model, data, options.score_thr, options.topk) for cam in cams]
-        dets = results[0].detections[0]
+        detected = detect(model, data, options.score_thr, options.topk)
+        results = [cam.explain(model, detected=detected) for cam in cams]
+        dets = detected.detections[0]
         img_gt = gt.get(osp.basename(path)) if gt is not None else None
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]

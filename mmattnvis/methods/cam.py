@@ -17,6 +17,7 @@ so no ``.grad`` is left on the model; every hook and any swapped-in ablation lay
 afterwards, also when an exception is raised.
 """
 import math
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -26,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..capture.names import resolve_module
-from ..render.geometry import ImageGeometry, align_to_image
+from ..render.geometry import ImageGeometry, align_to_image, box_slices
 from ..utils.errors import UserInputError
+from .attention import QueryDetection
 from .base import Map2D, MapMethod
 
 #: ``--method`` names and the ``grad-cam`` classes they stand for.
@@ -233,13 +235,14 @@ class DetectorFunction(nn.Module):
         super().__init__()
         self.detector = detector
         self.metainfo = dict(data_sample.metainfo)
+        self._keep_graph = _DenseHeadsKeepGraph(detector)
 
     def forward(self, inputs: torch.Tensor) -> list:
         from mmdet.structures import DetDataSample
         samples = [DetDataSample(metainfo=self.metainfo) for _ in range(inputs.shape[0])]
         if not inputs.requires_grad and torch.is_grad_enabled():
             inputs = inputs.requires_grad_(True)
-        with _dense_heads_keep_graph(self.detector):
+        with self._keep_graph:
             results = self.detector.predict(inputs, samples, rescale=True)
         return [r.pred_instances for r in results]
 
@@ -265,9 +268,10 @@ def _predict_by_feat_keep_graph(head, cls_scores, bbox_preds, score_factors=None
     return results
 
 
-class _dense_heads_keep_graph:
+class _DenseHeadsKeepGraph:
     """Gives every dense head that uses ``BaseDenseHead.predict_by_feat`` the graph-keeping
-    version above, as an attribute of that head instance only, removed on exit."""
+    version above, as an attribute of that head instance only, removed on exit. The heads are
+    found once; the context is entered for every forward pass."""
 
     def __init__(self, model: nn.Module) -> None:
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
@@ -276,7 +280,6 @@ class _dense_heads_keep_graph:
                       'predict_by_feat' not in vars(m)]
 
     def __enter__(self):
-        import types
         for h in self.heads:
             h.predict_by_feat = types.MethodType(_predict_by_feat_keep_graph, h)
         return self
@@ -338,41 +341,28 @@ class SumTarget:
         return sum(t(output) for t in self.targets)
 
 
-@dataclass
-class Detection:
-    """A kept detection: ``rank`` in ``pred_instances``, class, score, box in original pixels."""
-    rank: int
-    label: int
-    score: float
-    bbox: np.ndarray
-    query: int = -1
-    image: int = 0
-
-
-def select_detections(pred_instances, score_thr: float, topk: int) -> List[Detection]:
-    """Predictions above ``score_thr``, highest score first, at most ``topk`` (``<=0``: all)."""
+def select_detections(pred_instances, score_thr: float, topk: int,
+                      image: int = 0) -> List[QueryDetection]:
+    """Predictions above ``score_thr``, highest score first, at most ``topk`` (``<=0``: all),
+    as :class:`QueryDetection` s whose ``query`` is the prediction's index."""
     scores = pred_instances.scores.detach().cpu().numpy()
     order = [int(i) for i in np.argsort(-scores, kind='stable') if scores[i] > score_thr]
     if topk > 0:
         order = order[:topk]
     boxes = pred_instances.bboxes.detach().cpu().numpy()
     labels = pred_instances.labels.detach().cpu().numpy()
-    return [Detection(i, int(labels[i]), float(scores[i]), boxes[i].astype(np.float32),
-                      query=i) for i in order]
+    return [QueryDetection(image, i, i, int(labels[i]), float(scores[i]),
+                           boxes[i].astype(np.float32)) for i in order]
 
 
 def normalize_in_box(saliency: np.ndarray, bbox: Sequence[float]) -> np.ndarray:
     """Zero the map outside ``bbox`` and min-max normalise it inside (``--norm-in-bbox``)."""
-    h, w = saliency.shape
-    x1, y1, x2, y2 = bbox
-    c0, r0 = max(0, int(math.floor(x1))), max(0, int(math.floor(y1)))
-    c1, r1 = min(w, int(math.ceil(x2))), min(h, int(math.ceil(y2)))
     out = np.zeros_like(saliency, dtype=np.float32)
-    if c1 <= c0 or r1 <= r0:
-        return out
-    inside = saliency[r0:r1, c0:c1].astype(np.float32)
-    lo, hi = float(inside.min()), float(inside.max())
-    out[r0:r1, c0:c1] = (inside - lo) / (hi - lo) if hi > lo else 0.0
+    rs, cs = box_slices(bbox, saliency.shape)
+    inside = saliency[rs, cs].astype(np.float32)
+    if inside.size:
+        lo, hi = float(inside.min()), float(inside.max())
+        out[rs, cs] = (inside - lo) / (hi - lo) if hi > lo else 0.0
     return out
 
 
@@ -381,7 +371,7 @@ class CAMResult:
     """Per image: the test-step-like samples, the kept detections, one aligned map per detection
     (original-image grid, in [0, 1]) and the image-level map."""
     samples: list
-    detections: List[List[Detection]]
+    detections: List[List[QueryDetection]]
     maps: List[List[Map2D]]
     image_maps: List[Map2D] = field(default_factory=list)
 
@@ -400,6 +390,51 @@ class _FrozenParams:
     def __exit__(self, *exc) -> None:
         for p in self.params:
             p.requires_grad_(True)
+
+
+class _EvalMode:
+    """The model in eval mode inside the block, its own mode again afterwards."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.model.train(self.was_training)
+
+
+@dataclass
+class DetectedBatch:
+    """A batch preprocessed once and its kept detections, shared by every CAM method.
+
+    Attributes:
+        inputs: The preprocessed ``(B, 3, H, W)`` batch.
+        samples: Per image, the data sample with ``pred_instances`` (original-image boxes).
+        detections: Per image, the kept detections (see :func:`select_detections`).
+    """
+    inputs: torch.Tensor
+    samples: list
+    detections: List[List[QueryDetection]]
+
+
+def detect(model: nn.Module, data: dict, score_thr: float = 0.3,
+           topk: int = 10) -> DetectedBatch:
+    """Preprocess a prepared batch and find the detections to explain (one no-grad pass)."""
+    with _EvalMode(model), torch.no_grad():
+        processed = model.data_preprocessor(data, False)
+        inputs = processed['inputs']
+        samples, dets = [], []
+        for b, sample in enumerate(processed['data_samples']):
+            preds = DetectorFunction(model, sample)(inputs[b:b + 1])[0]
+            sample = sample.clone()
+            sample.pred_instances = preds
+            samples.append(sample)
+            dets.append(select_detections(preds, score_thr, topk, image=b))
+    return DetectedBatch(inputs, samples, dets)
 
 
 class DetectionCAM(MapMethod):
@@ -449,8 +484,8 @@ class DetectionCAM(MapMethod):
         model, data, score_thr, topk = source
         return self.explain(model, data, score_thr, topk).maps[0]
 
-    def explain(self, model: nn.Module, data: dict, score_thr: float = 0.3,
-                topk: int = 10) -> CAMResult:
+    def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
+                topk: int = 10, detected: Optional['DetectedBatch'] = None) -> CAMResult:
         """Explain every kept detection of every image of a prepared batch.
 
         Args:
@@ -458,38 +493,28 @@ class DetectionCAM(MapMethod):
             data: A batch from :func:`mmattnvis.apis.prepare_batch`.
             score_thr: Keep predictions above this score.
             topk: At most this many detections per image (``<= 0``: all).
+            detected: The result of :func:`detect` for this batch, when several methods explain
+                the same detections (then ``data``, ``score_thr`` and ``topk`` are not used).
         """
         layers = [resolve_module(model, name) for name in self.target_layers]
-        was_training = model.training
-        model.eval()
-        processed = model.data_preprocessor(data, False)
-        inputs, samples = processed['inputs'], processed['data_samples']
-        result = CAMResult([], [], [], [])
-        try:
-            for b in range(inputs.shape[0]):
-                fn = DetectorFunction(model, samples[b])
-                with torch.no_grad():
-                    preds = fn(inputs[b:b + 1])[0]
-                sample = samples[b].clone()
-                sample.pred_instances = preds
-                dets = select_detections(preds, score_thr, topk)
-                for d in dets:
-                    d.image = b
-                maps, image_map = self._explain_image(fn, layers, inputs[b:b + 1], dets,
-                                                      ImageGeometry.from_metainfo(sample.metainfo))
-                result.samples.append(sample)
-                result.detections.append(dets)
+        if detected is None:
+            detected = detect(model, data, score_thr, topk)
+        result = CAMResult(detected.samples, detected.detections, [], [])
+        with _EvalMode(model):
+            for b, (sample, dets) in enumerate(zip(detected.samples, detected.detections)):
+                maps, image_map = self._explain_image(
+                    DetectorFunction(model, sample), layers, detected.inputs[b:b + 1], dets,
+                    ImageGeometry.from_metainfo(sample.metainfo))
                 result.maps.append(maps)
                 result.image_maps.append(image_map)
-        finally:
-            model.train(was_training)
         return result
 
     def _explain_image(self, fn: DetectorFunction, layers: List[nn.Module], image: torch.Tensor,
-                       dets: List[Detection], geom: ImageGeometry):
+                       dets: List[QueryDetection], geom: ImageGeometry):
+        if not dets:
+            return [], None
         targets: List[Callable] = [DetectionTarget(d.bbox, d.label, self.use_iou) for d in dets]
-        if targets:
-            targets.append(SumTarget(list(targets)))
+        targets.append(SumTarget(list(targets)))
         raw: List[np.ndarray] = []
         with _FrozenParams(fn), _restored_layers(fn, layers):
             cam = self._build(fn, layers)
@@ -500,8 +525,6 @@ class DetectionCAM(MapMethod):
                     raw.extend(list(cam(input_tensor=batch, targets=chunk)))
             finally:
                 cam.activations_and_grads.release()
-        if not targets:
-            return [], None
         aligned = [align_to_image(m, geom) for m in raw]
         maps = []
         for d, m in zip(dets, aligned[:-1]):
@@ -538,5 +561,5 @@ class _restored_layers:
 __all__ = [
     'CAM_METHODS', 'cam_class', 'MultiLevelReshape', 'TokenReshape',
     'MultiLevelActivationsAndGradients', 'DetectorFunction', 'DetectionTarget', 'SumTarget',
-    'Detection', 'select_detections', 'normalize_in_box', 'CAMResult', 'DetectionCAM'
+    'DetectedBatch', 'detect', 'select_detections', 'normalize_in_box', 'CAMResult', 'DetectionCAM'
 ]

@@ -18,13 +18,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-
-def _box_slices(box: Sequence[float], shape: Tuple[int, int]) -> Tuple[slice, slice]:
-    h, w = shape
-    x1, y1, x2, y2 = (float(v) for v in box)
-    c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-    c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+from ..render.geometry import box_slices
 
 
 def pointing_game(saliency: np.ndarray, box: Sequence[float], tolerance: float = 0.0) -> bool:
@@ -48,7 +42,7 @@ def energy_pointing_game(saliency: np.ndarray, box: Sequence[float]) -> float:
     total = sal.sum()
     if total <= 0:
         return 0.0
-    rs, cs = _box_slices(box, sal.shape)
+    rs, cs = box_slices(box, sal.shape)
     return float(sal[rs, cs].sum() / total)
 
 

@@ -89,6 +89,16 @@ class ImageGeometry:
         return (x0 + xy[0] * (x1 - x0) / ori_w, y0 + xy[1] * (y1 - y0) / ori_h)
 
 
+def box_slices(box: Sequence[float], shape: Sequence[int]) -> Tuple[slice, slice]:
+    """``(rows, cols)`` slices of the pixels an ``x1, y1, x2, y2`` box covers in an image of
+    ``shape`` (outward rounding, clipped; empty slices for a box outside the image)."""
+    h, w = int(shape[0]), int(shape[1])
+    x1, y1, x2, y2 = (float(v) for v in box)
+    c0, r0 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+    c1, r1 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+
+
 def align_to_image(fmap: np.ndarray,
                    geometry: Optional[ImageGeometry],
                    out_shape: Optional[Sequence[int]] = None) -> np.ndarray:
