@@ -165,3 +165,51 @@ def test_layer_redraw_keeps_nothing_from_the_previous_drawing():
                         meta['palette'])
     again = vis.draw_instances_layer((120, 200), b)
     assert np.array_equal(again, ref) and again[..., 3].any()
+
+
+def test_blend_rgba_equals_the_over_operator_and_reuses_its_layer():
+    from mmattnvis.render.image import SparseLayer, blend_rgba
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    layer = rng.integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    layer[..., 3][rng.random((30, 40)) < 0.6] = 0  # mostly transparent, like boxes and labels
+    a = layer[..., 3:4] / 255.0
+    ref = np.clip(np.floor(layer[..., :3] * a + base * (1 - a) + 0.5), 0, 255).astype(np.uint8)
+    out = blend_rgba(base, layer)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    assert (out[layer[..., 3] == 0] == base[layer[..., 3] == 0]).all()
+    sparse = SparseLayer(layer)
+    work = base.copy()
+    assert blend_rgba(work, sparse, inplace=True) is work and np.array_equal(work, out)
+    with pytest.raises(ValueError, match='layer of'):
+        blend_rgba(base[:10], sparse)
+
+
+def _scene():
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    sample = DetDataSample()
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[10., 15., 60., 75.], [70., 5., 125., 45.]]),
+        scores=torch.tensor([0.9, 0.8]), labels=torch.tensor([0, 1]))
+    featmaps = {'neck.0': _featmap(8, 12, 16, seed=1), 'neck.1': _featmap(8, 6, 8, seed=2)}
+    vis = FeatMapVisualizer(name=f'scene_{id(rng)}')
+    vis.dataset_meta = {'classes': ('a', 'b'), 'palette': [(255, 0, 0), (0, 0, 255)]}
+    return img, sample, featmaps, vis
+
+
+@pytest.mark.parametrize('reduction,topk', [('select_max', 0), (None, 4)])
+def test_draw_featmaps_equals_panels_rendered_one_by_one(reduction, topk):
+    """Panels with the shared sparse prediction layer equal panels rendered one by one."""
+    from mmattnvis.render import add_title, render_featmap
+    img, sample, featmaps, vis = _scene()
+    out = vis.draw_featmaps(featmaps, img, sample, channel_reduction=reduction, topk=topk,
+                            arrangement=(2, 2))
+    layer = vis.draw_instances_layer(img.shape[:2], sample)
+    method = build_reduction(reduction, topk, (2, 2))
+    panels = [add_title(render_featmap(fm, img, method, None, 0.5, 'jet', (2, 2), layer),
+                        f"{name}  ({'x'.join(str(s) for s in fm.shape)})")
+              for name, fm in featmaps.items()]
+    assert np.array_equal(out, auto_arrange(panels))

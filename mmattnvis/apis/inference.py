@@ -95,6 +95,10 @@ def geometries(data_samples: Sequence[Any]) -> List[ImageGeometry]:
 
 
 def bgr_to_rgb(img: np.ndarray) -> np.ndarray:
+    """BGR -> RGB as a new contiguous array (OpenCV's conversion for 8-bit 3-channel images,
+    several times faster than copying a reversed view)."""
+    if img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(img[..., ::-1])
 
 

@@ -5,7 +5,38 @@ import numpy as np
 
 from ..methods.base import Map2D, MapMethod
 from .geometry import ImageGeometry, align_to_image
-from .image import blend_rgba, heatmap_overlay, put_label, tile
+from .image import SparseLayer, blend_rgba, heatmap_overlay, put_label, tile
+
+
+def render_cells(maps: Sequence[Map2D],
+                 image_rgb: np.ndarray,
+                 geometry: Optional[ImageGeometry] = None,
+                 alpha: float = 0.5,
+                 colormap: str = 'jet') -> List[np.ndarray]:
+    """One heat-map overlay on ``image_rgb`` per map (aligned, normalised, colourised)."""
+    h, w = image_rgb.shape[:2]
+    return [heatmap_overlay(align_to_image(m.data, geometry, out_shape=(h, w)), image_rgb, alpha,
+                            colormap) for m in maps]
+
+
+def finish_cells(cells: List[np.ndarray],
+                 maps: Sequence[Map2D],
+                 arrangement: Optional[Sequence[int]] = None,
+                 pred_layer=None,
+                 label_cells: bool = True) -> np.ndarray:
+    """Composite ``pred_layer`` over each cell (in place), label the cells, tile them."""
+    layer = None
+    if pred_layer is not None:
+        layer = pred_layer if isinstance(pred_layer, SparseLayer) else SparseLayer(pred_layer)
+    for cell, m in zip(cells, maps):
+        if layer is not None:
+            blend_rgba(cell, layer, inplace=True)
+        if label_cells and len(maps) > 1 and m.label:
+            put_label(cell, m.label)
+    if len(cells) == 1:
+        return cells[0]
+    rows, cols = arrangement if arrangement is not None else (1, len(cells))
+    return tile(cells, int(rows), int(cols))
 
 
 def render_reduced(maps: Sequence[Map2D],
@@ -14,7 +45,7 @@ def render_reduced(maps: Sequence[Map2D],
                    alpha: float = 0.5,
                    colormap: str = 'jet',
                    arrangement: Optional[Sequence[int]] = None,
-                   pred_layer: Optional[np.ndarray] = None,
+                   pred_layer=None,
                    label_cells: bool = True) -> np.ndarray:
     """Render already-reduced maps on ``image_rgb``.
 
@@ -26,23 +57,12 @@ def render_reduced(maps: Sequence[Map2D],
         alpha: Weight of the heat map in the blend.
         colormap: OpenCV colormap name.
         arrangement: ``(rows, cols)`` grid for several maps (defaults to one row).
-        pred_layer: RGBA layer (e.g. predictions) composited over each cell.
+        pred_layer: RGBA layer (e.g. predictions) composited over each cell, or its
+            :class:`SparseLayer`.
         label_cells: Write each map's label (e.g. ``channel: 17``) when there are several.
     """
-    h, w = image_rgb.shape[:2]
-    cells: List[np.ndarray] = []
-    for m in maps:
-        aligned = align_to_image(m.data, geometry, out_shape=(h, w))
-        cell = heatmap_overlay(aligned, image_rgb, alpha, colormap)
-        if pred_layer is not None:
-            cell = blend_rgba(cell, pred_layer)
-        if label_cells and len(maps) > 1 and m.label:
-            put_label(cell, m.label)
-        cells.append(cell)
-    if len(cells) == 1:
-        return cells[0]
-    rows, cols = arrangement if arrangement is not None else (1, len(cells))
-    return tile(cells, int(rows), int(cols))
+    return finish_cells(render_cells(maps, image_rgb, geometry, alpha, colormap), maps,
+                        arrangement, pred_layer, label_cells)
 
 
 def render_featmap(featmap,

@@ -132,20 +132,42 @@ def add_title(image: np.ndarray, title: str, height: int = 0) -> np.ndarray:
     return np.concatenate([strip, image], axis=0)
 
 
-def blend_rgba(base_rgb: np.ndarray, layer_rgba: np.ndarray) -> np.ndarray:
+class SparseLayer:
+    """The non-transparent pixels of a straight-alpha RGBA layer, found once.
+
+    A prediction layer is composited over every panel of an image; finding its covered pixels
+    (boxes and labels are a small part of the image) and their alpha once makes each blend a
+    gather and a scatter.
+    """
+
+    def __init__(self, layer_rgba: np.ndarray) -> None:
+        self.shape = layer_rgba.shape[:2]
+        self.idx = np.flatnonzero(layer_rgba[..., 3])
+        px = layer_rgba.reshape(-1, 4)[self.idx]
+        self.alpha = px[:, 3:4].astype(np.float32) * (1.0 / 255.0)
+        self.rgb = px[:, :3].astype(np.float32) * self.alpha + 0.5
+
+
+def blend_rgba(base_rgb: np.ndarray, layer_rgba, inplace: bool = False) -> np.ndarray:
     """Composite a straight-alpha RGBA layer over an RGB image ("over" operator).
 
-    Only the layer's non-transparent pixels are touched (boxes and labels cover a small part of
-    the image), through flat indices rather than a full-size float alpha and boolean masks.
+    Args:
+        base_rgb: ``(H, W, 3)`` uint8.
+        layer_rgba: ``(H, W, 4)`` uint8, or a :class:`SparseLayer` of one (to reuse it).
+        inplace: Write into ``base_rgb`` instead of a copy.
+
+    Only the layer's non-transparent pixels are touched, through flat indices rather than a
+    full-size float alpha and boolean masks.
     """
-    out = base_rgb.copy()
-    idx = np.flatnonzero(layer_rgba[..., 3])
-    if idx.size:
+    layer = layer_rgba if isinstance(layer_rgba, SparseLayer) else SparseLayer(layer_rgba)
+    if tuple(layer.shape) != tuple(base_rgb.shape[:2]):
+        raise ValueError(f'layer of {tuple(layer.shape)} over an image of '
+                         f'{tuple(base_rgb.shape[:2])}')
+    out = base_rgb if inplace else base_rgb.copy()
+    if layer.idx.size:
         flat_out = out.reshape(-1, 3)
-        flat_layer = layer_rgba.reshape(-1, 4)[idx]
-        a = flat_layer[:, 3:4].astype(np.float32) / 255.0
-        flat_out[idx] = np.clip(flat_layer[:, :3] * a + flat_out[idx] * (1 - a) + 0.5, 0,
-                                255).astype(np.uint8)
+        mixed = layer.rgb + flat_out[layer.idx] * (1 - layer.alpha)
+        flat_out[layer.idx] = np.clip(mixed, 0, 255).astype(np.uint8)
     return out
 
 

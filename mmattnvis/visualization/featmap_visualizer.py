@@ -7,9 +7,9 @@ from mmdet.visualization import DetLocalVisualizer
 
 from ..methods.featmap import build_reduction
 from ..registry import VISUALIZERS
-from ..render.featmap import render_featmap
+from ..render.featmap import finish_cells, render_cells, render_featmap
 from ..render.geometry import ImageGeometry
-from ..render.image import add_title, auto_arrange, blend_rgba, composite_rgba
+from ..render.image import SparseLayer, add_title, auto_arrange, blend_rgba, composite_rgba
 
 
 @VISUALIZERS.register_module()
@@ -159,18 +159,20 @@ class FeatMapVisualizer(DetLocalVisualizer):
                       alpha: Optional[float] = None) -> np.ndarray:
         """One image with a titled panel per feature map (``{name: (C, H, W)}``).
 
-        Predictions are drawn once by ``DetLocalVisualizer`` and laid over every panel.
+        Predictions are drawn once by ``DetLocalVisualizer``; their covered pixels are found
+        once and composited over every panel.
         """
         method = build_reduction(channel_reduction, topk, arrangement)
+        alpha = self.featmap_alpha if alpha is None else alpha
         pred_layer = self.draw_instances_layer(image_rgb.shape[:2], data_sample, score_thr,
                                                draw_pred, draw_gt)
-        alpha = self.featmap_alpha if alpha is None else alpha
+        layer = None if pred_layer is None else SparseLayer(pred_layer)
         panels: List[np.ndarray] = []
         for name, fm in featmaps.items():
-            panel = render_featmap(fm, image_rgb, method, geometry, alpha, self.colormap,
-                                   arrangement, pred_layer)
-            shape = 'x'.join(str(s) for s in fm.shape)
-            panels.append(add_title(panel, f'{name}  ({shape})'))
+            maps = method.compute(fm)
+            cells = render_cells(maps, image_rgb, geometry, alpha, self.colormap)
+            title = f"{name}  ({'x'.join(str(s) for s in fm.shape)})"
+            panels.append(add_title(finish_cells(cells, maps, arrangement, layer), title))
         if not panels:
-            return image_rgb if pred_layer is None else blend_rgba(image_rgb, pred_layer)
+            return image_rgb if layer is None else blend_rgba(image_rgb, layer)
         return auto_arrange(panels)
