@@ -1,5 +1,6 @@
 # DINO (MMDet) with 128-d queries, a quarter-width ResNet-18, 2 feature levels, 2 encoder and
-# 3 decoder layers and 50 queries, trained from scratch on synthetic shapes at 192 px.
+# 3 decoder layers and 50 queries, trained from scratch on synthetic shapes at 192 px and tested
+# at 224 px.
 # DINO is the DETR-family model chosen for CPU training: its denoising queries, two-stage query
 # selection and deformable attention converge in far fewer epochs than DETR / Conditional DETR,
 # and deformable attention keeps the cost low (0.24 s/iteration of 8 images on 2 cores).
@@ -10,6 +11,10 @@ _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 
 num_classes = 4
 img_scale = (192, 192)
+# The test scale was chosen on the val set (seed 1) with the trained weights: val mAP@0.5 is
+# 0.759 at 192, 0.771 at 208, 0.784 at 224, 0.774 at 240 and 0.733 at 256 px; the larger scale
+# helps the small shapes, which are the model's weak part.
+test_scale = (224, 224)
 max_epochs = 18
 embed_dims = 128
 data_root = 'data/shapes/'
@@ -55,7 +60,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='Resize', scale=test_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
