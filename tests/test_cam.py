@@ -81,11 +81,34 @@ def test_unknown_method_and_layer_are_one_line_errors(shapes_yolo, shapes_batch)
     with pytest.raises(UserInputError, match='unknown CAM method .*gradcam'):
         cam_class('gradcum')
     assert cam_class('GradCAM++').__name__ == 'GradCAMPlusPlus'
+    assert cam_class('eigen_cam_unsigned').__name__ == 'EigenCAM'
+    assert cam_class('EigenCAM').__name__ == 'SignCorrectedEigenCAM'
     with pytest.raises(UserInputError, match='neck'):
         DetectionCAM('gradcam', ['nek']).explain(shapes_yolo, shapes_batch[2])
 
 
-@pytest.mark.parametrize('method', ['gradcam', 'hirescam', 'layercam', 'eigencam'])
+def test_eigencam_sign_is_fixed():
+    """An SVD component has no sign; the corrected EigenCAM puts the object on top either way.
+
+    A bright 2x2 object (correlated over 4 channels) on a faintly noisy background, and the same
+    scene negated. The corrected map is grad-cam's raw projection or its negative, oriented so
+    that its peak lies on the object, for both scenes and for EigenCAM and EigenGradCAM.
+    """
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+    rng = np.random.default_rng(0)
+    acts = rng.normal(0, 0.05, (1, 4, 6, 6)).astype(np.float32)
+    acts[0, :, 1:3, 3:5] += np.array([5., 4., 3., 2.], np.float32)[:, None, None]
+    for cls in (cam_class('eigencam'), cam_class('eigengradcam')):
+        for a in (acts, -acts):
+            raw = get_2d_projection(a)[0]
+            m = cls.get_cam_image(None, None, None, None, a, np.ones_like(a), False)[0]
+            assert np.allclose(m, raw, atol=1e-4) or np.allclose(m, -raw, atol=1e-4)
+            r, c = np.unravel_index(np.argmax(m), m.shape)
+            assert 1 <= r < 3 and 3 <= c < 5 and m[r, c] > 0
+            assert m[1:3, 3:5].min() > 0 > np.median(m)
+
+
+@pytest.mark.parametrize('method', ['gradcam', 'hirescam', 'layercam', 'eigencam', 'segeigencam'])
 def test_per_detection_maps_leave_the_model_untouched(method, shapes_yolo, shapes_batch):
     img, objs, data = shapes_batch
     model = shapes_yolo
