@@ -83,6 +83,7 @@ def test_unknown_method_and_layer_are_one_line_errors(shapes_yolo, shapes_batch)
     assert cam_class('GradCAM++').__name__ == 'GradCAMPlusPlus'
     assert cam_class('eigen_cam_unsigned').__name__ == 'EigenCAM'
     assert cam_class('EigenCAM').__name__ == 'SignCorrectedEigenCAM'
+    assert cam_class('eigencam') is cam_class('EigenCAM')  # one class, not one per call
     with pytest.raises(UserInputError, match='neck'):
         DetectionCAM('gradcam', ['nek']).explain(shapes_yolo, shapes_batch[2])
 

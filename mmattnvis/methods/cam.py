@@ -16,6 +16,7 @@ image (batch items are independent in eval mode). Parameters are frozen while a 
 so no ``.grad`` is left on the model; every hook and any swapped-in ablation layer is removed
 afterwards, also when an exception is raised.
 """
+import functools
 import math
 import types
 from dataclasses import dataclass, field
@@ -61,26 +62,27 @@ def _key(method: str) -> str:
     return f'{key}-unsigned' if unsigned else key
 
 
+@functools.lru_cache(maxsize=None)
 def _sign_corrected(base: type) -> type:
     """``base`` (EigenCAM or EigenGradCAM) with the sign of its principal component fixed.
 
-    An SVD's first component is defined only up to sign, so grad-cam's EigenCAM shows the
-    background instead of the objects for about half of all images (on the shapes set its
-    pointing game was below the random map's). The subclass orients the projection so that its
+    An SVD's first component is defined only up to sign, so grad-cam's EigenCAM can light the
+    background instead of the objects. The subclass orients the projection so that its
     larger-magnitude extreme is positive, with grad-cam's own
     ``get_2d_projection_with_sign_correction`` (Seg-Eigen-CAM, Chung & Ying 2025, Eq. 13).
+    One class per base, so ``cam_class`` returns the same class on every call.
     """
+    from pytorch_grad_cam import EigenGradCAM
     from pytorch_grad_cam.utils.svd_on_activations import \
         get_2d_projection_with_sign_correction as project
+    weigh_by_grads = issubclass(base, EigenGradCAM)
 
     def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads,
                       eigen_smooth):
-        if base.__name__ == 'EigenGradCAM':
-            activations = grads * activations
-        return project(activations)
+        return project(grads * activations if weigh_by_grads else activations)
 
     return type(f'SignCorrected{base.__name__}', (base, ),
-                 dict(get_cam_image=get_cam_image, __doc__=_sign_corrected.__doc__))
+                dict(get_cam_image=get_cam_image, __doc__=_sign_corrected.__doc__))
 
 
 def cam_class(method: str):
