@@ -17,6 +17,7 @@ img_scale = (192, 192)
 # helps the small shapes, which are the model's weak part.
 test_scale = (224, 224)
 max_epochs = 16
+val_interval = 8  # validate (and keep the best checkpoint) at epochs 8 and 16
 embed_dims = 128
 data_root = 'data/shapes/'
 metainfo = dict(
@@ -112,9 +113,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=0, end=max_epochs,
          T_max=max_epochs, convert_to_iter_based=True)
 ]
-train_cfg = dict(max_epochs=max_epochs, val_interval=8)
+train_cfg = dict(max_epochs=max_epochs, val_interval=val_interval)
 default_hooks = dict(
-    checkpoint=dict(interval=8, max_keep_ckpts=1, save_best='coco/bbox_mAP_50'),
+    checkpoint=dict(interval=val_interval, max_keep_ckpts=1, save_best='coco/bbox_mAP_50'),
     logger=dict(interval=50))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)

@@ -53,13 +53,13 @@ CAM_METHODS = {
 _SIGN_CORRECTED = ('eigencam', 'eigengradcam')
 
 
-def _key(method: str) -> str:
-    key = method.lower().replace('_', '-')
-    unsigned = key.endswith('-unsigned')
-    key = key[:-len('-unsigned')] if unsigned else key
-    key = key.replace('-', '')
-    key = {'gradcamplusplus': 'gradcam++', 'gradcampp': 'gradcam++'}.get(key, key)
-    return f'{key}-unsigned' if unsigned else key
+def _squash(name: str) -> str:
+    return name.lower().replace('_', '').replace('-', '')
+
+
+#: Spellings users type (any case, with or without ``-`` / ``_``) -> :data:`CAM_METHODS` keys.
+_SPELLINGS = {_squash(k): k for k in CAM_METHODS}
+_SPELLINGS.update(gradcamplusplus='gradcam++', gradcampp='gradcam++')
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,8 +87,8 @@ def _sign_corrected(base: type) -> type:
 
 def cam_class(method: str):
     """The ``grad-cam`` class for a ``--method`` name (one-line error for an unknown one)."""
-    key = _key(method)
-    if key not in CAM_METHODS:
+    key = _SPELLINGS.get(_squash(method))
+    if key is None:
         raise UserInputError(f'unknown CAM method {method!r}; choose {", ".join(CAM_METHODS)}')
     import pytorch_grad_cam
     cls = getattr(pytorch_grad_cam, CAM_METHODS[key])
