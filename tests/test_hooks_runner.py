@@ -247,3 +247,28 @@ def test_runner_val_draws_too(shapes_data, tmp_path):
     files = os.listdir(tmp_path / 'vis' / 'val')
     assert len(files) == 2 * 3
     assert _hook_count(runner.model) == 0
+
+
+def test_cpu_process_group_is_ended_before_interpreter_shutdown(tmp_path):
+    """The gloo group the tools start is destroyed by an exit handler; left to interpreter
+    teardown, gloo's threads can abort a finished run (SIGABRT, reported by torchrun)."""
+    script = tmp_path / 'pg.py'
+    script.write_text(
+        'import atexit, torch.distributed as dist\n'
+        'from mmengine.config import Config\n'
+        'from mmattnvis.utils.dist import prepare_cpu_distributed\n'
+        "cfg = Config(dict(launcher='pytorch'))\n"
+        'assert prepare_cpu_distributed(cfg) and dist.is_initialized()\n'
+        "assert cfg.model_wrapper_cfg['type'] == 'mmattnvis.CPUFriendlyDDP'\n"
+        'atexit._run_exitfuncs()\n'
+        "print('initialized after exit handlers:', dist.is_initialized())\n")
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'initialized after exit handlers: False' in proc.stdout

@@ -5,6 +5,8 @@ passes ``device_ids=[LOCAL_RANK]`` to DDP, both of which fail without a GPU. On 
 tools initialise the gloo process group themselves (MMEngine then skips its own init) and wrap the
 model with :class:`CPUFriendlyDDP`.
 """
+import atexit
+import datetime
 import os
 
 import torch
@@ -28,6 +30,16 @@ class CPUFriendlyDDP(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=device_ids, **kwargs)
 
 
+def _destroy_process_group() -> None:
+    if not torch_dist.is_initialized():
+        return
+    try:  # no rank closes its connections while another still talks to it
+        torch_dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+    except RuntimeError:
+        pass  # a rank that failed or left: tear down anyway
+    torch_dist.destroy_process_group()
+
+
 def prepare_cpu_distributed(cfg) -> bool:
     """For ``launcher='pytorch'`` without CUDA: start gloo and use :class:`CPUFriendlyDDP`.
 
@@ -40,6 +52,11 @@ def prepare_cpu_distributed(cfg) -> bool:
         torch_dist.init_process_group(
             backend='gloo', rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
+        # The group we start is ours to end, after all ranks are done: when one rank's exit
+        # tore its connections down while another was still finishing, gloo aborted the
+        # latter ("terminate called without an active exception", SIGABRT) after the work was
+        # done, and torchrun reported the run as failed (about 1 run in 10 here).
+        atexit.register(_destroy_process_group)
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
     wrapper['type'] = 'mmattnvis.CPUFriendlyDDP'
     wrapper.setdefault('broadcast_buffers', False)
