@@ -33,6 +33,8 @@ setup(
         'grad-cam>=1.4.8',
         'numpy',
         'opencv-python-headless',
+        'imageio>=2.20',
+        'scipy',
     ],
     extras_require={
         'tests': ['pytest', 'pytest-timeout', 'tensorboard'],

@@ -714,7 +714,16 @@ def run_sweep(entries: Iterable[ConfigEntry],
         for key, (proc, recv, entry, started, log_path) in list(running.items()):
             record = None
             elapsed = time.perf_counter() - started
-            if recv.poll():
+            if elapsed > timeout:
+                # Over time is a timeout even when a result came in since the last look: the
+                # verdict must not depend on when the 0.5 s poll happened to wake up.
+                proc.kill()
+                proc.join()
+                record = OrderedDict(package=entry.package, family=entry.family,
+                                     config=entry.config, status='fail',
+                                     reason=f'timeout after {timeout:g}s',
+                                     seconds=round(elapsed, 2))
+            elif recv.poll():
                 try:
                     record = recv.recv()
                 except EOFError:
@@ -725,13 +734,6 @@ def run_sweep(entries: Iterable[ConfigEntry],
             elif not proc.is_alive():
                 proc.join()
                 record = _died(entry, proc, elapsed)
-            elif elapsed > timeout:
-                proc.kill()
-                proc.join()
-                record = OrderedDict(package=entry.package, family=entry.family,
-                                     config=entry.config, status='fail',
-                                     reason=f'timeout after {timeout:g}s',
-                                     seconds=round(elapsed, 2))
             if record is not None:
                 if proc.is_alive():
                     proc.kill()

@@ -77,3 +77,43 @@ def runner_cfg(config, data_root, ann_file, work_dir, custom_hooks=None, scale=1
     cfg.visualizer = dict(type=vis_type, name=f'vis_{uuid.uuid4().hex[:8]}',
                           vis_backends=vis_backends or [dict(type='LocalVisBackend')])
     return cfg
+
+
+def train_cfg(config, train_data, val_data, work_dir, custom_hooks, epochs=2, scale=160,
+              batch_size=2, vis_backends=None, seed=0) -> Config:
+    """A shipped shapes ``config`` set up to train ``epochs`` short epochs on generated data,
+    validating (and checkpointing) after every epoch."""
+    cfg = load_config(config)
+    for key, (root, ann) in (('train_dataloader', train_data), ('val_dataloader', val_data)):
+        loader = cfg[key]
+        loader.batch_size = batch_size
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        loader.dataset.data_root = root
+        loader.dataset.ann_file = osp.basename(ann)
+        loader.dataset.data_prefix = dict(img='images/')
+        loader.dataset.pop('filter_cfg', None)
+        for t in loader.dataset.pipeline:
+            if 'scale' in t:
+                t['scale'] = (scale, scale)
+    cfg.val_evaluator = dict(type='CocoMetric', ann_file=val_data[1], metric='bbox')
+    for key in ('test_dataloader', 'test_evaluator', 'test_cfg'):
+        cfg.pop(key, None)
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
+    cfg.param_scheduler = []
+    cfg.custom_hooks = [dict(h) for h in custom_hooks]
+    cfg.default_hooks = dict(
+        timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=1000),
+        param_scheduler=dict(type='ParamSchedulerHook'),
+        checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+        sampler_seed=dict(type='DistSamplerSeedHook'))
+    cfg.load_from = None
+    cfg.resume = False
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.log_level = 'WARNING'
+    cfg.env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork'),
+                       dist_cfg=dict(backend='gloo'))
+    cfg.visualizer = dict(type='DetLocalVisualizer', name=f'vis_{uuid.uuid4().hex[:8]}',
+                          vis_backends=vis_backends or [dict(type='LocalVisBackend')])
+    return cfg

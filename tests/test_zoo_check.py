@@ -273,10 +273,26 @@ def test_cli_filter_writes_matrix_and_resumes(tmp_path, capfd):
     assert json.loads((out / 'zoo_matrix.json').read_text()) == data
 
 
+def _sleeping_config(tmp_path, name, seconds):
+    """A config whose loading sleeps (MMEngine configs are Python and run when loaded)."""
+    path = tmp_path / name
+    path.write_text(f'import time\ntime.sleep({seconds})\nmodel = dict(type="Nope")\n')
+    return zoo.ConfigEntry('mmdet', 'sleepy', name, str(path))
+
+
 def test_sweep_timeout_is_a_failure(tmp_path):
-    entries = zoo.discover_configs('retinanet_r18_fpn_1x_coco')
-    records = zoo.run_sweep(entries, timeout=0.2, log_dir=str(tmp_path / 'logs'))
-    assert [(r['status'], r['reason']) for r in records] == [('fail', 'timeout after 0.2s')]
+    """Deterministic: the worker sleeps far past the timeout."""
+    entries = [_sleeping_config(tmp_path, 'slow.py', 60)]
+    records = zoo.run_sweep(entries, timeout=1.0, log_dir=str(tmp_path / 'logs'))
+    assert [(r['status'], r['reason']) for r in records] == [('fail', 'timeout after 1s')]
+    assert records[0]['seconds'] < 30  # killed, not waited for
+
+
+def test_sweep_timeout_holds_when_the_result_arrives_late(tmp_path):
+    """A worker that answers after the timeout but before the next poll is still a timeout."""
+    entries = [_sleeping_config(tmp_path, 'late.py', 1.2)]
+    records = zoo.run_sweep(entries, timeout=1.0, log_dir=str(tmp_path / 'logs'))
+    assert [(r['status'], r['reason']) for r in records] == [('fail', 'timeout after 1s')]
 
 
 def test_cli_bad_regex_one_line_via_subprocess(tmp_path):

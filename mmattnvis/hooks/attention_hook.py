@@ -1,15 +1,20 @@
-"""``AttentionVisHook``: DETR-family decoder attention per detection during val/test."""
-from typing import List, Optional, Sequence
+"""``AttentionVisHook``: DETR-family decoder attention per detection during val/test/train."""
+from typing import Any, Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from ..apis.attention_runner import AttentionOptions, build_columns, check_mode, figure_title
 from ..capture.attention import AttentionCapture
+from ..methods.attention import (DecoderCrossAttention, DeformableSamplingPoints,
+                                 detections_for_queries)
+from ..metrics.faithfulness import pointing_game
 from ..registry import HOOKS
-from ..render.geometry import ImageGeometry
+from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import colormap_code
 from ..utils.errors import UserInputError
 from .base import CaptureVisHook
+from .evolution import match_to_ground_truth
 
 
 @HOOKS.register_module()
@@ -22,6 +27,12 @@ class AttentionVisHook(CaptureVisHook):
 
         custom_hooks = [dict(type='mmattnvis.AttentionVisHook', mode='decoder', layers=[-1],
                              interval=50)]
+
+    During ``runner.train()`` the fixed samples are drawn after every validation, and each
+    ground-truth object of a fixed sample gets a row of the evolution figure: the last decoder
+    layer's head-averaged cross-attention (or sampling points) of the query Hungarian-matched to it
+    by IoU, epoch after epoch. The share of matched queries whose attention peaks inside their
+    ground-truth box is logged per epoch as the scalar ``mmattnvis/attn_in_box``.
 
     Args:
         mode: ``decoder`` (DETR, Conditional DETR, DAB-DETR) or ``deformable`` (Deformable
@@ -77,7 +88,9 @@ class AttentionVisHook(CaptureVisHook):
 
     def _make_capture(self, model) -> AttentionCapture:
         self._model = model
-        return AttentionCapture(model, parts=['decoder_cross'], layers=self.options.layers)
+        # the last layer is always recorded: the training-time evolution follows it
+        layers = sorted(set(self.options.layers or [-1]) | {-1})
+        return AttentionCapture(model, parts=['decoder_cross'], layers=layers)
 
     def _get_figure(self, runner):
         if self._figure is None:
@@ -88,17 +101,13 @@ class AttentionVisHook(CaptureVisHook):
                                                        None) or self._model.dataset_meta
         return self._figure
 
-    def _after_iter(self, runner, batch_idx, outputs) -> None:
+    def _prepare_batch(self, runner, outputs: Sequence[Any]) -> None:
         # Columns need the whole batch's record: build them once per drawn batch.
-        self._batch_columns = None
-        super()._after_iter(runner, batch_idx, outputs)
+        self._batch_columns = build_columns(self._model, self._capture.record, outputs,
+                                            self.options)[1]
 
     def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
         fig = self._get_figure(runner)
-        if self._batch_columns is None:
-            samples = self._current_outputs
-            self._batch_columns = build_columns(self._model, self._capture.record, samples,
-                                                self.options)[1]
         columns = self._batch_columns[index]
         tag = self._sample_tag(runner, sample)
         if not columns:
@@ -113,10 +122,40 @@ class AttentionVisHook(CaptureVisHook):
                                    header=f'q{det.query} {cls} {det.score:.2f}'))
         return [(f'{tag}_attention', fig.figure(cols, figure_title(self.options, tag)))]
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._current_outputs = outputs
-        super().after_test_iter(runner, batch_idx, data_batch, outputs)
-
-    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._current_outputs = outputs
-        super().after_val_iter(runner, batch_idx, data_batch, outputs)
+    def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
+                        gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
+        record = self._capture.record
+        layer = record.layers('decoder_cross')[-1]
+        geom = ImageGeometry.from_metainfo(sample.metainfo)
+        # every prediction (no threshold), one per query: the candidates for each object
+        seen, dets = set(), []
+        for det in detections_for_queries(self._model, record, [sample], score_thr=-1.0)[index]:
+            if det.query not in seen:
+                seen.add(det.query)
+                dets.append(det)
+        matches = match_to_ground_truth(gt['bboxes'], np.array([d.bbox for d in dets]))
+        fig = self._get_figure(runner)
+        classes = (fig.visualizer.dataset_meta or {}).get('classes')
+        rows, meta, hits = [], {}, []
+        for g, p, iou in matches:
+            det, box = dets[p], gt['bboxes'][g]
+            if self.options.mode == 'decoder':
+                m = DecoderCrossAttention(None, 'mean').compute((record, det, layer))[0]
+            else:
+                m = DeformableSamplingPoints(None).compute(
+                    (record, 'decoder_cross', layer, index, det.query, geom))[0]
+            hit = pointing_game(align_to_image(np.asarray(m.data, np.float32), geom), box)
+            hits.append(hit)
+            cell = fig._cell(image_rgb, m, geom, None)
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+            thick = max(2, round(max(cell.shape[:2]) / 200))
+            cv2.rectangle(cell, (x1, y1), (x2, y2), (255, 255, 255), thick + 2)
+            cv2.rectangle(cell, (x1, y1), (x2, y2), (0, 200, 0), thick)
+            label = int(gt['labels'][g])
+            name = classes[label] if classes and label < len(classes) else str(label)
+            rows.append((f'gt{g}', f'gt{g} {name}: q{det.query} IoU {iou:.2f}'
+                         f'{" in" if hit else " out"}', cell))
+            meta[f'gt{g}'] = {'query': det.query, 'iou': iou, 'hit': bool(hit),
+                              'gt_box': [float(v) for v in box], 'gt_label': label}
+        scalars = {'attn_in_box': float(np.mean(hits))} if hits else {}
+        return {'rows': rows, 'scalars': scalars, 'meta': meta}

@@ -1,20 +1,35 @@
-"""Base for visualisation hooks that capture tensors during ``runner.val()`` / ``runner.test()``.
+"""Base for visualisation hooks that capture tensors during ``runner.val()`` / ``test()`` /
+``train()``.
 
-The capture is attached once per loop (``before_val`` / ``before_test``), records only on the
-iterations that are drawn (``interval``, ``max_samples``), is cleared after drawing, and is removed
-when the loop ends -- or fails: the loop's ``run`` is wrapped on this runner's loop instance (no
-global patching) so that an exception inside the loop still detaches every hook.
+In a standalone ``runner.val()`` / ``runner.test()`` the capture is attached once per loop, records
+only on the iterations that are drawn (``interval``, ``max_samples``), is cleared after drawing, and
+is removed when the loop ends -- or fails: the loop's ``run`` is wrapped on this runner's loop
+instance (see :mod:`mmattnvis.compat.mmengine_loop`) so that an exception inside the loop still
+detaches every hook.
+
+Inside ``runner.train()`` the hook draws a fixed set of validation samples after every validation
+(``fixed_samples``, every ``evolution_interval`` epochs), on the main rank only, with the epoch in
+the file names and ``step=epoch`` for the vis backends; each drawing is kept as an evolution record
+and an evolution figure (and GIF) per sample is written when training ends
+(:mod:`mmattnvis.hooks.evolution`).
+
+Output paths: a relative ``out_dir`` lies under ``runner.work_dir`` (as MMDet's ``--show-dir``);
+files go to ``<out_dir>/<val|test>/<image>_<what>[_epoch<E>|_iter<I>].png``.
 """
 import os.path as osp
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mmcv
 import numpy as np
+import torch
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
+from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
+from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
 from ..utils.cli import write_image_atomic
+from .evolution import EvolutionStore, resolve_fixed_samples
 
 
 class HookConfigError(ValueError):
@@ -25,15 +40,23 @@ class CaptureVisHook(Hook):
     """Shared lifecycle of mmattnvis visualisation hooks.
 
     Subclasses implement :meth:`_make_capture` (returns an object with ``attach``, ``remove``,
-    ``enable``, ``clear``), :meth:`_validate` and :meth:`_draw_sample`.
+    ``enable``, ``clear``), :meth:`_validate`, :meth:`_draw_sample` and, for training-time
+    evolution, :meth:`_evolution_rows`.
 
     Args:
-        interval: Draw every ``interval``-th iteration (batch) of the loop.
+        interval: Draw every ``interval``-th iteration (batch) of a val/test loop.
         max_samples: Stop drawing after this many samples per loop (``None``: no limit).
         draw_pred: Draw predictions on the images.
         draw_gt: Draw ground-truth boxes.
         score_thr: Score threshold of drawn predictions.
-        out_dir: Also write PNGs here (``None``: only the runner visualizer's backends).
+        out_dir: Also write PNGs here (``None``: only the runner visualizer's backends); a relative
+            path lies under ``work_dir``.
+        fixed_samples: During ``runner.train()``: the validation samples drawn after every
+            validation -- a count (the first N of the val set), or a list of dataset indices and/or
+            image file names. ``0`` turns training-time drawing off.
+        evolution_interval: Draw the fixed samples every k-th validation epoch.
+        evolution_cell: Width in pixels of a cell of the evolution figure.
+        evolution_video: ``'gif'``, ``'mp4'`` (needs imageio-ffmpeg) or ``None``.
     """
 
     priority = 'NORMAL'
@@ -44,33 +67,66 @@ class CaptureVisHook(Hook):
                  draw_pred: bool = True,
                  draw_gt: bool = False,
                  score_thr: float = 0.3,
-                 out_dir: Optional[str] = None) -> None:
+                 out_dir: Optional[str] = None,
+                 fixed_samples: Union[int, Sequence[Union[int, str]]] = 4,
+                 evolution_interval: int = 1,
+                 evolution_cell: int = 224,
+                 evolution_video: Optional[str] = 'gif') -> None:
         self.interval = interval
         self.max_samples = max_samples
         self.draw_pred = draw_pred
         self.draw_gt = draw_gt
         self.score_thr = score_thr
         self.out_dir = out_dir
-        self._capture = None
+        self.fixed_samples = fixed_samples
+        self.evolution_interval = evolution_interval
+        self.evolution_cell = evolution_cell
+        self.evolution_video = evolution_video
+        self._capture: Any = None
         self._selected = False
         self._drawn = 0
+        self._batch_step = 0
         self._wrapped_loops: List[BaseLoop] = []
         self._mode = 'test'
+        self._fixed_indices: Optional[List[int]] = None
+        self._store: Optional[EvolutionStore] = None
 
     # -- configuration -----------------------------------------------------------------------
     def _fail(self, field: str, problem: str) -> None:
         raise HookConfigError(f'{type(self).__name__}.{field}: {problem}')
 
     def _validate(self, model) -> None:
-        if not isinstance(self.interval, int) or isinstance(self.interval, bool) \
-                or self.interval <= 0:
+        def positive_int(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        if not positive_int(self.interval):
             self._fail('interval', f'must be a positive integer, got {self.interval!r}')
         if self.max_samples is not None and (not isinstance(self.max_samples, int)
                                              or self.max_samples < 0):
             self._fail('max_samples', f'must be None or an integer >= 0, got '
                        f'{self.max_samples!r}')
-        if not 0.0 <= float(self.score_thr) <= 1.0:
+        try:
+            thr = float(self.score_thr)
+        except (TypeError, ValueError):
+            thr = float('nan')
+        if not 0.0 <= thr <= 1.0:
             self._fail('score_thr', f'must be within [0, 1], got {self.score_thr!r}')
+        if not positive_int(self.evolution_interval):
+            self._fail('evolution_interval', 'must be a positive integer, got '
+                       f'{self.evolution_interval!r}')
+        if not positive_int(self.evolution_cell) or self.evolution_cell < 32:
+            self._fail('evolution_cell', f'must be an integer >= 32, got {self.evolution_cell!r}')
+        if self.evolution_video not in (None, 'gif', 'mp4'):
+            self._fail('evolution_video', "must be 'gif', 'mp4' or None, got "
+                       f'{self.evolution_video!r}')
+        fixed = self.fixed_samples
+        ok = (isinstance(fixed, int) and not isinstance(fixed, bool) and fixed >= 0) or (
+            isinstance(fixed, (list, tuple)) and all(
+                isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+                for v in fixed))
+        if not ok:
+            self._fail('fixed_samples', 'must be a count >= 0 or a list of dataset indices / '
+                       f'image file names, got {fixed!r}')
 
     def _make_capture(self, model):
         raise NotImplementedError
@@ -78,6 +134,16 @@ class CaptureVisHook(Hook):
     def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
         """Return ``[(name, rgb_image), ...]`` for one sample of a drawn batch."""
         raise NotImplementedError
+
+    def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
+                        gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
+        """Rows of the evolution figure for one fixed sample at this epoch (``drawings``: what
+        :meth:`_draw_sample` returned for it).
+
+        Returns:
+            ``{'rows': [(row_key, label, rgb_cell)], 'scalars': {name: value}, 'meta': {...}}``.
+        """
+        return {'rows': [], 'scalars': {}, 'meta': {}}
 
     # -- lifecycle ---------------------------------------------------------------------------
     @staticmethod
@@ -89,29 +155,16 @@ class CaptureVisHook(Hook):
         for attr in ('_test_loop', '_val_loop'):
             loop = getattr(runner, attr, None)
             if isinstance(loop, BaseLoop) and loop not in self._wrapped_loops:
-                self._wrap_loop(loop)
+                wrap_loop_run(loop, self._on_loop_error)
+                self._wrapped_loops.append(loop)
 
-    def _wrap_loop(self, loop: BaseLoop) -> None:
-        original = loop.run
-        hook = self
-
-        def run_and_detach(*args, **kwargs):
-            try:
-                return original(*args, **kwargs)
-            except BaseException:
-                hook._detach()
-                hook._unwrap_loops()
-                raise
-
-        run_and_detach._mmattnvis_original = original  # type: ignore[attr-defined]
-        loop.run = run_and_detach
-        self._wrapped_loops.append(loop)
+    def _on_loop_error(self) -> None:
+        self._detach()
+        self._unwrap_loops()
 
     def _unwrap_loops(self) -> None:
         for loop in self._wrapped_loops:
-            run = loop.__dict__.get('run')
-            if run is not None and hasattr(run, '_mmattnvis_original'):
-                del loop.run  # the class method is visible again
+            unwrap_loop_run(loop)
         self._wrapped_loops = []
 
     def after_run(self, runner) -> None:
@@ -122,6 +175,7 @@ class CaptureVisHook(Hook):
         self._detach()
         self._mode = mode
         self._drawn = 0
+        self._batch_step = 0
         self._capture = self._make_capture(self._unwrap(runner.model))
         self._capture.attach()
         self._capture.enable(False)
@@ -145,43 +199,139 @@ class CaptureVisHook(Hook):
     def after_test(self, runner) -> None:
         self._detach()
 
-    def _before_iter(self, batch_idx: int) -> None:
+    # -- where a loop runs -------------------------------------------------------------------
+    @staticmethod
+    def _training(runner) -> bool:
+        """Inside ``runner.train()`` (its loop exists). Never builds the train loop: reading
+        ``runner.iter`` / ``runner.epoch`` outside training would build it and its dataloader."""
+        return isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+
+    def _step(self, runner) -> int:
+        """The vis-backend step: the epoch (or iteration) of training, else the drawn batch."""
+        if self._training(runner):
+            return runner.epoch if isinstance(runner.train_loop, EpochBasedTrainLoop) \
+                else runner.iter
+        return self._batch_step
+
+    def _suffix(self, runner) -> str:
+        if not self._training(runner):
+            return ''
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return f'_epoch{runner.epoch}'
+        return f'_iter{runner.iter}'
+
+    # -- val / test loops --------------------------------------------------------------------
+    def _select_batch(self, runner, batch_idx: int) -> None:
         if self._capture is None:
             return
-        room = self.max_samples is None or self._drawn < self.max_samples
-        self._selected = room and batch_idx % self.interval == 0
+        if self._training(runner):
+            self._selected = False  # in training, the fixed samples are drawn instead
+        else:
+            room = self.max_samples is None or self._drawn < self.max_samples
+            self._selected = room and batch_idx % self.interval == 0
         self._capture.enable(self._selected)
 
     def before_val_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self._before_iter(batch_idx)
+        self._select_batch(runner, batch_idx)
 
     def before_test_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        self._before_iter(batch_idx)
+        self._select_batch(runner, batch_idx)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, batch_idx, outputs)
+        self._draw_batch(runner, outputs)
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, batch_idx, outputs)
+        self._draw_batch(runner, outputs)
 
-    def _after_iter(self, runner, batch_idx: int, outputs: Optional[Sequence[Any]]) -> None:
+    def _prepare_batch(self, runner, outputs: Sequence[Any]) -> None:
+        """Called once per drawn batch before its samples are drawn."""
+
+    def _draw_batch(self, runner, outputs: Optional[Sequence[Any]]) -> None:
         if self._capture is None or not self._selected:
             return
         try:
+            step = self._step(runner)
+            self._prepare_batch(runner, outputs or [])
             for i, sample in enumerate(outputs or []):
                 if self.max_samples is not None and self._drawn >= self.max_samples:
                     break
-                image = self._load_image(sample)
-                for name, drawn in self._draw_sample(runner, image, sample, i):
-                    runner.visualizer.add_image(name, drawn, step=runner.iter)
-                    if self.out_dir:
-                        write_image_atomic(self._out_file(runner, name), drawn)
+                self._emit(runner, self._draw_sample(runner, self._load_image(sample), sample, i),
+                           step)
                 self._drawn += 1
+            self._batch_step += 1
         finally:
             # Drawn tensors are released at once; memory stays flat over the loop.
             self._capture.clear()
             self._capture.enable(False)
             self._selected = False
+
+    def _emit(self, runner, drawings: Sequence[tuple], step: int) -> None:
+        suffix = self._suffix(runner)
+        for name, drawn in drawings:
+            runner.visualizer.add_image(name, drawn, step=step)
+            if self.out_dir:
+                write_image_atomic(self._out_file(runner, f'{name}{suffix}'), drawn)
+
+    # -- training: fixed samples after every validation --------------------------------------
+    def before_train(self, runner) -> None:
+        self._store = EvolutionStore(self._out_root(runner), type(self).__name__)
+        if is_main_process():
+            # A fresh run starts a new evolution; a resumed one keeps the epochs it has done.
+            self._store.drop_after(runner.epoch)
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        if not self._training(runner) or self._capture is None or self._store is None:
+            return
+        if self.fixed_samples == 0 or self._step(runner) % self.evolution_interval:
+            return
+        if not is_main_process():
+            return  # the main rank draws; the fixed samples are the same on every rank
+        dataset = runner.val_loop.dataloader.dataset
+        if self._fixed_indices is None:
+            self._fixed_indices = resolve_fixed_samples(dataset, self.fixed_samples)
+        step = self._step(runner)
+        scalars: Dict[str, List[float]] = {}
+        model = self._unwrap(runner.model)
+        was_training = model.training
+        model.eval()
+        try:
+            for idx in self._fixed_indices:
+                batch = runner.val_loop.dataloader.collate_fn([dataset[idx]])
+                self._capture.enable(True)
+                with torch.no_grad():
+                    outputs = model.val_step(batch)
+                self._capture.enable(False)
+                self._prepare_batch(runner, outputs)
+                sample = outputs[0]
+                image = self._load_image(sample)
+                drawings = self._draw_sample(runner, image, sample, 0)
+                self._emit(runner, drawings, step)
+                gt = _ground_truth(dataset, idx)
+                evo = self._evolution_rows(runner, image, sample, 0, gt, drawings)
+                self._store.save(self._sample_tag(runner, sample), step, evo)
+                for key, value in evo['scalars'].items():
+                    scalars.setdefault(key, []).append(value)
+                self._capture.clear()
+        finally:
+            self._capture.clear()
+            self._capture.enable(False)
+            model.train(was_training)
+        if scalars:
+            means = {f'mmattnvis/{k}': float(np.nanmean(v)) for k, v in scalars.items()}
+            runner.visualizer.add_scalars(means, step=step)
+            runner.logger.info('mmattnvis ' + ', '.join(f'{k}: {v:.4f}'
+                                                        for k, v in means.items()))
+
+    def after_train(self, runner) -> None:
+        if self._store is None or not is_main_process():
+            return
+        for tag, figure, frames in self._store.figures(self.evolution_cell):
+            name = f'{tag}_evolution'
+            runner.visualizer.add_image(name, figure, step=self._step(runner))
+            write_image_atomic(osp.join(self._store.root, f'{name}.png'), figure)
+            if self.evolution_video and len(frames) > 1:
+                self._store.write_video(osp.join(self._store.root, name), frames,
+                                        self.evolution_video)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -198,12 +348,24 @@ class CaptureVisHook(Hook):
         stem = osp.splitext(osp.basename(sample.metainfo.get('img_path', 'image')))[0]
         img_id = sample.metainfo.get('img_id', None)
         tag = f'{stem}' if img_id is None else f'{stem}_id{img_id}'
-        if getattr(runner, 'world_size', 1) > 1:
+        if getattr(runner, 'world_size', 1) > 1 and not self._training(runner):
             tag += f'_rank{runner.rank}'
         return tag
 
+    def _out_root(self, runner) -> str:
+        """``out_dir`` (relative: under ``work_dir``); ``mmattnvis`` when none is set, for the
+        evolution records that training keeps."""
+        out_dir = self.out_dir or 'mmattnvis'
+        return out_dir if osp.isabs(out_dir) else osp.join(runner.work_dir, out_dir)
+
     def _out_file(self, runner, name: str) -> str:
-        out_dir = self.out_dir
-        if not osp.isabs(out_dir):
-            out_dir = osp.join(runner.work_dir, out_dir)
-        return osp.join(out_dir, self._mode, f'{name}.png')
+        return osp.join(self._out_root(runner), self._mode, f'{name}.png')
+
+
+def _ground_truth(dataset, idx: int) -> Dict[str, np.ndarray]:
+    """Ground-truth boxes (original-image xyxy) and labels of a dataset entry, ignored ones out."""
+    info = dataset.get_data_info(idx)
+    inst = [i for i in info.get('instances', []) if not i.get('ignore_flag', 0)]
+    boxes = np.array([i['bbox'] for i in inst], np.float32).reshape(-1, 4)
+    labels = np.array([i['bbox_label'] for i in inst], np.int64)
+    return {'bboxes': boxes, 'labels': labels}

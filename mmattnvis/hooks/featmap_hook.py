@@ -1,5 +1,5 @@
-"""``FeatMapVisHook``: feature maps drawn during ``runner.val()`` / ``runner.test()``."""
-from typing import List, Optional, Sequence
+"""``FeatMapVisHook``: feature maps drawn during ``runner.val()`` / ``test()`` / ``train()``."""
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,10 @@ class FeatMapVisHook(CaptureVisHook):
 
     Each sample gives one image per captured map (``neck.0``, ``neck.1``, ...), sent to the runner
     visualizer's backends with ``add_image`` under ``<image>_id<img_id>[_rank<r>]_<layer>``
-    and, with ``out_dir``, written as PNG under ``work_dir/out_dir/<val|test>/``.
+    and, with ``out_dir``, written as PNG under ``work_dir/out_dir/<val|test>/``. During
+    ``runner.train()`` the fixed samples are drawn after every validation (epoch in the names,
+    ``step=epoch``) and an evolution figure per sample (a row per map, a column per epoch) is
+    written to ``<out_dir>/evolution/FeatMapVisHook/`` when training ends.
 
     Args:
         target_layers: Module names (``backbone``, ``neck.out_layers[2]``...).
@@ -35,7 +38,8 @@ class FeatMapVisHook(CaptureVisHook):
         colormap: OpenCV colormap name.
         align: Undo letterbox / padding (``False``: stretch like MMEngine).
         **kwargs: ``interval``, ``max_samples``, ``draw_pred``, ``draw_gt``, ``score_thr``,
-            ``out_dir`` (see :class:`CaptureVisHook`).
+            ``out_dir``, ``fixed_samples``, ``evolution_interval``... (see
+            :class:`CaptureVisHook`).
     """
 
     def __init__(self,
@@ -107,3 +111,9 @@ class FeatMapVisHook(CaptureVisHook):
                                  self.colormap, self.arrangement, pred_layer)
             out.append((f'{tag}_{name}', img))
         return out
+
+    def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
+                        gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
+        tag = self._sample_tag(runner, sample)
+        rows = [(name[len(tag) + 1:], name[len(tag) + 1:], img) for name, img in drawings]
+        return {'rows': rows, 'scalars': {}, 'meta': {}}

@@ -1,0 +1,61 @@
+"""``tools/test.py`` / ``tools/val.py``: ``runner.test()`` or ``runner.val()`` with the project's
+safe checkpoint loading and the mmattnvis hooks' ``--out-dir``."""
+import argparse
+import os
+from typing import Dict, Optional, Sequence
+
+from ..utils.cli import OneLineArgumentParser
+from ..utils.errors import UserInputError
+
+
+def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Arguments of ``tools/test.py`` (``mode='test'``) and ``tools/val.py`` (``'val'``)."""
+    from mmengine.config import DictAction
+    parser = OneLineArgumentParser(
+        description=f'{"Test" if mode == "test" else "Validate"} (and visualise) a detector: '
+        f'runner.{mode}() with the mmattnvis hooks of custom_hooks')
+    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
+    parser.add_argument('checkpoint', help='checkpoint file ("none": weights as built)')
+    parser.add_argument('--work-dir', help='where logs and visualisations go')
+    parser.add_argument('--out-dir', help='out_dir of every mmattnvis hook in custom_hooks; '
+                        'a relative path lies under the work dir (as MMDet\'s --show-dir)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='allow full unpickling of the checkpoint (trusted files only)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
+    """Build the runner, load the checkpoint safely, run ``runner.test()`` / ``runner.val()``."""
+    from mmengine.runner import Runner
+
+    from ..utils.checkpoint import load_checkpoint_safely
+    from .model import checkpoint_arg, runner_config
+
+    checkpoint = checkpoint_arg(args.checkpoint)
+    cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg.load_from = None  # loaded below through the safe loader
+    if args.out_dir is not None:
+        for hook in cfg.get('custom_hooks', []) or []:
+            if str(hook.get('type', '')).startswith('mmattnvis.'):
+                hook['out_dir'] = args.out_dir
+    loader = f'{mode}_dataloader'
+    if cfg.get(loader, None) is None:
+        raise UserInputError(f'config {args.config} has no {loader}')
+    if mode == 'val' and cfg.get('val_cfg', None) is None:
+        cfg.val_cfg = dict(type='ValLoop')
+    runner = Runner.from_cfg(cfg)
+    if checkpoint is not None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        load_checkpoint_safely(model, checkpoint, unsafe=args.unsafe_load,
+                               logger=runner.logger)
+    metrics = runner.test() if mode == 'test' else runner.val()
+    runner.logger.info(f'metrics: {metrics}')
+    return metrics

@@ -1,0 +1,20 @@
+"""Every patch of another library's internals lives here, each with the versions it was written
+for (``TESTED_VERSIONS``) and fingerprints (``FINGERPRINTS``: sha1 of the source of what it relies
+on), which the test suite compares with the installed libraries."""
+import hashlib
+import importlib
+import inspect
+
+
+def source_fingerprint(qualname: str) -> str:
+    """sha1 of the source of ``package.module.Class.attr`` (module path found by import)."""
+    parts = qualname.split('.')
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return hashlib.sha1(inspect.getsource(obj).encode()).hexdigest()
+    raise ImportError(f'cannot import any module of {qualname}')
