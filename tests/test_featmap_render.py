@@ -204,12 +204,13 @@ def _scene():
 def test_draw_featmaps_equals_panels_rendered_one_by_one(reduction, topk):
     """Panels with the shared sparse prediction layer equal panels rendered one by one."""
     from mmattnvis.render import add_title, render_featmap
+    from mmattnvis.visualization.featmap_visualizer import describe
     img, sample, featmaps, vis = _scene()
     out = vis.draw_featmaps(featmaps, img, sample, channel_reduction=reduction, topk=topk,
                             arrangement=(2, 2))
     layer = vis.draw_instances_layer(img.shape[:2], sample)
     method = build_reduction(reduction, topk, (2, 2))
     panels = [add_title(render_featmap(fm, img, method, None, 0.5, 'jet', (2, 2), layer),
-                        f"{name}  ({'x'.join(str(s) for s in fm.shape)})")
+                        f"{name}  ({'x'.join(str(s) for s in fm.shape)}, {describe(method)})")
               for name, fm in featmaps.items()]
     assert np.array_equal(out, auto_arrange(panels))

@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight in the blend')
     parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
+    parser.add_argument('--max-size', type=int, default=2000,
+                        help='longest side of a written image in pixels (the image is scaled '
+                        'before drawing, so boxes and labels keep their size)')
     parser.add_argument('--no-align', action='store_true',
                         help='stretch maps over the image (MMYOLO behaviour) instead of '
                         'undoing letterbox/padding')

@@ -11,7 +11,7 @@ from mmengine.utils import ProgressBar
 from ..capture import FeatureCapture, describe_module_outputs
 from ..methods.featmap import build_reduction
 from ..render.image import colormap_code
-from ..utils.cli import write_image_atomic
+from ..utils.cli import check_display, write_image_atomic
 from ..utils.errors import UserInputError
 from .inference import (batched, bgr_to_rgb, build_test_pipeline, collect_images, geometries,
                         load_image, prepare_batch, run_test_step)
@@ -31,6 +31,7 @@ class FeatMapOptions:
     align: bool = True
     batch_size: int = 1
     draw_pred: bool = True
+    max_size: int = 2000
     cfg_options: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -48,6 +49,8 @@ class FeatMapOptions:
             raise UserInputError(f'batch size must be >= 1, got {self.batch_size}')
         if not self.target_layers:
             raise UserInputError('no target layers given')
+        if self.max_size < 64:
+            raise UserInputError(f'max size must be >= 64 pixels, got {self.max_size}')
 
 
 class FeatMapRun:
@@ -80,8 +83,11 @@ class FeatMapRun:
             score_thr=args.score_thr,
             align=not args.no_align,
             batch_size=args.batch_size,
+            max_size=getattr(args, 'max_size', 2000),
             cfg_options=args.cfg_options or {})
         options.validate()
+        if getattr(args, 'show', False):
+            check_display()
         run_images = collect_images(args.img)
         model = init_model_from_args(args)
         run = cls(model, options, out_dir=args.out_dir, show=args.show)
@@ -115,13 +121,17 @@ class FeatMapRun:
             raise UserInputError(f'no (N, C, H, W) feature map among the outputs of '
                                  f"{', '.join(opts.target_layers)}: {shapes}")
         geoms = geometries(results)
+        cells = 1 if opts.channel_reduction is not None or opts.topk <= 0 else \
+            opts.arrangement
         drawn = []
         for i, (img, sample) in enumerate(zip(images_bgr, results)):
             per_image = {k: v[i] for k, v in featmaps.items()}
+            image, sample = fit_to_max_size(bgr_to_rgb(img), sample, len(per_image), cells,
+                                            opts.max_size)
             drawn.append(
                 self.visualizer.draw_featmaps(
                     per_image,
-                    bgr_to_rgb(img),
+                    image,
                     sample,
                     geometry=geoms[i] if opts.align else None,
                     channel_reduction=opts.channel_reduction,
@@ -154,3 +164,27 @@ class FeatMapRun:
                     self.visualizer.show(img, win_name=osp.basename(path))
                 progress.update()
         return written
+
+
+def fit_to_max_size(image_rgb: np.ndarray, sample, n_panels: int, cells, max_size: int):
+    """Scale the image (and the sample's predicted boxes) so that the figure of ``n_panels``
+    panels of ``cells`` (``1`` or ``(rows, cols)``) fits in ``max_size`` pixels; boxes and labels
+    are then drawn at the output scale instead of shrinking to 1-px lines with the figure."""
+    import math
+
+    import cv2
+    h, w = image_rgb.shape[:2]
+    rows, cols = (1, 1) if cells == 1 else (int(cells[0]), int(cells[1]))
+    grid_cols = int(math.ceil(math.sqrt(n_panels)))
+    grid_rows = int(math.ceil(n_panels / grid_cols))
+    scale = min(1.0, max_size / max(grid_cols * cols * w, grid_rows * rows * h))
+    if scale >= 1.0:
+        return image_rgb, sample
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+    sample = sample.clone()
+    if 'pred_instances' in sample:
+        pred = sample.pred_instances.clone()
+        pred.bboxes = pred.bboxes * scale
+        sample.pred_instances = pred
+    return small, sample

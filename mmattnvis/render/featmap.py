@@ -1,5 +1,6 @@
 """Feature-map panels: reduce -> align -> normalise -> colourise -> blend -> grid."""
-from typing import List, Optional, Sequence
+import math
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,8 +36,17 @@ def finish_cells(cells: List[np.ndarray],
             put_label(cell, m.label)
     if len(cells) == 1:
         return cells[0]
-    rows, cols = arrangement if arrangement is not None else (1, len(cells))
-    return tile(cells, int(rows), int(cols))
+    rows, cols = grid_shape(len(cells), arrangement)
+    return tile(cells, rows, cols)
+
+
+def grid_shape(n: int, arrangement: Optional[Sequence[int]] = None) -> Tuple[int, int]:
+    """``arrangement`` when it holds ``n`` cells; otherwise a near-square grid (never a strip of
+    hundreds of cells)."""
+    if arrangement is not None and int(arrangement[0]) * int(arrangement[1]) >= n:
+        return int(arrangement[0]), int(arrangement[1])
+    cols = int(math.ceil(math.sqrt(n)))
+    return int(math.ceil(n / cols)), cols
 
 
 def render_reduced(maps: Sequence[Map2D],

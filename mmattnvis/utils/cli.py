@@ -58,6 +58,14 @@ def add_figure_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
 
 
+def check_display() -> None:
+    """``--show`` needs a window system; fail in one line instead of waiting forever."""
+    if sys.platform.startswith('linux') and not (os.environ.get('DISPLAY')
+                                                 or os.environ.get('WAYLAND_DISPLAY')):
+        raise UserInputError('--show needs a display and none is available (DISPLAY is not '
+                             'set); drop --show and open the images written to --out-dir')
+
+
 def pick_device(device: str) -> str:
     """``device`` if usable, else ``cpu`` when a CUDA device was asked for but is absent."""
     import torch

@@ -1,4 +1,5 @@
 """``FeatMapVisualizer``: MMDet's ``DetLocalVisualizer`` plus aligned feature-map panels."""
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -122,16 +123,24 @@ class FeatMapVisualizer(DetLocalVisualizer):
             return None
         h, w = int(shape[0]), int(shape[1])
         blank = np.zeros((h, w, 3), np.uint8)
-        layer = None
         self._layer_mode = True
         try:
-            for instances in sets:
-                rgba = self._draw_instances(blank, instances, classes, palette)
-                layer = rgba if layer is None else composite_rgba(layer, rgba)
+            with warnings.catch_warnings():
+                # boxes reaching past the border are clipped by the canvas; MMEngine warns
+                # once per box and label
+                warnings.filterwarnings('ignore', message=r'Warning: The \w+ is out of bounds')
+                layer = self._draw_sets(sets, blank, classes, palette)
         finally:
             self._layer_mode = False
             self.fig_save.patch.set_alpha(1.0)
             self.ax_save.patch.set_alpha(1.0)
+        return layer
+
+    def _draw_sets(self, sets, blank, classes, palette) -> np.ndarray:
+        layer = None
+        for instances in sets:
+            rgba = self._draw_instances(blank, instances, classes, palette)
+            layer = rgba if layer is None else composite_rgba(layer, rgba)
         return layer
 
     def draw_instances_on(self,
@@ -171,8 +180,19 @@ class FeatMapVisualizer(DetLocalVisualizer):
         for name, fm in featmaps.items():
             maps = method.compute(fm)
             cells = render_cells(maps, image_rgb, geometry, alpha, self.colormap)
-            title = f"{name}  ({'x'.join(str(s) for s in fm.shape)})"
+            title = f"{name}  ({'x'.join(str(s) for s in fm.shape)}, {describe(method)})"
             panels.append(add_title(finish_cells(cells, maps, arrangement, layer), title))
         if not panels:
             return image_rgb if layer is None else blend_rgba(image_rgb, layer)
-        return auto_arrange(panels)
+        out = auto_arrange(panels)
+        if draw_pred and pred_layer is None and data_sample is not None:
+            out = add_title(out, f'no detections above score_thr={score_thr}')
+        return out
+
+
+def describe(method) -> str:
+    """How a panel's channels were reduced, for its title."""
+    k = getattr(method, 'topk', None)
+    if k is not None:
+        return f'top-{k} channels'
+    return getattr(method, 'name', type(method).__name__)
