@@ -151,6 +151,48 @@ def test_batched_detections_equal_one_at_a_time(shapes_yolo, shapes_batch):
         assert np.allclose(a.data, b.data, atol=1e-5)
 
 
+@pytest.mark.parametrize('method', ['gradcam', 'gradcam++', 'hirescam', 'layercam',
+                                    'eigengradcam', 'eigencam', 'xgradcam'])
+def test_one_forward_equals_the_batch_of_copies(method, shapes_yolo, shapes_batch):
+    """One forward + target-layer-only gradients give grad-cam's batch-of-copies maps."""
+    data = shapes_batch[2]
+    fast = DetectionCAM(method, ['neck']).explain(shapes_yolo, data, 0.0, 3)
+    copies = DetectionCAM(method, ['neck'], one_forward=False).explain(shapes_yolo, data, 0.0, 3)
+    assert len(fast.maps[0]) == 3
+    for a, b in zip(fast.maps[0] + fast.image_maps, copies.maps[0] + copies.image_maps):
+        assert np.abs(a.data - b.data).max() < 1e-4 * max(1.0, np.abs(b.data).max())
+
+
+def test_principal_projection_equals_grad_cams():
+    from pytorch_grad_cam.utils.svd_on_activations import \
+        get_2d_projection_with_sign_correction
+
+    from mmattnvis.methods.cam import principal_projection
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(2, 12, 9, 7)).astype(np.float32)
+    acts[1, :, 2:4, 3:5] += 5  # a strong component
+    ours = principal_projection(acts)
+    ref = get_2d_projection_with_sign_correction(acts)
+    assert ours.shape == (2, 9, 7) and np.allclose(ours, ref, atol=1e-4)
+
+
+def test_layer_off_the_score_path_is_one_line(shapes_yolo, shapes_batch):
+    """A layer the detection's score does not depend on: say so, not 'NoneType has no shape'."""
+    from conftest import RETINANET_CONFIG
+    data = shapes_batch[2]
+    retina = init_model(RETINANET_CONFIG, None, cfg_options={
+        'model.test_cfg.score_thr': 0.0, 'test_dataloader.dataset.pipeline.1.scale': (160, 160)})
+    retina_data = prepare_batch([shapes_batch[0]], build_test_pipeline(retina.cfg), ['s.png'])
+    from mmattnvis.methods.cam import detect
+    assert len(detect(retina, retina_data, 0.0, 1).detections[0]) == 1
+    with pytest.raises(UserInputError, match='is not used to compute the detection scores'):
+        # RetinaNet's box-regression conv: class scores do not depend on it (the IoU factor of
+        # the target carries no gradient)
+        DetectionCAM('gradcam', ['bbox_head.retina_reg']).explain(retina, retina_data, 0.0, 1)
+    with pytest.raises(UserInputError, match='did not run'):
+        DetectionCAM('gradcam', ['bbox_head.loss_cls']).explain(shapes_yolo, data, 0.0, 1)
+
+
 def test_iou_target_and_norm_in_bbox(shapes_yolo, shapes_batch):
     data = shapes_batch[2]
     res = DetectionCAM('gradcam', ['neck'], use_iou=False, norm_in_bbox=True).explain(
