@@ -2,7 +2,8 @@
 
 As MMDetection does, the configs, tools, demo and shipped models go into ``mmattnvis/.mim/``
 (``add_mim_extension``): copied when a wheel or sdist is built, symlinked for ``develop`` /
-editable installs. ``mim run mmattnvis featmap_vis ...`` and ``mmattnvis::`` configs read them there.
+editable installs. ``mim run mmattnvis featmap_vis ...`` and ``mmattnvis::`` configs read them
+there.
 """
 import os
 import os.path as osp

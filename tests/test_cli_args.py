@@ -122,7 +122,8 @@ def test_shipped_model_by_name():
     assert cfg.endswith(osp.join('shapes', 'yolov5_n_shapes.py')) and osp.isfile(cfg)
     assert weights == checkpoint_arg('mmattnvis::shapes/yolov5_n_shapes.pth')
     assert osp.getsize(weights) > 1e6
-    assert shipped_model('mmattnvis::shapes/dino_slim_shapes.pth')[0].endswith('dino_slim_shapes.py')
+    cfg, _ = shipped_model('mmattnvis::shapes/dino_slim_shapes.pth')
+    assert cfg.endswith('dino_slim_shapes.py')
     with pytest.raises(UserInputError, match='shipped: shapes/dino_slim_shapes'):
         shipped_model('yolov8')
 

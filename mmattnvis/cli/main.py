@@ -9,7 +9,8 @@ from typing import List, Optional
 
 # command -> (module in mmattnvis.cli, one-line summary)
 COMMANDS = {
-    'featmap': ('featmap_vis', 'feature maps of any layer, aligned with the image, with predictions'),
+    'featmap': ('featmap_vis',
+                'feature maps of any layer, aligned with the image, with predictions'),
     'attn': ('attn_vis', 'DETR-family attention per detection (decoder, encoder, deformable, '
              'relevance)'),
     'cam': ('cam_vis', 'Grad-CAM family maps per detection'),
@@ -28,12 +29,17 @@ def usage() -> str:
     lines = ['usage: mmattnvis <command> [options]   (mmattnvis <command> --help for its options)',
              '', 'See what OpenMMLab object detectors look at.', '', 'commands:']
     lines += [f'  {name.ljust(width)}  {summary}' for name, (_, summary) in COMMANDS.items()]
-    lines += ['', 'Image tools take IMG CONFIG CHECKPOINT (as MMYOLO\'s demos) or CONFIG CHECKPOINT '
-              'IMG.', 'Shipped configs and models: mmattnvis::shapes/yolov5_n_shapes.py with '
-              'mmattnvis::shapes/yolov5_n_shapes.pth,', '  likewise retinanet_r18w32_fpn_shapes '
-              'and dino_slim_shapes; more configs under mmattnvis::featmap/.',
-              'The same tools run as `mim run mmattnvis <tool>` (featmap_vis, attn_vis, cam_vis, '
-              'head_ablation, ...).']
+    lines += [
+        '',
+        "Image tools take IMG CONFIG CHECKPOINT (as MMYOLO's demos) or CONFIG CHECKPOINT IMG.",
+        'Shipped models: CONFIG mmattnvis::shapes/<name>.py with CHECKPOINT '
+        'mmattnvis::shapes/<name>.pth,',
+        '  <name>: yolov5_n_shapes (needs mmattnvis[mmyolo]), retinanet_r18w32_fpn_shapes, '
+        'dino_slim_shapes;',
+        '  more configs: mmattnvis::featmap/*.py.',
+        'The same tools run as `mim run mmattnvis <tool>` (featmap_vis, attn_vis, cam_vis, '
+        'head_ablation, ...).',
+    ]
     return '\n'.join(lines)
 
 

@@ -1,8 +1,9 @@
 """``mmattnvis::`` config references in MMEngine's ``Config``.
 
-Written for MMEngine 0.10.x (``mmengine/config/config.py``: the static methods ``Config._get_cfg_path``
-and ``Config.fromfile``; ``mmengine/config/utils.py``: ``MODULE2PACKAGE``). Applied once when
-``mmattnvis`` is imported; it changes nothing but ``mmattnvis::`` references:
+Written for MMEngine 0.10.x (``mmengine/config/config.py``: the static methods
+``Config._get_cfg_path`` and ``Config.fromfile``; ``mmengine/config/utils.py``:
+``MODULE2PACKAGE``). Applied once when ``mmattnvis`` is imported; it changes nothing but
+``mmattnvis::`` references:
 
 - ``_base_ = 'mmattnvis::featmap/yolov5_n_neck_featmap.py'`` resolves to the shipped config
   (``mmattnvis/.mim/configs/`` installed, ``configs/`` in a source checkout). MMEngine's own

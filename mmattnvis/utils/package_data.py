@@ -7,7 +7,8 @@ source checkout (a clone, an editable install) they are read from the repository
 References:
 
 - config ``mmattnvis::shapes/yolov5_n_shapes.py`` -> ``configs/shapes/yolov5_n_shapes.py``
-- checkpoint ``mmattnvis::shapes/yolov5_n_shapes.pth`` -> ``models/shapes/yolov5_n_shapes/weights.pth``
+- checkpoint ``mmattnvis::shapes/yolov5_n_shapes.pth``
+  -> ``models/shapes/yolov5_n_shapes/weights.pth``
 """
 import os
 import os.path as osp
