@@ -1,8 +1,8 @@
 """The files shipped with mmattnvis: configs, tools, demo images and the shapes models.
 
 Installed from a wheel they live in ``mmattnvis/.mim/`` (the layout MMDetection uses, which
-``mim run`` and MMEngine's ``pkg::`` configs expect; ``setup.py`` fills it at build time). In a
-source checkout (a clone, an editable install) they are read from the repository root instead.
+``mim run`` expects; ``setup.py`` fills it at build time). In a source checkout (a clone, an
+editable install) they are read from the repository root.
 
 References:
 
@@ -19,19 +19,15 @@ from .errors import UserInputError, closest_names
 PACKAGE = 'mmattnvis'
 PREFIX = PACKAGE + '::'
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# what setup.py puts into mmattnvis/.mim/ (and MANIFEST.in into the sdist)
-MIM_ITEMS = ('configs', 'tools', 'demo', 'models', 'model-index.yml')
 
 
 def data_root() -> str:
-    """``mmattnvis/.mim`` when it is filled, else the repository root of a source checkout."""
-    mim = osp.join(PACKAGE_DIR, '.mim')
-    if osp.isdir(osp.join(mim, 'configs')):
-        return mim
+    """The repository root of a source checkout (so a ``.mim`` copy left by an in-tree build
+    never shadows the sources), else ``mmattnvis/.mim``."""
     repo = osp.dirname(PACKAGE_DIR)
     if osp.isfile(osp.join(repo, 'setup.py')) and osp.isdir(osp.join(repo, 'configs')):
         return repo
-    return mim
+    return osp.join(PACKAGE_DIR, '.mim')
 
 
 def data_path(*parts: str) -> str:
