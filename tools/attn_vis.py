@@ -1,115 +1,17 @@
-"""DETR-family attention per detected query: decoder cross-attention, encoder self-attention at
-reference points, deformable sampling points, and Chefer et al. relevance.
+"""DETR-family attention per detected query (decoder, encoder, deformable, relevance).
 
-    python tools/attn_vis.py IMG CONFIG CHECKPOINT --mode decoder --layers -1 --head-fusion mean
-    python tools/attn_vis.py IMG CONFIG CHECKPOINT --mode encoder --points 120,80 300,200
+Thin wrapper around ``mmattnvis/cli/attn_vis.py``. Installed (no clone):
+``mim run mmattnvis attn_vis ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).
 """
 import os.path as osp
 import sys
-import warnings
 
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_ROOT, 'mmattnvis', '__init__.py')):  # a source checkout: use its code
+    sys.path.insert(0, _ROOT)
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
-                                 add_model_args, cli_main)
-
-
-def parse_args(argv=None):
-    parser = OneLineArgumentParser(description='Attention maps of DETR-family detectors')
-    parser.add_argument('img', help='image file or directory')
-    parser.add_argument('config', help='config file (or mmdet:: path)')
-    parser.add_argument('checkpoint', help='checkpoint file ("none": random weights)')
-    parser.add_argument('--mode', default='decoder',
-                        choices=['decoder', 'encoder', 'deformable', 'relevance'])
-    parser.add_argument('--layers', nargs='+', type=int, default=None,
-                        help='layer indices (negative from the end); default: the last layer')
-    parser.add_argument('--heads', nargs='+', type=int, default=None,
-                        help='only these heads (default: all)')
-    parser.add_argument('--head-fusion', default='mean', choices=['mean', 'max', 'min', 'none'],
-                        help='fuse heads, or "none" for one row per head')
-    parser.add_argument('--points', nargs='+', default=None,
-                        help='reference points X,Y in original-image pixels (--mode encoder)')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
-    parser.add_argument('--max-queries', type=int, default=8,
-                        help='at most this many detections (columns) per image')
-    parser.add_argument('--per-layer', action='store_true',
-                        help='relevance: also the map after each decoder layer')
-    parser.add_argument('--out-dir', default='./output', help='where figures are written')
-    add_model_args(parser)
-    add_figure_args(parser)
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    import numpy as np
-    from mmengine.utils import ProgressBar
-
-    from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
-                                prepare_batch)
-    from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.apis.attention_runner import (AttentionOptions, check_mode, figure_title,
-                                                 no_detection_note, parse_points,
-                                                 points_in_image, run_attention)
-    from mmattnvis.render.geometry import ImageGeometry
-    from mmattnvis.render.image import colormap_code
-    from mmattnvis.render.points import draw_points
-    from mmattnvis.utils.cli import write_image_atomic
-    from mmattnvis.utils.errors import UserInputError
-    from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
-
-    options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
-                               head_fusion=args.head_fusion, points=parse_points(args.points),
-                               score_thr=args.score_thr, max_queries=args.max_queries,
-                               per_layer=args.per_layer)
-    try:
-        colormap_code(args.colormap)
-    except ValueError as err:
-        raise UserInputError(str(err)) from None
-    if args.max_queries < 1 or args.cell_width < 32:
-        raise UserInputError('--max-queries must be >= 1 and --cell-width >= 32')
-    images = collect_images(args.img)
-    model = init_model_from_args(args)
-    check_mode(model, options)
-    pipeline = build_test_pipeline(model.cfg)
-    vis = FeatMapVisualizer(name=f'mmattnvis_attn_{id(options)}')
-    vis.dataset_meta = model.dataset_meta
-    fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
-    root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
-    progress = ProgressBar(len(images))
-    written = 0
-    for path in images:
-        img = load_image(path)
-        if options.mode == 'encoder':
-            points_in_image(options.points, img.shape)
-        data = prepare_batch([img], pipeline, [path])
-        samples, dets, columns = run_attention(model, data, options)
-        rgb = bgr_to_rgb(img)
-        name = osp.basename(path)
-        if not columns[0]:
-            out = fig.note(rgb, no_detection_note(options.score_thr))
-        else:
-            geom = ImageGeometry.from_metainfo(samples[0].metainfo)
-            cols = []
-            for head, rows in columns[0]:
-                if options.mode == 'encoder':
-                    marked = draw_points(rgb, np.zeros((0, 4)), head)
-                    cols.append(fig.column(marked, None, rows, geom,
-                                           header=f'point {head[0]:g},{head[1]:g}'))
-                else:
-                    cls = model.dataset_meta['classes'][head.label]
-                    cols.append(fig.column(rgb, head, rows, geom,
-                                           header=f'q{head.query} {cls} {head.score:.2f}'))
-            out = fig.figure(cols, figure_title(options, name))
-        rel = osp.relpath(path, root) if root else name
-        write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
-        written += 1
-        progress.update()
-    print(f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}')
-    return 0
-
+from mmattnvis.cli.attn_vis import *  # noqa: E402,F401,F403
+from mmattnvis.cli.attn_vis import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,75 +1,17 @@
 """Feature maps of any layer, aligned with the original image, with predictions.
 
-Flag-compatible with MMYOLO's ``demo/featmap_vis_demo.py``::
-
-    python tools/featmap_vis.py IMG CONFIG CHECKPOINT --target-layers neck \
-        --channel-reduction squeeze_mean --out-dir outputs/featmaps
+Thin wrapper around ``mmattnvis/cli/featmap_vis.py``. Installed (no clone):
+``mim run mmattnvis featmap_vis ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).
 """
-import argparse
 import os.path as osp
 import sys
 
-import warnings  # noqa: E402
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_ROOT, 'mmattnvis', '__init__.py')):  # a source checkout: use its code
+    sys.path.insert(0, _ROOT)
 
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import DictAction  # noqa: E402
-
-from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = OneLineArgumentParser(description='Visualize feature maps of a detector')
-    parser.add_argument('img', help='image file or directory')
-    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
-    parser.add_argument('checkpoint', help='checkpoint file ("none": random weights)')
-    parser.add_argument('--out-dir', default='./output', help='where images are written')
-    parser.add_argument('--target-layers', default=['backbone'], nargs='+', type=str,
-                        help='module names, e.g. backbone neck backbone.stage4 '
-                        'neck.out_layers[2]')
-    parser.add_argument('--preview-model', action='store_true',
-                        help='print module names with output shapes and exit')
-    parser.add_argument('--preview-depth', type=int, default=3,
-                        help='deepest module level listed by --preview-model')
-    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
-    parser.add_argument('--show', action='store_true', help='show each result in a window')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--channel-reduction', default='select_max',
-                        choices=['squeeze_mean', 'select_max', 'pixel_wise_max', 'None'],
-                        help='how channels are reduced to one map')
-    parser.add_argument('--topk', type=int, default=4,
-                        help='top-k channels shown when --channel-reduction None')
-    parser.add_argument('--arrangement', nargs='+', type=int, default=[2, 2],
-                        help='rows cols of the top-k grid')
-    parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight in the blend')
-    parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
-    parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
-    parser.add_argument('--max-size', type=int, default=2000,
-                        help='longest side of a written image in pixels (the image is scaled '
-                        'before drawing, so boxes and labels keep their size)')
-    parser.add_argument('--no-align', action='store_true',
-                        help='stretch maps over the image (MMYOLO behaviour) instead of '
-                        'undoing letterbox/padding')
-    parser.add_argument('--unsafe-load', action='store_true',
-                        help='allow full unpickling of the checkpoint (trusted files only)')
-    return parser.parse_args(argv)
-
-
-@cli_main
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from mmattnvis.apis.featmap_runner import FeatMapRun
-    run = FeatMapRun.from_args(args)
-    if args.preview_model:
-        print('\n'.join(run.preview(max_depth=args.preview_depth)))
-        return 0
-    written = run.run_all()
-    print(f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}')
-    return 0
-
+from mmattnvis.cli.featmap_vis import *  # noqa: E402,F401,F403
+from mmattnvis.cli.featmap_vis import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,28 +1,17 @@
 """The familiar OpenMMLab test entry, with mmattnvis hooks available in ``custom_hooks``.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out-dir DIR]
-                         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
-
-Checkpoints load through mmattnvis' safe loader (weights-only unless ``--unsafe-load``).
-``--out-dir`` sets ``out_dir`` of every ``mmattnvis.*`` hook in ``custom_hooks``; a relative path
-lies under the work dir, as a relative ``out_dir`` in the config does.
+Thin wrapper around ``mmattnvis/cli/test.py``. Installed (no clone):
+``mim run mmattnvis test ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).
 """
 import os.path as osp
 import sys
-import warnings
 
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_ROOT, 'mmattnvis', '__init__.py')):  # a source checkout: use its code
+    sys.path.insert(0, _ROOT)
 
-from mmattnvis.utils.cli import cli_main  # noqa: E402
-
-
-@cli_main
-def main(argv=None) -> int:
-    from mmattnvis.apis.evaluate import evaluate, parse_eval_args
-    evaluate(parse_eval_args('test', argv), 'test')
-    return 0
-
+from mmattnvis.cli.test import *  # noqa: E402,F401,F403
+from mmattnvis.cli.test import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,41 +1,17 @@
 """The familiar OpenMMLab training entry over MMEngine's Runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
+Thin wrapper around ``mmattnvis/cli/train.py``. Installed (no clone):
+``mim run mmattnvis train ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).
 """
-import os
 import os.path as osp
 import sys
-import warnings
 
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_ROOT, 'mmattnvis', '__init__.py')):  # a source checkout: use its code
+    sys.path.insert(0, _ROOT)
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
-
-
-@cli_main
-def main(argv=None) -> int:
-    parser = OneLineArgumentParser(description='Train a detector')
-    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
-    parser.add_argument('--work-dir', help='where checkpoints and logs go')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = '0'
-    from mmengine.runner import Runner
-
-    from mmattnvis.apis.model import runner_config
-    cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.resume = args.resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return 0
-
+from mmattnvis.cli.train import *  # noqa: E402,F401,F403
+from mmattnvis.cli.train import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

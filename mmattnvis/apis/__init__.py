@@ -2,9 +2,10 @@
 from .inference import (batched, bgr_to_rgb, build_test_pipeline, collect_images, geometries,
                         load_image, prepare_batch, run_test_step)
 from .model import available_layers, init_model, load_config, resolve_config_path, strip_pretrained
+from ..utils.package_data import shipped_model
 
 __all__ = [
     'batched', 'bgr_to_rgb', 'build_test_pipeline', 'collect_images', 'geometries', 'load_image',
     'prepare_batch', 'run_test_step', 'available_layers', 'init_model', 'load_config',
-    'resolve_config_path', 'strip_pretrained'
+    'resolve_config_path', 'strip_pretrained', 'shipped_model'
 ]

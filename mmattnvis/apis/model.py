@@ -10,12 +10,18 @@ from mmengine.registry import init_default_scope
 
 from ..utils.checkpoint import load_checkpoint_safely
 from ..utils.errors import UserInputError
+from ..utils.package_data import is_package_ref, resolve_checkpoint, resolve_config
 
 
 def resolve_config_path(config: str) -> str:
-    """A config file path; ``mmdet::x.py`` / ``mmyolo::x.py`` name a package's shipped config."""
+    """A config file path; ``mmdet::x.py`` / ``mmyolo::x.py`` name a package's shipped config,
+    ``mmattnvis::x.py`` one of ours (``mmattnvis/.mim/configs`` or the checkout's ``configs``)."""
+    if is_package_ref(config):
+        return resolve_config(config)
     if '::' in config:
         package, rel = config.split('::', 1)
+        if package == 'mmyolo' and not has_mmyolo():
+            raise mmyolo_missing(config)
         try:
             from mmengine.utils import get_installed_path
             root = get_installed_path(package)
@@ -31,6 +37,18 @@ def resolve_config_path(config: str) -> str:
     return config
 
 
+def has_mmyolo() -> bool:
+    """Whether MMYOLO is importable (it is the optional extra ``mmattnvis[mmyolo]``)."""
+    import importlib.util
+    return importlib.util.find_spec('mmyolo') is not None
+
+
+def mmyolo_missing(config: Any) -> UserInputError:
+    """The one-line error for a YOLO config without MMYOLO installed."""
+    return UserInputError(f"config {_name(config)} needs MMYOLO, which is not installed: "
+                          f"pip install 'mmattnvis[mmyolo]' (or: mim install mmyolo)")
+
+
 def load_config(config: Union[str, Config],
                 cfg_options: Optional[Dict[str, Any]] = None) -> Config:
     """Read a config (path, ``pkg::path`` or :class:`Config`) and merge ``--cfg-options``."""
@@ -41,12 +59,16 @@ def load_config(config: Union[str, Config],
         try:
             cfg = Config.fromfile(path)
         except Exception as err:  # syntax errors, missing _base_ files...
+            if 'mmyolo' in str(err) and not has_mmyolo():
+                raise mmyolo_missing(config) from None
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserInputError(f'config {config} could not be read: {msg}') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
         raise UserInputError(f'config {config} has no "model" entry')
+    if cfg.get('default_scope') == 'mmyolo' and not has_mmyolo():
+        raise mmyolo_missing(config)
     return cfg
 
 
@@ -93,7 +115,8 @@ def init_model(config: Union[str, Config],
 
     Args:
         config: Config path, ``mmdet::``/``mmyolo::`` path, or :class:`Config`.
-        checkpoint: Weights file; ``None`` keeps a random initialisation (no download).
+        checkpoint: Weights file or a shipped model (``mmattnvis::shapes/<name>.pth``);
+            ``None`` keeps a random initialisation (no download).
         device: Torch device string.
         cfg_options: ``--cfg-options`` overrides.
         unsafe_load: Allow full unpickling of the checkpoint (trusted files only).
@@ -110,10 +133,14 @@ def init_model(config: Union[str, Config],
     try:
         model = MODELS.build(model_cfg)
     except Exception as err:
+        if 'mmyolo' in str(err) and not has_mmyolo():
+            raise mmyolo_missing(config) from None
         raise UserInputError(f'could not build the model from {_name(config)}: '
                              f'{type(err).__name__}: {_first_line(err)}') from None
     logger = MMLogger.get_current_instance()
     meta: Dict[str, Any] = {}
+    if is_package_ref(checkpoint):
+        checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is not None:
         meta = load_checkpoint_safely(model, checkpoint, unsafe=unsafe_load, strict=strict,
                                       logger=logger)
@@ -197,9 +224,12 @@ def available_layers(model: nn.Module) -> List[str]:
 
 
 def checkpoint_arg(value: Optional[str]) -> Optional[str]:
-    """A CLI ``CHECKPOINT``: ``none`` means random weights; a missing file is an error."""
+    """A CLI ``CHECKPOINT``: ``none`` means random weights, ``mmattnvis::shapes/<name>.pth`` a
+    shipped model; a missing file is an error."""
     if value is None or str(value).lower() == 'none':
         return None
+    if is_package_ref(value):
+        return resolve_checkpoint(value)
     if not osp.isfile(value):
         raise UserInputError(f'checkpoint not found: {value}')
     return value

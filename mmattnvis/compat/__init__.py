@@ -1,9 +1,11 @@
-"""Every patch of another library's internals lives here, each with the versions it was written
-for (``TESTED_VERSIONS``) and fingerprints (``FINGERPRINTS``: sha1 of the source of what it relies
-on), which the test suite compares with the installed libraries."""
+"""Every patch of another library's internals lives here. Each module names the versions it was
+written for (``TESTED_VERSIONS``) and fingerprints of the code it relies on (``FINGERPRINTS``: sha1
+of the source), which ``tests/test_compat.py`` compares with the installed libraries."""
 import hashlib
 import importlib
 import inspect
+
+from .mmengine_config import patch_config_resolution
 
 
 def source_fingerprint(qualname: str) -> str:
@@ -18,3 +20,6 @@ def source_fingerprint(qualname: str) -> str:
             obj = getattr(obj, attr)
         return hashlib.sha1(inspect.getsource(obj).encode()).hexdigest()
     raise ImportError(f'cannot import any module of {qualname}')
+
+
+__all__ = ['patch_config_resolution', 'source_fingerprint']

@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import sys
 import tempfile
-from typing import Callable
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -94,3 +94,60 @@ def write_image_atomic(path: str, image_rgb: np.ndarray) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+# ----- IMG CONFIG CHECKPOINT in either order ------------------------------------------------------
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+CHECKPOINT_EXTS = ('.pth', '.pt', '.ckpt')
+INPUT_ORDERS = (('img', 'config', 'checkpoint'), ('config', 'checkpoint', 'img'))
+INPUTS_HELP = ('Inputs go in either order: IMG CONFIG CHECKPOINT (as MMYOLO\'s demos) or CONFIG '
+               'CHECKPOINT IMG; they are told apart by what they are: CONFIG is a .py file or a '
+               'package config (mmdet::, mmyolo::, mmattnvis::), CHECKPOINT a .pth/.pt file, '
+               '"none" (random weights) or a shipped model (mmattnvis::shapes/<name>.pth), IMG an '
+               'image file or a directory.')
+
+
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    """The positional ``IMG CONFIG CHECKPOINT`` of the image tools (either order, see
+    :func:`order_inputs`); the order rule goes into ``--help``."""
+    parser.add_argument('img', metavar='IMG', help='image file or directory')
+    parser.add_argument('config', metavar='CONFIG',
+                        help='config file, or mmdet:: / mmyolo:: / mmattnvis:: config')
+    parser.add_argument('checkpoint', metavar='CHECKPOINT',
+                        help='checkpoint file, "none" (random weights) or '
+                        'mmattnvis::shapes/<name>.pth')
+    parser.epilog = f'{parser.epilog} {INPUTS_HELP}' if parser.epilog else INPUTS_HELP
+
+
+def input_kind(value: str) -> Optional[str]:
+    """``'img'``, ``'config'`` or ``'checkpoint'`` from what ``value`` is, ``None`` if unclear."""
+    low = value.lower()
+    if low == 'none' or low.endswith(CHECKPOINT_EXTS):
+        return 'checkpoint'
+    if low.endswith('.py'):
+        return 'config'
+    if low.endswith(IMAGE_EXTS) or osp.isdir(value):
+        return 'img'
+    return None
+
+
+def order_inputs(args: argparse.Namespace) -> argparse.Namespace:
+    """Put ``args.img`` / ``args.config`` / ``args.checkpoint`` right when they were given as
+    ``CONFIG CHECKPOINT IMG``; an input whose kind is unclear is placed by the others.
+
+    Raises:
+        UserInputError: when neither accepted order fits, or both do (ambiguous).
+    """
+    given = [str(args.img), str(args.config), str(args.checkpoint)]
+    kinds = [input_kind(v) for v in given]
+    fits = [order for order in INPUT_ORDERS
+            if all(k is None or k == want for k, want in zip(kinds, order))]
+    if len(fits) != 1:
+        seen = ', '.join(f'{v} ({k or "unclear"})' for v, k in zip(given, kinds))
+        why = 'cannot tell which is which' if fits else 'not in an accepted order'
+        raise UserInputError(f'inputs {seen}: {why}; give IMG CONFIG CHECKPOINT or CONFIG '
+                             'CHECKPOINT IMG (CONFIG: .py or pkg::...py; CHECKPOINT: .pth/.pt, '
+                             'none or mmattnvis::shapes/<name>.pth; IMG: image file or directory)')
+    for name, value in zip(fits[0], given):
+        setattr(args, name, value)
+    return args

@@ -1,0 +1,85 @@
+"""How faithful are saliency maps of a detector? A table per method, against a random map.
+
+Pointing game (predicted box and, with COCO annotations, ground truth), energy-based pointing game,
+deletion and insertion AUC of each detection's D-RISE similarity (IoU x class score)::
+
+    python tools/eval_faithfulness.py CONFIG CHECKPOINT --data data/shapes/test \
+        --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20
+
+``--data`` is a folder of images or a COCO-style folder (``annotations.json`` + ``images/``).
+Writes ``faithfulness.md``, ``faithfulness.csv`` (per method) and ``faithfulness_detections.csv``.
+"""
+import os.path as osp
+import sys
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from mmattnvis.utils.cli import OneLineArgumentParser, add_model_args, cli_main  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = OneLineArgumentParser(description='Faithfulness metrics of saliency methods')
+    parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
+    parser.add_argument('checkpoint', help='checkpoint file ("none": random weights)')
+    parser.add_argument('--data', required=True,
+                        help='image folder, or COCO-style folder with annotations.json')
+    parser.add_argument('--methods', nargs='+', default=['gradcam', 'eigencam'],
+                        help='CAM methods (see tools/cam_vis.py); a random map is always added')
+    parser.add_argument('--target-layers', nargs='+', default=['neck'])
+    parser.add_argument('--score-thr', type=float, default=0.3)
+    parser.add_argument('--topk', type=int, default=5, help='detections per image (<=0: all)')
+    parser.add_argument('--steps', type=int, default=20, help='deletion/insertion steps')
+    parser.add_argument('--max-images', type=int, default=0, help='first N images (0: all)')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--tolerance', type=float, default=0.0,
+                        help='pointing-game tolerance in pixels')
+    parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random baseline')
+    parser.add_argument('--out-dir', default='./outputs/faithfulness')
+    parser.add_argument('--title', default='', help='heading of the markdown table')
+    add_model_args(parser)
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mmengine.utils import ProgressBar
+
+    from mmattnvis.apis import build_test_pipeline
+    from mmattnvis.apis.faithfulness_runner import (FaithfulnessOptions, evaluate,
+                                                    find_dataset)
+    from mmattnvis.apis.model import init_model_from_args
+    from mmattnvis.capture.names import resolve_module
+    from mmattnvis.methods.cam import cam_class
+    from mmattnvis.utils.errors import UserInputError
+
+    for m in args.methods:
+        cam_class(m)
+    if args.steps < 2:
+        raise UserInputError('--steps must be >= 2')
+    images, gt = find_dataset(args.data)
+    if args.max_images > 0:
+        images = images[:args.max_images]
+    model = init_model_from_args(args)
+    for name in args.target_layers:
+        resolve_module(model, name)
+    options = FaithfulnessOptions(methods=args.methods, target_layers=args.target_layers,
+                                  score_thr=args.score_thr, topk=args.topk, steps=args.steps,
+                                  batch_size=args.batch_size, tolerance=args.tolerance,
+                                  seed=args.seed, insertion=not args.no_insertion)
+    progress = ProgressBar(len(images))
+    table = evaluate(model, build_test_pipeline(model.cfg), images, gt, options,
+                     progress=progress.update)
+    if not table.rows:
+        raise UserInputError(f'no detections above score_thr={args.score_thr} in {args.data}')
+    title = args.title or f'{osp.basename(args.config)} on {args.data} ({len(images)} images)'
+    paths = table.write(args.out_dir, title)
+    print('\n' + table.markdown(title))
+    print(f'written: {", ".join(osp.abspath(p) for p in paths)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
