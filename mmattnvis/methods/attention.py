@@ -64,15 +64,18 @@ def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
             scores, queries = best.topk(min(max_per_img, len(best)))
             labels = labels_all[queries]
         pred = sample.pred_instances
+        # With relevance / gradient rollout the predictions are still in the graph: read
+        # detached values (no grad-to-scalar conversions).
+        pred_scores, pred_labels = pred.scores.detach().cpu(), pred.labels.detach().cpu()
         n = min(len(pred), len(scores))
-        if not (torch.equal(pred.labels[:n].cpu(), labels[:n].cpu()) and torch.allclose(
-                pred.scores[:n].cpu(), scores[:n].cpu(), atol=1e-6)):
+        if not (torch.equal(pred_labels[:n], labels[:n].cpu()) and torch.allclose(
+                pred_scores[:n], scores[:n].detach().cpu(), atol=1e-6)):
             raise RuntimeError('captured head outputs do not reproduce the predictions')
         dets = []
         for r in range(n):
-            if float(pred.scores[r]) > score_thr:
-                dets.append(QueryDetection(b, r, int(queries[r]), int(pred.labels[r]),
-                                           float(pred.scores[r]),
+            if float(pred_scores[r]) > score_thr:
+                dets.append(QueryDetection(b, r, int(queries[r]), int(pred_labels[r]),
+                                           float(pred_scores[r]),
                                            pred.bboxes[r].detach().cpu().numpy().copy()))
         out.append(dets)
     return out
