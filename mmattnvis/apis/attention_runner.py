@@ -1,20 +1,24 @@
 """The attention workflow shared by ``tools/attn_vis.py`` and ``AttentionVisHook``."""
+import contextlib
+import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..capture.attention import (AttentionCapture, AttentionRecord, attention_kind,
                                  check_detr_family, find_attention_modules)
-from ..methods.attention import (HEAD_FUSIONS, DecoderCrossAttention, DeformableSamplingPoints,
+from ..methods.attention import (DIRECTION_TITLES, DIRECTIONS, HEAD_FUSIONS,
+                                 DecoderCrossAttention, DeformableSamplingPoints,
                                  EncoderSelfAttention, QueryDetection, detections_for_queries,
-                                 point_to_token)
+                                 point_to_token, token_box, token_stride)
 from ..methods.base import Map2D
-from ..methods.relevance import CheferRelevance
+from ..methods.relevance import CheferRelevance, _to_heads, batched_attention_grads
+from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
 from ..render.geometry import ImageGeometry
 from ..utils.errors import UserInputError
 
-MODES = ('decoder', 'encoder', 'deformable', 'relevance')
+MODES = ('decoder', 'encoder', 'deformable', 'relevance', 'rollout')
 
 
 @dataclass
@@ -28,9 +32,25 @@ class AttentionOptions:
     score_thr: float = 0.3
     max_queries: int = 8
     per_layer: bool = False
+    direction: Optional[str] = None  # encoder / rollout: 'to' (default) or 'from' the point
+    discard_ratio: float = 0.0  # rollout
+    gradient: bool = False  # rollout: gradient rollout per detection
 
     def fusion(self) -> Optional[str]:
         return None if self.head_fusion in (None, 'none') else self.head_fusion
+
+    def point_direction(self) -> str:
+        return self.direction or 'to'
+
+
+@contextlib.contextmanager
+def quiet_library_warnings() -> Iterator[None]:
+    """Silence warnings MMDet's DETR code raises on every first call with current torch (its
+    ``torch.meshgrid`` without ``indexing``, whose default ``'ij'`` is what it means)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'torch\.meshgrid: in an upcoming release',
+                                category=UserWarning)
+        yield
 
 
 def check_mode(model, options: AttentionOptions) -> None:
@@ -52,12 +72,38 @@ def check_mode(model, options: AttentionOptions) -> None:
                              f'DINO); {name} has dense cross-attention: use --mode decoder')
     if options.mode == 'encoder' and not options.points:
         raise UserInputError('--mode encoder needs reference points: --points X,Y [X,Y ...]')
-    part = 'encoder' if options.mode == 'encoder' else 'decoder_cross'
+    if options.direction not in DIRECTIONS + (None, ):
+        raise UserInputError(f'unknown direction {options.direction!r}; choose to or from')
+    enc = {attention_kind(m) for (p, _), (_, m) in modules.items() if p == 'encoder'}
+    if options.mode == 'encoder' and options.direction == 'to' and 'deformable' in enc:
+        raise UserInputError(f'--direction to needs dense encoder self-attention; {name} samples '
+                             'deformable points FROM the point: use --direction from')
+    if options.mode == 'rollout':
+        _check_rollout(options, enc, name)
+    elif options.gradient or options.discard_ratio:
+        raise UserInputError('--gradient and --discard-ratio apply to --mode rollout')
+    part = 'encoder' if options.mode in ('encoder', 'rollout') else 'decoder_cross'
     n = len([1 for p, _ in modules if p == part])
     for layer in options.layers or []:
         if not -n <= layer < n:
             raise UserInputError(f'layer {layer} does not exist; the {part.split("_")[0]} has '
                                  f'layers 0..{n - 1}')
+
+
+def _check_rollout(options: AttentionOptions, enc_kinds, name: str) -> None:
+    if not enc_kinds or enc_kinds - {'mha'}:
+        raise UserInputError(f'--mode rollout needs dense token-to-token encoder self-attention '
+                             f'(DETR, Conditional DETR, DAB-DETR); {name} has '
+                             f'{"deformable" if "deformable" in enc_kinds else "no"} encoder '
+                             'attention')
+    if options.fusion() is None and not options.gradient:
+        raise UserInputError('--mode rollout fuses the heads: choose --head-fusion mean, max or '
+                             'min')
+    if not 0.0 <= options.discard_ratio < 1.0:
+        raise UserInputError(f'--discard-ratio must be in [0, 1), got {options.discard_ratio:g}')
+    if options.layers is not None:
+        raise UserInputError('--mode rollout runs through every encoder layer; leave out '
+                             '--layers')
 
 
 def _layers(options: AttentionOptions, record: AttentionRecord, part: str) -> List[int]:
@@ -77,10 +123,13 @@ def run_attention(model, data, options: AttentionOptions):
         ``(detection_or_point, [Map2D rows])``.
     """
     check_mode(model, options)
+    if options.mode == 'rollout':
+        return run_rollout(model, data, options)
     if options.mode == 'relevance':
-        result = CheferRelevance(per_layer=options.per_layer,
-                                 max_detections=options.max_queries).explain(
-                                     model, data, options.score_thr)
+        with quiet_library_warnings():
+            result = CheferRelevance(per_layer=options.per_layer,
+                                     max_detections=options.max_queries).explain(
+                                         model, data, options.score_thr)
         columns = []
         for dets, maps in zip(result.detections, result.maps):
             cols = [(d, m['relevance'] + m['raw'] + m['rollout'])
@@ -88,9 +137,79 @@ def run_attention(model, data, options: AttentionOptions):
             columns.append(cols)
         return result.samples, [d[:options.max_queries] for d in result.detections], columns
     parts = ('encoder', ) if options.mode == 'encoder' else ('decoder_cross', )
-    with AttentionCapture(model, parts=parts) as cap, torch.no_grad():
+    with AttentionCapture(model, parts=parts) as cap, torch.no_grad(), quiet_library_warnings():
         samples = model.test_step(data)
     return (samples, ) + build_columns(model, cap.record, samples, options)
+
+
+def run_rollout(model, data, options: AttentionOptions):
+    """Rollout of a DETR's encoder self-attention (``--mode rollout``).
+
+    Per image, the columns are: with ``points``, one per point; otherwise the mean over tokens
+    and one per detection (its box centre's token). With ``gradient``, one gradient rollout per
+    detection (target: its class logit), each column showing its centre token (or the points)
+    and the mean over tokens.
+    """
+    with AttentionCapture(model, parts=('encoder', ), keep_grad=options.gradient) as cap, \
+            quiet_library_warnings(), torch.set_grad_enabled(options.gradient):
+        if options.gradient:
+            processed = model.data_preprocessor(data, False)
+            samples = model.predict(processed['inputs'], processed['data_samples'])
+        else:
+            samples = model.test_step(data)
+    record = cap.record
+    dets = detections_for_queries(model, record, samples, options.score_thr)
+    dets = [d[:options.max_queries] for d in dets]
+    keys = [('encoder', i) for i in record.layers('encoder')]
+    grid = record.key_shape
+    direction = options.point_direction()
+    label = rollout_label(options.head_fusion, options.discard_ratio, options.gradient)
+    maker = TokenRollout(direction, label)
+    flat = [d for per_img in dets for d in per_img]
+    index = {(d.image, d.rank): t for t, d in enumerate(flat)}
+    grads = []
+    if options.gradient and flat:
+        cls_scores = record.head_outputs[0]
+        targets = torch.stack([cls_scores[d.image, d.query, d.label] for d in flat])
+        grads = batched_attention_grads(targets, [record.graph[k] for k in keys])
+    columns = []
+    for b, sample in enumerate(samples):
+        geom = ImageGeometry.from_metainfo(sample.metainfo)
+        stride = token_stride(geom, grid)
+        attns = [record.dense[k][b].detach().float() for k in keys]
+
+        def rollout(grad_index=None):
+            g = None if grad_index is None else [
+                _to_heads(gr[grad_index], len(samples))[b].float() for gr in grads]
+            return attention_rollout(attns, options.head_fusion if g is None else 'mean',
+                                     options.discard_ratio, keep_first=False, grads=g)
+
+        def maps_at(r, xys, mean):
+            tokens = [point_to_token(xy, geom, grid, stride) for xy in xys]
+            out = maker.compute((r, grid, tokens + ([None] if mean else [])))
+            for m, xy, tok in zip(out, xys, tokens):
+                m.meta.update(reference=tuple(xy), stride=stride,
+                              token_box=token_box(tok, geom, grid, stride))
+            return out
+
+        cols = []
+        if options.gradient:
+            for det in dets[b]:
+                xys = options.points or [_centre(det.bbox)]
+                cols.append((det, maps_at(rollout(index[(det.image, det.rank)]), xys, True)))
+        elif options.points:
+            r = rollout()
+            cols = [(tuple(xy), maps_at(r, [xy], False)) for xy in options.points]
+        else:
+            r = rollout()
+            cols.append((None, maps_at(r, [], True)))
+            cols += [(det, maps_at(r, [_centre(det.bbox)], False)) for det in dets[b]]
+        columns.append(cols)
+    return samples, dets, columns
+
+
+def _centre(bbox) -> Tuple[float, float]:
+    return (float(bbox[0] + bbox[2]) / 2, float(bbox[1] + bbox[3]) / 2)
 
 
 def build_columns(model, record: AttentionRecord, samples, options: AttentionOptions):
@@ -128,7 +247,8 @@ def encoder_rows(record: AttentionRecord, b: int, point, geom: ImageGeometry,
     rows: List[Map2D] = []
     for layer in _layers(options, record, 'encoder'):
         if ('encoder', layer) in record.dense:
-            rows += EncoderSelfAttention(options.heads, options.fusion()).compute(
+            rows += EncoderSelfAttention(options.heads, options.fusion(),
+                                         options.point_direction()).compute(
                 (record, b, point, geom, layer))
         else:
             rec = record.deformable[('encoder', layer)]
@@ -139,6 +259,8 @@ def encoder_rows(record: AttentionRecord, b: int, point, geom: ImageGeometry,
                 (record, 'encoder', layer, b, row * w0 + col, geom))
             for m in maps:
                 m.meta['reference'] = tuple(point)
+                m.meta['token_box'] = token_box((row, col), geom, (h0, w0))
+                m.label += ' FROM'
             rows += maps
     return rows
 
@@ -166,12 +288,30 @@ def parse_points(values: Optional[Sequence[str]]) -> List[Tuple[float, float]]:
     return points
 
 
-def figure_title(options: AttentionOptions, name: str) -> str:
-    what = {'decoder': 'decoder cross-attention', 'encoder': 'encoder self-attention',
-            'deformable': 'deformable sampling points', 'relevance':
-            'relevance (Chefer et al.) | raw attention | rollout'}[options.mode]
-    fusion = '' if options.mode == 'relevance' else f', heads: {options.head_fusion}'
-    return f'{name}: {what}{fusion}'
+def figure_title(options: AttentionOptions, name: str, deformable: bool = False) -> str:
+    """The figure's title: the method, its head fusion and, for points, the direction."""
+    direction = DIRECTION_TITLES['from' if deformable else options.point_direction()]
+    what = {
+        'decoder': 'decoder cross-attention per query',
+        'encoder': (f'encoder deformable sampling points, {direction}' if deformable else
+                    f'encoder self-attention, {direction}'),
+        'deformable': 'decoder deformable sampling points per query',
+        'relevance': 'relevance (Chefer et al.) | raw attention (last layer, head mean) | '
+                     'rollout (Chefer et al.)',
+        'rollout': _rollout_title(options, direction),
+    }[options.mode]
+    if options.mode == 'relevance' or options.mode == 'rollout':
+        return f'{name}: {what}'
+    return f'{name}: {what}, heads: {options.head_fusion}'
+
+
+def _rollout_title(options: AttentionOptions, direction: str) -> str:
+    kind = ('gradient rollout (grad x attn, heads: positive mean)' if options.gradient else
+            f'attention rollout (heads: {options.head_fusion})')
+    where = (f'at points, {direction}' if options.points else
+             f'at box centres, {direction}')
+    discard = f', discard ratio {options.discard_ratio:g}' if options.discard_ratio else ''
+    return f'encoder {kind}{discard}, {where}'
 
 
 def no_detection_note(score_thr: float) -> str:
@@ -187,5 +327,6 @@ def points_in_image(points, shape) -> None:
 
 __all__ = [
     'AttentionOptions', 'MODES', 'check_mode', 'run_attention', 'build_columns',
-    'parse_points', 'figure_title', 'no_detection_note', 'points_in_image', 'QueryDetection'
+    'parse_points', 'figure_title', 'no_detection_note', 'points_in_image', 'QueryDetection',
+    'run_rollout', 'quiet_library_warnings'
 ]

@@ -1,8 +1,9 @@
 """DETR-family attention per detected query: decoder cross-attention, encoder self-attention at
-reference points, deformable sampling points, and Chefer et al. relevance.
+reference points, deformable sampling points, Chefer et al. relevance, and encoder rollout.
 
     python tools/attn_vis.py IMG CONFIG CHECKPOINT --mode decoder --layers -1 --head-fusion mean
     python tools/attn_vis.py IMG CONFIG CHECKPOINT --mode encoder --points 120,80 300,200
+    python tools/attn_vis.py IMG CONFIG CHECKPOINT --mode rollout --discard-ratio 0.9 --gradient
 """
 import os.path as osp
 import sys
@@ -18,7 +19,7 @@ def parse_args(argv=None):
     parser = OneLineArgumentParser(description='Attention maps of DETR-family detectors')
     add_input_args(parser)
     parser.add_argument('--mode', default='decoder',
-                        choices=['decoder', 'encoder', 'deformable', 'relevance'])
+                        choices=['decoder', 'encoder', 'deformable', 'relevance', 'rollout'])
     parser.add_argument('--layers', nargs='+', type=int, default=None,
                         help='layer indices (negative from the end); default: the last layer')
     parser.add_argument('--heads', nargs='+', type=int, default=None,
@@ -26,7 +27,18 @@ def parse_args(argv=None):
     parser.add_argument('--head-fusion', default='mean', choices=['mean', 'max', 'min', 'none'],
                         help='fuse heads, or "none" for one row per head')
     parser.add_argument('--points', nargs='+', default=None,
-                        help='reference points X,Y in original-image pixels (--mode encoder)')
+                        help='reference points X,Y in original-image pixels (--mode encoder, '
+                        'rollout)')
+    parser.add_argument('--direction', choices=['to', 'from'], default=None,
+                        help='encoder/rollout at a point: "to" = how much every token attends '
+                        'TO the point (the column; default, as the DETR notebook), "from" = '
+                        'what the point attends to (the row; the only one of deformable '
+                        'encoders)')
+    parser.add_argument('--discard-ratio', type=float, default=0.0,
+                        help='rollout: drop this fraction of the lowest attention per row')
+    parser.add_argument('--gradient', action='store_true',
+                        help='rollout: gradient rollout per detection (target: its class '
+                        'logit)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
     parser.add_argument('--max-queries', type=int, default=8,
                         help='at most this many detections (columns) per image')
@@ -41,7 +53,6 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import numpy as np
     from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
@@ -52,7 +63,6 @@ def main(argv=None) -> int:
                                                  points_in_image, run_attention)
     from mmattnvis.render.geometry import ImageGeometry
     from mmattnvis.render.image import colormap_code
-    from mmattnvis.render.points import draw_points
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.errors import UserInputError
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
@@ -60,7 +70,8 @@ def main(argv=None) -> int:
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
                                head_fusion=args.head_fusion, points=parse_points(args.points),
                                score_thr=args.score_thr, max_queries=args.max_queries,
-                               per_layer=args.per_layer)
+                               per_layer=args.per_layer, direction=args.direction,
+                               discard_ratio=args.discard_ratio, gradient=args.gradient)
     try:
         colormap_code(args.colormap)
     except ValueError as err:
@@ -79,7 +90,7 @@ def main(argv=None) -> int:
     written = 0
     for path in images:
         img = load_image(path)
-        if options.mode == 'encoder':
+        if options.points:
             points_in_image(options.points, img.shape)
         data = prepare_batch([img], pipeline, [path])
         samples, dets, columns = run_attention(model, data, options)
@@ -91,15 +102,18 @@ def main(argv=None) -> int:
             geom = ImageGeometry.from_metainfo(samples[0].metainfo)
             cols = []
             for head, rows in columns[0]:
-                if options.mode == 'encoder':
-                    marked = draw_points(rgb, np.zeros((0, 4)), head)
-                    cols.append(fig.column(marked, None, rows, geom,
+                ref = rows[0].meta if rows else {}
+                if head is None:  # rollout: the mean over tokens
+                    cols.append(fig.column(rgb, None, rows, geom, header='all tokens'))
+                elif isinstance(head, tuple):  # a point
+                    cols.append(fig.column(rgb, None, rows, geom, reference=ref,
                                            header=f'point {head[0]:g},{head[1]:g}'))
                 else:
                     cls = model.dataset_meta['classes'][head.label]
                     cols.append(fig.column(rgb, head, rows, geom,
                                            header=f'q{head.query} {cls} {head.score:.2f}'))
-            out = fig.figure(cols, figure_title(options, name))
+            deformable = any('points' in m.meta for _, rows in columns[0] for m in rows)
+            out = fig.figure(cols, figure_title(options, name, deformable))
         rel = osp.relpath(path, root) if root else name
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
         written += 1

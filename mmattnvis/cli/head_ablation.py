@@ -66,7 +66,6 @@ def main(argv=None) -> int:
     from mmattnvis.render.image import add_title, put_label, tile
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.errors import UserInputError
-    from mmattnvis.visualization import FeatMapVisualizer
 
     images = collect_images(args.img)
     model = init_model_from_args(args)
@@ -80,8 +79,6 @@ def main(argv=None) -> int:
                  for k in range(1, n_heads + 1)]
     variants += [(f'head {h} off', single_head(model, h, args.part)) for h in range(n_heads)]
     pipeline = build_test_pipeline(model.cfg)
-    vis = FeatMapVisualizer(name=f'mmattnvis_ablation_{id(args)}')
-    vis.dataset_meta = model.dataset_meta
     progress = ProgressBar(len(images))
     for path in images:
         img = load_image(path)
@@ -95,12 +92,12 @@ def main(argv=None) -> int:
             base = pred if base is None else base
             row = {'variant': name, **compare_detections(base, pred, args.iou_thr)}
             rows.append(row)
-            drawn = rgb if len(pred) == 0 else vis.draw_instances_on(rgb, _sample(pred), -1)
             w = args.cell_width
-            cell = cv2.resize(drawn, (w, max(1, round(drawn.shape[0] * w / drawn.shape[1]))),
+            cell = cv2.resize(rgb, (w, max(1, round(rgb.shape[0] * w / rgb.shape[1]))),
                               interpolation=cv2.INTER_AREA)
-            put_label(cell, f"{name}: {row['detections']} det, -{row['lost']} +{row['gained']}")
-            panels.append(cell)
+            title = f"{name}: {row['detections']} det, -{row['lost']} +{row['gained']}"
+            cell = _draw_predictions(cell, pred, w / rgb.shape[1], model.dataset_meta, title)
+            panels.append(put_label(cell, title))
         stem = osp.splitext(osp.basename(path))[0]
         os.makedirs(args.out_dir, exist_ok=True)
         csv_path = osp.join(args.out_dir, f'{stem}_ablation.csv')
@@ -123,11 +120,27 @@ def main(argv=None) -> int:
     return 0
 
 
-def _sample(pred):
-    from mmdet.structures import DetDataSample
-    s = DetDataSample()
-    s.pred_instances = pred
-    return s
+def _draw_predictions(cell, pred, scale: float, meta, title: str):
+    """Boxes and labels at the cell's scale; labels of overlapping boxes are stacked so none
+    covers another (nor the panel title)."""
+    import cv2
+
+    from mmattnvis.render.labels import draw_labelled_boxes
+    if len(pred) == 0:
+        return cell
+    classes = (meta or {}).get('classes') or ()
+    palette = (meta or {}).get('palette') or [(220, 20, 60), (0, 130, 200), (60, 180, 75),
+                                               (245, 130, 48), (145, 30, 180)]
+    order = pred.scores.argsort(descending=True).tolist()
+    boxes = (pred.bboxes[order].numpy() * scale).tolist()
+    labels = [int(pred.labels[i]) for i in order]
+    texts = [f'{classes[c] if c < len(classes) else c} {float(pred.scores[i]):.2f}'
+             for c, i in zip(labels, order)]
+    colors = [tuple(palette[c % len(palette)]) for c in labels]
+    fs = max(0.35, min(1.0, cell.shape[1] / 640.0 * 0.6))  # render.image.put_label's size
+    (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, fs, 1 if fs < 0.8 else 2)
+    return draw_labelled_boxes(cell, boxes, texts, colors,
+                               occupied=[(0, 0, tw + 8, th + base + 8)])
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..capture.attention import AttentionRecord
 from ..registry import METHODS
-from ..render.geometry import ImageGeometry
+from ..render.geometry import ImageGeometry, infer_stride
 from ..utils.errors import UserInputError
 from .base import Map2D, MapMethod
 
@@ -64,15 +64,18 @@ def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
             scores, queries = best.topk(min(max_per_img, len(best)))
             labels = labels_all[queries]
         pred = sample.pred_instances
+        # With relevance / gradient rollout the predictions are still in the graph: read
+        # detached values (no grad-to-scalar conversions).
+        pred_scores, pred_labels = pred.scores.detach().cpu(), pred.labels.detach().cpu()
         n = min(len(pred), len(scores))
-        if not (torch.equal(pred.labels[:n].cpu(), labels[:n].cpu()) and torch.allclose(
-                pred.scores[:n].cpu(), scores[:n].cpu(), atol=1e-6)):
+        if not (torch.equal(pred_labels[:n], labels[:n].cpu()) and torch.allclose(
+                pred_scores[:n], scores[:n].detach().cpu(), atol=1e-6)):
             raise RuntimeError('captured head outputs do not reproduce the predictions')
         dets = []
         for r in range(n):
-            if float(pred.scores[r]) > score_thr:
-                dets.append(QueryDetection(b, r, int(queries[r]), int(pred.labels[r]),
-                                           float(pred.scores[r]),
+            if float(pred_scores[r]) > score_thr:
+                dets.append(QueryDetection(b, r, int(queries[r]), int(pred_labels[r]),
+                                           float(pred_scores[r]),
                                            pred.bboxes[r].detach().cpu().numpy().copy()))
         out.append(dets)
     return out
@@ -136,41 +139,88 @@ class DecoderCrossAttention(MapMethod):
         return _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'query': det.query})
 
 
-def point_to_token(xy: Sequence[float], geometry: ImageGeometry,
-                   grid: Tuple[int, int]) -> Tuple[int, int]:
-    """Feature-grid cell (row, col) under an original-image point."""
+DIRECTIONS = ('to', 'from')
+DIRECTION_TITLES = {'to': 'attention TO point', 'from': 'attends FROM point'}
+
+
+def token_stride(geometry: ImageGeometry, grid: Tuple[int, int]) -> Optional[int]:
+    """Stride of a feature grid over the network input (``None``: not a strided grid)."""
+    return infer_stride(geometry.input_shape, grid)
+
+
+def point_to_token(xy: Sequence[float], geometry: ImageGeometry, grid: Tuple[int, int],
+                   stride: Optional[int] = None) -> Tuple[int, int]:
+    """Feature-grid cell (row, col) under an original-image point.
+
+    Token ``j`` covers input pixels ``[s * j, s * (j + 1))`` for the backbone stride ``s``
+    (given, or inferred from the input and grid sizes), so the point goes through the image
+    geometry to input pixels and then ``x // s`` (the DETR notebook's rule). A grid that is not
+    strided falls back to ``floor(x * w / W)``.
+    """
     x_in, y_in = geometry.image_to_input(xy)
-    in_h, in_w = geometry.input_shape
     h, w = grid
-    col = int(np.clip(np.floor(x_in * w / in_w), 0, w - 1))
-    row = int(np.clip(np.floor(y_in * h / in_h), 0, h - 1))
-    return row, col
+    stride = stride or token_stride(geometry, grid)
+    if stride:
+        col, row = np.floor(x_in / stride), np.floor(y_in / stride)
+    else:
+        in_h, in_w = geometry.input_shape
+        col, row = np.floor(x_in * w / in_w), np.floor(y_in * h / in_h)
+    return int(np.clip(row, 0, h - 1)), int(np.clip(col, 0, w - 1))
+
+
+def token_box(token: Tuple[int, int], geometry: ImageGeometry, grid: Tuple[int, int],
+              stride: Optional[int] = None) -> Tuple[float, float, float, float]:
+    """Original-image box ``(x0, y0, x1, y1)`` of the input pixels a grid cell covers."""
+    row, col = token
+    stride = stride or token_stride(geometry, grid)
+    if stride:
+        sx = sy = float(stride)
+    else:
+        sy = geometry.input_shape[0] / grid[0]
+        sx = geometry.input_shape[1] / grid[1]
+    x0, y0 = geometry.input_to_image((col * sx, row * sy))
+    x1, y1 = geometry.input_to_image(((col + 1) * sx, (row + 1) * sy))
+    return x0, y0, x1, y1
 
 
 @METHODS.register_module()
 class EncoderSelfAttention(MapMethod):
-    """Encoder self-attention of the token under a reference point (original-image pixels).
+    """Encoder self-attention at the token under a reference point (original-image pixels).
 
-    ``compute((record, image_index, (x, y), geometry, layer))``.
+    ``direction='to'`` (default, the DETR notebook's ``sattn[..., y, x]``): the column, how much
+    every token attends to the point's token; ``'from'``: the row, what the point's token
+    attends to. ``compute((record, image_index, (x, y), geometry, layer))``.
     """
     name = 'encoder'
 
-    def __init__(self, heads: Optional[Sequence[int]] = None, fusion: Optional[str] = 'mean'):
+    def __init__(self, heads: Optional[Sequence[int]] = None, fusion: Optional[str] = 'mean',
+                 direction: str = 'to'):
+        if direction not in DIRECTIONS:
+            raise UserInputError(f'unknown direction {direction!r}; choose to or from')
         self.heads = heads
         self.fusion = fusion
+        self.direction = direction
 
     def compute(self, source) -> List[Map2D]:
         record, b, xy, geometry, layer = source
         key = ('encoder', layer)
         if key not in record.dense:
             raise UserInputError(f'no dense self-attention recorded for encoder layer {layer}')
-        row, col = point_to_token(xy, geometry, record.key_shape)
-        attn = record.dense[key][b, :, row * record.key_shape[1] + col]
+        stride = token_stride(geometry, record.key_shape)
+        row, col = point_to_token(xy, geometry, record.key_shape, stride)
+        token = row * record.key_shape[1] + col
+        dense = record.dense[key][b]  # (heads, queries, keys)
+        attn = dense[:, :, token] if self.direction == 'to' else dense[:, token, :]
         attn, idx = _select_heads(attn, self.heads)
         fused = fuse_heads(attn, self.fusion)
-        labels = ([f'L{layer} {self.fusion}'] if fused.shape[0] == 1 and self.fusion not in
-                  (None, 'none') else [f'L{layer} h{h}' for h in idx])
-        return _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'token': (row, col)})
+        what = self.direction.upper()
+        labels = ([f'L{layer} {self.fusion} {what}'] if fused.shape[0] == 1 and self.fusion not in
+                  (None, 'none') else [f'L{layer} h{h} {what}' for h in idx])
+        return _grid_maps(fused, record.key_shape, labels,
+                          {'layer': layer, 'token': (row, col), 'stride': stride,
+                           'direction': self.direction, 'reference': tuple(xy),
+                           'token_box': token_box((row, col), geometry, record.key_shape,
+                                                  stride)})
 
 
 @METHODS.register_module()

@@ -14,8 +14,10 @@ The relevance of detection ``d`` over the image tokens is the row ``R_qi[query(d
 detections of a batch are explained with one forward pass and one batched backward
 (``torch.autograd.grad(..., is_grads_batched=True)``).
 
-Baselines: the raw last-layer cross-attention (head mean) and attention rollout through the
-encoder (``raw @ rollout(encoder)``).
+Baselines, as in Chefer et al.'s DETR code: the raw last-layer cross-attention (head mean) and
+attention rollout (``generate_rollout``): the encoder self-attention rolled out (``R_ii``), the
+decoder self-attention rolled out (``R_qq``), combined with the last layer's head-mean
+cross-attention ``A_qi`` as ``R_qq^T @ A_qi @ R_ii`` (:func:`chefer_rollout`).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -72,6 +74,29 @@ def chefer_propagate(enc: Sequence[torch.Tensor], dec_self: Sequence[torch.Tenso
         if keep_layers:
             per_layer.append(r_qi.clone())
     return r_qi, per_layer
+
+
+def chefer_rollout(enc: Sequence[torch.Tensor], dec_self: Sequence[torch.Tensor],
+                   cross_last: torch.Tensor) -> torch.Tensor:
+    """Chefer et al.'s rollout baseline for an encoder-decoder detector.
+
+    Args:
+        enc: Encoder self-attention per layer, ``(heads, N, N)``, forward order.
+        dec_self: Decoder self-attention per layer, ``(heads, Q, Q)``, forward order.
+        cross_last: The last decoder layer's cross-attention, ``(heads, Q, N)``.
+
+    Returns:
+        ``(Q, N)``: ``rollout(dec_self)^T @ mean_h(cross_last) @ rollout(enc)``, where each
+        rollout averages heads, adds the identity, renormalises rows and multiplies later layers
+        on the left; an empty stack rolls out to the identity.
+    """
+    cross = cross_last.mean(0)
+    n_q, n_img = cross.shape
+    r_ii = attention_rollout(enc, 'mean', keep_first=False) if enc else torch.eye(
+        n_img, dtype=cross.dtype, device=cross.device)
+    r_qq = attention_rollout(dec_self, 'mean', keep_first=False) if dec_self else torch.eye(
+        n_q, dtype=cross.dtype, device=cross.device)
+    return r_qq.t() @ (cross @ r_ii)
 
 
 def batched_attention_grads(targets: torch.Tensor, tensors: Sequence[torch.Tensor],
@@ -159,7 +184,7 @@ class CheferRelevance(MapMethod):
         self_keys = [k for k in keys if k[0] == 'decoder_self']
         cross_keys = [k for k in keys if k[0] == 'decoder_cross']
         h, w = record.key_shape
-        enc_rollout = {}
+        rollouts = {}
         for t, det in enumerate(flat):
             b = det.image
 
@@ -174,13 +199,17 @@ class CheferRelevance(MapMethod):
                 rel += [Map2D(r[det.query].reshape(h, w).cpu().numpy(), f'relevance L{i}', meta)
                         for i, r in zip([k[1] for k in cross_keys], layers)]
             raw = attn[cross_keys[-1]][b, :, det.query].mean(0)
-            if b not in enc_rollout:
-                enc_rollout[b] = attention_rollout([attn[k][b] for k in enc_keys])
-            rollout = raw @ enc_rollout[b] if enc_keys else raw
+            if b not in rollouts:
+                rollouts[b] = chefer_rollout([attn[k][b] for k in enc_keys],
+                                             [attn[k][b] for k in self_keys],
+                                             attn[cross_keys[-1]][b])
+            rollout = rollouts[b][det.query]
             maps[b].append({
                 'relevance': rel,
-                'raw': [Map2D(raw.reshape(h, w).cpu().numpy(), 'raw attention', meta)],
-                'rollout': [Map2D(rollout.reshape(h, w).cpu().numpy(), 'rollout', meta)],
+                'raw': [Map2D(raw.reshape(h, w).cpu().numpy(), 'raw attention (last, mean)',
+                              meta)],
+                'rollout': [Map2D(rollout.reshape(h, w).cpu().numpy(), 'rollout (Chefer)',
+                                  meta)],
             })
         return RelevanceResult(samples, dets, maps, record)
 

@@ -3,11 +3,14 @@
 Layers are given in forward order; each fused map gets the identity added (the residual) and
 its rows renormalised to sum 1 (``keepdim`` row sums), then ``result = A_l @ result``.
 """
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
-from .attention import fuse_heads
+from ..registry import METHODS
+from ..utils.errors import UserInputError
+from .attention import DIRECTIONS, fuse_heads
+from .base import Map2D, MapMethod
 
 
 def _discard(fused: torch.Tensor, ratio: float, keep_first: bool) -> torch.Tensor:
@@ -73,3 +76,44 @@ def rollout_from_capture(capture, batch_index: int = 0, head_fusion: str = 'mean
     maps = [m[batch_index].float() for m in capture.maps()]
     grads = [g[batch_index].float() for g in capture.grads()] if gradient else None
     return attention_rollout(maps, head_fusion, discard_ratio, keep_first, grads)
+
+
+@METHODS.register_module()
+class TokenRollout(MapMethod):
+    """Maps from an ``(N, N)`` rollout over an ``(h, w)`` token grid (no extra tokens).
+
+    ``compute((rollout, grid, tokens))``: one :class:`Map2D` per ``(row, col)`` token, the
+    rollout's column (``direction='to'``: how much every token's output draws on that token)
+    or row (``'from'``: what that token's output is made of); a token ``None`` gives the mean
+    over all rows (what every output draws on each token, on average).
+    """
+    name = 'rollout'
+
+    def __init__(self, direction: str = 'to', label: str = 'rollout') -> None:
+        if direction not in DIRECTIONS:
+            raise UserInputError(f'unknown direction {direction!r}; choose to or from')
+        self.direction = direction
+        self.label = label
+
+    def compute(self, source) -> List[Map2D]:
+        rollout, grid, tokens = source
+        h, w = grid
+        if rollout.shape != (h * w, h * w):
+            raise ValueError(f'rollout {tuple(rollout.shape)} does not match the {h}x{w} grid')
+        maps = []
+        for tok in tokens:
+            if tok is None:
+                vec, label = rollout.mean(0), f'{self.label}, mean over tokens'
+            else:
+                i = tok[0] * w + tok[1]
+                vec = rollout[:, i] if self.direction == 'to' else rollout[i]
+                label = f'{self.label} {self.direction.upper()}'
+            maps.append(Map2D(vec.detach().float().cpu().reshape(h, w).numpy(), label,
+                              {'token': tok, 'direction': self.direction}))
+        return maps
+
+
+def rollout_label(head_fusion: str, discard_ratio: float, gradient: bool) -> str:
+    """Short panel text naming the rollout variant."""
+    base = 'grad rollout' if gradient else f'rollout {head_fusion}'
+    return base + (f' d{discard_ratio:g}' if discard_ratio > 0 else '')

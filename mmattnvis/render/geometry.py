@@ -7,7 +7,7 @@ input: top-left aligned for MMDet ``Resize`` + ``Pad``, centred with ``pad_param
 on the original image's pixel grid (one bilinear interpolation, padded borders cropped).
 """
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -66,13 +66,19 @@ class ImageGeometry:
         box = (left, top, left + ori_w * sx, top + ori_h * sy)
         return cls((ori_h, ori_w), (in_h, in_w), box)
 
-    def feature_to_image_affine(self, feat_shape: Sequence[int]) -> np.ndarray:
+    def feature_to_image_affine(self, feat_shape: Sequence[int],
+                                stride: Optional[int] = None) -> np.ndarray:
         """2x3 matrix mapping original-image pixel indices to feature-map pixel indices.
 
         Pixel centres: index ``i`` has its centre at continuous coordinate ``i + 0.5``.
+        Without ``stride`` the map covers the input exactly; with it, cell ``j`` covers input
+        pixels ``[stride * j, stride * (j + 1))`` (a strided backbone's grid, which reaches past
+        an input side that is not a multiple of the stride).
         """
         fh, fw = int(feat_shape[0]), int(feat_shape[1])
         in_h, in_w = self.input_shape
+        if stride:
+            in_h, in_w = fh * int(stride), fw * int(stride)
         ori_h, ori_w = self.ori_shape
         x0, y0, x1, y1 = self.content_box
         ax = (x1 - x0) / ori_w * fw / in_w
@@ -88,6 +94,33 @@ class ImageGeometry:
         x0, y0, x1, y1 = self.content_box
         return (x0 + xy[0] * (x1 - x0) / ori_w, y0 + xy[1] * (y1 - y0) / ori_h)
 
+    def input_to_image(self, xy: Sequence[float]) -> Tuple[float, float]:
+        """A network-input point (continuous pixels) in original-image pixels."""
+        ori_h, ori_w = self.ori_shape
+        x0, y0, x1, y1 = self.content_box
+        return ((xy[0] - x0) * ori_w / (x1 - x0), (xy[1] - y0) * ori_h / (y1 - y0))
+
+
+def infer_stride(input_shape: Sequence[int], grid_shape: Sequence[int]) -> Optional[int]:
+    """The stride ``s`` of a strided (``ceil``-rounding) backbone grid over an input:
+    ``ceil(H / s) == h`` and ``ceil(W / s) == w``; powers of two are tried first. ``None`` when
+    no integer stride fits (the grid did not come from striding the input)."""
+    in_h, in_w = (int(v) for v in input_shape[:2])
+    h, w = (int(v) for v in grid_shape[:2])
+    if h < 1 or w < 1:
+        return None
+
+    def fits(s: int) -> bool:
+        return -(-in_h // s) == h and -(-in_w // s) == w
+
+    for k in range(11):
+        if fits(2**k):
+            return 2**k
+    for s in range(1, max(in_h, in_w) + 1):
+        if fits(s):
+            return s
+    return None
+
 
 def box_slices(box: Sequence[float], shape: Sequence[int]) -> Tuple[slice, slice]:
     """``(rows, cols)`` slices of the pixels an ``x1, y1, x2, y2`` box covers in an image of
@@ -101,7 +134,8 @@ def box_slices(box: Sequence[float], shape: Sequence[int]) -> Tuple[slice, slice
 
 def align_to_image(fmap: np.ndarray,
                    geometry: Optional[ImageGeometry],
-                   out_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+                   out_shape: Optional[Sequence[int]] = None,
+                   stride: Union[int, str, None] = None) -> np.ndarray:
     """Sample a 2-D (or H x W x 3) map on the original image's pixel grid.
 
     Args:
@@ -109,6 +143,9 @@ def align_to_image(fmap: np.ndarray,
         geometry: How the original image sits in the network input. ``None`` stretches the map
             over ``out_shape`` (MMEngine's behaviour, i.e. alignment off).
         out_shape: ``(h, w)`` of the result; defaults to ``geometry.ori_shape``.
+        stride: The map is a strided grid: cell ``j`` covers input pixels
+            ``[stride * j, stride * (j + 1))`` (see :meth:`ImageGeometry.feature_to_image_affine`);
+            ``'auto'`` infers it with :func:`infer_stride` (no stride when none fits).
     """
     fmap = np.ascontiguousarray(fmap, dtype=np.float32)
     if geometry is None:
@@ -119,7 +156,9 @@ def align_to_image(fmap: np.ndarray,
             return fmap
         return cv2.resize(fmap, (w, h), interpolation=cv2.INTER_LINEAR)
     h, w = (int(v) for v in (out_shape or geometry.ori_shape)[:2])
-    matrix = geometry.feature_to_image_affine(fmap.shape[:2])
+    if stride == 'auto':
+        stride = infer_stride(geometry.input_shape, fmap.shape[:2])
+    matrix = geometry.feature_to_image_affine(fmap.shape[:2], stride)
     if out_shape is not None and tuple(out_shape[:2]) != tuple(geometry.ori_shape):
         # Sample a resized original image: scale the destination grid first.
         sy, sx = geometry.ori_shape[0] / h, geometry.ori_shape[1] / w

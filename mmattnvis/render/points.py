@@ -14,7 +14,8 @@ def draw_points(image_rgb: np.ndarray,
                 max_radius: Optional[float] = None,
                 colors: Sequence[Tuple[int, int, int]] = LEVEL_COLORS) -> np.ndarray:
     """Draw ``(N, >=4)`` points ``x, y, weight, level`` as filled circles whose area grows with
-    the weight (colour = level), strongest on top; ``reference`` as a white cross."""
+    the weight (colour = level), strongest on top; ``reference`` as a marker
+    (:func:`draw_marker`)."""
     out = image_rgb.copy()
     if len(points):
         h, w = out.shape[:2]
@@ -30,7 +31,28 @@ def draw_points(image_rgb: np.ndarray,
             cv2.circle(overlay, (int(round(x)), int(round(y))), r, (0, 0, 0), 1, cv2.LINE_AA)
         out = cv2.addWeighted(overlay, 0.85, out, 0.15, 0)
     if reference is not None:
-        x, y = (int(round(v)) for v in reference)
-        cv2.drawMarker(out, (x, y), (255, 255, 255), cv2.MARKER_CROSS, 14, 2, cv2.LINE_AA)
-        cv2.drawMarker(out, (x, y), (0, 0, 0), cv2.MARKER_CROSS, 14, 1, cv2.LINE_AA)
+        out = draw_marker(out, reference)
+    return out
+
+
+def draw_marker(image_rgb: np.ndarray,
+                xy: Tuple[float, float],
+                box: Optional[Tuple[float, float, float, float]] = None,
+                size: Optional[int] = None,
+                color: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A "+" at ``xy`` that stays visible on any background: a thick black outline under a
+    ``color`` core, sized with the image (draw it at the output scale). ``box`` (``x0, y0, x1,
+    y1``, e.g. the token cell the point falls in) is outlined the same way."""
+    out = np.ascontiguousarray(image_rgb).copy()
+    h, w = out.shape[:2]
+    size = size or max(11, int(round(min(h, w) / 12)))
+    core = max(2, size // 7)
+    if box is not None and all(np.isfinite(box)):
+        p0 = (int(np.floor(box[0])), int(np.floor(box[1])))
+        p1 = (int(np.ceil(box[2])) - 1, int(np.ceil(box[3])) - 1)
+        cv2.rectangle(out, p0, p1, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.rectangle(out, p0, p1, color, 1, cv2.LINE_AA)
+    x, y = (int(round(v)) for v in xy)
+    cv2.drawMarker(out, (x, y), (0, 0, 0), cv2.MARKER_CROSS, size + 4, core + 4, cv2.LINE_AA)
+    cv2.drawMarker(out, (x, y), color, cv2.MARKER_CROSS, size, core, cv2.LINE_AA)
     return out

@@ -9,7 +9,7 @@ from ..methods.attention import QueryDetection
 from ..methods.base import Map2D
 from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
-from ..render.points import draw_points
+from ..render.points import draw_marker, draw_points
 
 
 def detection_sample(det: QueryDetection):
@@ -46,14 +46,27 @@ class AttentionFigure:
     def _cell(self, image_rgb: np.ndarray, m: Map2D, geometry: Optional[ImageGeometry],
               box_layer: Optional[np.ndarray]) -> np.ndarray:
         if 'points' in m.meta:
-            ref = m.meta.get('reference')
-            cell = draw_points(image_rgb, m.meta['points'], ref)
+            cell = draw_points(image_rgb, m.meta['points'])
         else:
-            aligned = align_to_image(m.data, geometry, out_shape=image_rgb.shape[:2])
+            # A strided token grid: cell j covers input pixels [s*j, s*(j+1)) (inferred from
+            # the input and grid sizes when the method did not record the stride).
+            stride = m.meta.get('stride') or 'auto'
+            aligned = align_to_image(m.data, geometry, out_shape=image_rgb.shape[:2],
+                                     stride=stride)
             cell = heatmap_overlay(aligned, image_rgb, self.alpha, self.colormap)
         if box_layer is not None:
             cell = blend_rgba(cell, box_layer)
         return cell
+
+    def _mark(self, cell: np.ndarray, meta: dict, src_shape) -> np.ndarray:
+        """The reference point (and its token cell) drawn at the output scale."""
+        ref = meta.get('reference')
+        if ref is None:
+            return cell
+        s = cell.shape[1] / src_shape[1]
+        box = meta.get('token_box')
+        box = None if box is None else tuple(v * s for v in box)
+        return draw_marker(cell, (ref[0] * s, ref[1] * s), box)
 
     def _resize(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
@@ -64,15 +77,20 @@ class AttentionFigure:
 
     def column(self, image_rgb: np.ndarray, det: Optional[QueryDetection],
                rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
-               header: Optional[str] = None) -> List[np.ndarray]:
-        """Cells of one column: the detection on the image, then one cell per map."""
+               header: Optional[str] = None,
+               reference: Optional[dict] = None) -> List[np.ndarray]:
+        """Cells of one column: the detection on the image, then one cell per map.
+
+        ``reference`` (``{'reference': (x, y), 'token_box': box}``) marks a point on the
+        header; maps whose ``meta`` holds a ``reference`` get the marker too.
+        """
         box_layer = self._box_layer(det, image_rgb.shape[:2]) if det is not None else None
         head = image_rgb if box_layer is None else blend_rgba(image_rgb, box_layer)
-        cells = [put_label(self._resize(head), header or (
-            f'query {det.query}' if det is not None else ''))]
+        head = self._mark(self._resize(head), reference or {}, image_rgb.shape)
+        cells = [put_label(head, header or (f'query {det.query}' if det is not None else ''))]
         for m in rows:
-            cells.append(put_label(self._resize(self._cell(image_rgb, m, geometry, box_layer)),
-                                   m.label))
+            cell = self._resize(self._cell(image_rgb, m, geometry, box_layer))
+            cells.append(put_label(self._mark(cell, m.meta, image_rgb.shape), m.label))
         return cells
 
     def figure(self, columns: Sequence[List[np.ndarray]], title: str = '') -> np.ndarray:
