@@ -103,3 +103,25 @@ def test_boxes_past_the_border_draw_without_warnings():
         layer = vis.draw_instances_layer((100, 100), _sample([[-20, 50, 130, 120]], [0.9]))
     assert layer is not None and layer[..., 3].any()
     assert not [w for w in caught if 'out of bounds' in str(w.message)]
+
+
+def test_attention_figure_draws_boxes_at_cell_scale():
+    """cam_vis / attn_vis figures of a 4000x3000 photo: the box is drawn on the 320-px cell, not
+    drawn at full size and shrunk to faint 1-px lines."""
+    from mmattnvis.methods.attention import QueryDetection
+    from mmattnvis.methods.base import Map2D
+    from mmattnvis.render.geometry import ImageGeometry
+    from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
+    vis = FeatMapVisualizer(name='t_cellscale')
+    vis.dataset_meta = {'classes': ('thing', ), 'palette': [(255, 0, 0)]}
+    fig = AttentionFigure(vis, cell_width=320)
+    img = np.zeros((3000, 4000, 3), np.uint8)
+    det = QueryDetection(0, 0, 0, 0, 0.9, np.array([1000, 750, 3000, 2250], np.float32))
+    heat = Map2D(np.random.default_rng(0).random((30, 40)).astype(np.float32), 'm')
+    cells = fig.column(img, det, [heat], ImageGeometry.identity((3000, 4000)))
+    assert all(c.shape[1] == 320 for c in cells)
+    header = cells[0].astype(int)
+    strong = (np.abs(header - 0).max(-1) > 60)
+    # the 160x120 box outline (and its label) at a few pixels' width
+    assert strong.sum() > 400
+    assert cells[1].shape == cells[0].shape

@@ -72,12 +72,15 @@ def main(argv=None) -> int:
     classes = (model.dataset_meta or {}).get('classes') or []
     fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
-    progress = ProgressBar(len(images))
+    progress = ProgressBar(len(images) * len(cams))  # one step per image and method
     for path in images:
         img = load_image(path)
         data = prepare_batch([img], pipeline, [path])
         detected = detect(model, data, args.score_thr, args.topk)  # shared by the methods
-        results = [cam.explain(model, detected=detected) for cam in cams]
+        results = []
+        for cam in cams:
+            results.append(cam.explain(model, detected=detected))
+            progress.update()
         rgb = bgr_to_rgb(img)
         dets = detected.detections[0]
         if not dets:
@@ -96,7 +99,6 @@ def main(argv=None) -> int:
                              f'{", ".join(args.target_layers)}')
         rel = osp.relpath(path, root) if root else osp.basename(path)
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
-        progress.update()
     print(f'\n{len(images)} figure(s) written to {osp.abspath(args.out_dir)}')
     return 0
 

@@ -1,4 +1,5 @@
 """Figures for attention maps: a column per detected query, rows per layer / head / method."""
+import dataclasses
 from typing import List, Optional, Sequence
 
 import cv2
@@ -84,12 +85,23 @@ class AttentionFigure:
         ``reference`` (``{'reference': (x, y), 'token_box': box}``) marks a point on the
         header; maps whose ``meta`` holds a ``reference`` get the marker too.
         """
-        box_layer = self._box_layer(det, image_rgb.shape[:2]) if det is not None else None
-        head = image_rgb if box_layer is None else blend_rgba(image_rgb, box_layer)
-        head = self._mark(self._resize(head), reference or {}, image_rgb.shape)
+        # Everything is drawn at the cell's scale: boxes, labels and points keep their size
+        # however large the photo (drawn at full size, a 4000-px image left 1-px lines).
+        small = self._resize(image_rgb)
+        scale = small.shape[1] / image_rgb.shape[1]
+        box_layer = None
+        if det is not None:
+            det_small = dataclasses.replace(det, bbox=np.asarray(det.bbox, np.float32) * scale)
+            box_layer = self._box_layer(det_small, small.shape[:2])
+        head = small if box_layer is None else blend_rgba(small, box_layer)
+        head = self._mark(head, reference or {}, image_rgb.shape)
         cells = [put_label(head, header or (f'query {det.query}' if det is not None else ''))]
         for m in rows:
-            cell = self._resize(self._cell(image_rgb, m, geometry, box_layer))
+            if 'points' in m.meta and scale != 1:
+                pts = np.array(m.meta['points'], np.float32, copy=True)
+                pts[:, :2] *= scale
+                m = Map2D(m.data, m.label, dict(m.meta, points=pts))
+            cell = self._cell(small, m, geometry, box_layer)
             cells.append(put_label(self._mark(cell, m.meta, image_rgb.shape), m.label))
         return cells
 
