@@ -19,6 +19,12 @@ import functools
 from typing import Optional, Tuple
 
 MMENGINE_VERSIONS = ('0.10.0', '0.11.0')  # [low, high): versions this patch was written for
+#: mmengine versions it was tested with, and sha1 of the source of what it wraps.
+TESTED_VERSIONS = ('0.10.7', )
+FINGERPRINTS = {
+    'mmengine.config.config.Config._get_cfg_path': '3c31812a0f821c5f41a8bedb3ee6e629c3f74141',
+    'mmengine.config.config.Config.fromfile': '4fd8da8f39137e1a3e1bdade0d128ad0f7b5f0dc',
+}
 _PATCHED = '_mmattnvis_patched'
 
 
