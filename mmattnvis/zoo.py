@@ -379,7 +379,7 @@ def _check_featmaps(cap: Any, targets: Sequence[str], batch: int) -> 'OrderedDic
 
 
 def _check_render(tensors: 'OrderedDict', targets: Sequence[str], image_bgr: np.ndarray,
-                  sample: Any) -> None:
+                  sample: Any) -> np.ndarray:
     from .apis.inference import bgr_to_rgb
     from .methods.featmap import build_reduction
     from .render.featmap import render_featmap
@@ -392,6 +392,7 @@ def _check_render(tensors: 'OrderedDict', targets: Sequence[str], image_bgr: np.
     if not (isinstance(panel, np.ndarray) and panel.dtype == np.uint8 and panel.shape == (h, w, 3)):
         raise AssertionError(f'rendered panel of {last[0]} is {getattr(panel, "dtype", None)} '
                              f'{getattr(panel, "shape", None)}, expected uint8 ({h}, {w}, 3)')
+    return panel
 
 
 def _check_attention(acap: Any, batch: int) -> None:
@@ -449,9 +450,10 @@ def _check_attention(acap: Any, batch: int) -> None:
                 raise AssertionError(f'decoder layer {i} sampling weights do not sum to 1')
 
 
-def forward_and_check(model: 'nn.Module', cfg: 'Config', image_bgr: np.ndarray) -> None:
+def forward_and_check(model: 'nn.Module', cfg: 'Config', image_bgr: np.ndarray) -> np.ndarray:
     """One test-mode forward through ``cfg``'s test pipeline with feature-map capture (and
-    attention capture for DETRs), then the shape / render checks.
+    attention capture for DETRs), then the shape / render checks; returns the rendered panel
+    (RGB).
 
     Raises:
         AssertionError: A check failed (the message names it).
@@ -475,12 +477,14 @@ def forward_and_check(model: 'nn.Module', cfg: 'Config', image_bgr: np.ndarray) 
     if len(samples) != 1:
         raise AssertionError(f'test_step returned {len(samples)} samples for 1 image')
     tensors = _check_featmaps(cap, targets, 1)
-    _check_render(tensors, targets, image_bgr, samples[0])
+    panel = _check_render(tensors, targets, image_bgr, samples[0])
     if acap is not None:
         _check_attention(acap, 1)
+    return panel
 
 
-def check_config(config_path: str, img_size: int = 128, log_traceback: bool = False) -> Record:
+def check_config(config_path: str, img_size: int = 128, log_traceback: bool = False,
+                 panel_dir: Optional[str] = None) -> Record:
     """Check one config end to end and return its record.
 
     Builds the model on CPU with random weights (``Pretrained`` inits stripped, downloads
@@ -494,6 +498,8 @@ def check_config(config_path: str, img_size: int = 128, log_traceback: bool = Fa
         config_path: A config file, or ``mmdet::rel/path.py`` / ``mmyolo::...``.
         img_size: Side of the synthetic image (its height is 3/4 of it) and of the test resize.
         log_traceback: Print the traceback of a non-pass to stderr.
+        panel_dir: Keep the rendered panel of a passing config as
+            ``panel_dir/<package>/<config path>.png``.
 
     Returns:
         ``{package, family, config, status, reason, seconds}``; ``reason`` is empty on a plain
@@ -508,7 +514,11 @@ def check_config(config_path: str, img_size: int = 128, log_traceback: bool = Fa
     status, reason = 'pass', ''
     try:
         with no_downloads():
-            reason = _check(entry, img_size)
+            reason, panel = _check(entry, img_size)
+        if panel_dir and panel is not None:
+            from .utils.cli import write_image_atomic
+            write_image_atomic(osp.join(panel_dir, entry.package, entry.config[:-3] + '.png'),
+                               panel)
     except Exception as err:
         status, reason = classify_exception(err)
         if log_traceback:
@@ -516,8 +526,8 @@ def check_config(config_path: str, img_size: int = 128, log_traceback: bool = Fa
     return _record(entry, status, reason, start)
 
 
-def _check(entry: ConfigEntry, img_size: int) -> str:
-    """Raise on failure; return a note for the record (empty on a plain pass).
+def _check(entry: ConfigEntry, img_size: int) -> Tuple[str, Optional[np.ndarray]]:
+    """Raise on failure; return a note for the record (empty on a plain pass) and the panel.
 
     Attempts, cheapest first, until one passes:
 
@@ -570,7 +580,7 @@ def _check(entry: ConfigEntry, img_size: int) -> str:
                 init_weights_quietly(model)
             models[(variant, init)] = model
         try:
-            forward_and_check(models[(variant, init)], run_cfg, image)
+            panel = forward_and_check(models[(variant, init)], run_cfg, image)
         except Exception as err:
             if classify_exception(err)[0] == 'skip':
                 raise
@@ -578,11 +588,11 @@ def _check(entry: ConfigEntry, img_size: int) -> str:
             errors.append(one_line(err, 120))
             continue
         if not errors:
-            return ''
+            return '', panel
         how = ('as shipped (own test_cfg) ' if variant == 'shipped' else '') + \
             ('after init_weights ' if init else '') + \
             (f'at {size} px' if size else "at the config's own test scale")
-        return f'passed {how} only ({errors[0]})'
+        return f'passed {how} only ({errors[0]})', panel
     if last is None:
         raise AssertionError('no attempt ran')  # cannot happen: the last one always runs
     raise last
@@ -641,7 +651,8 @@ def _noop() -> None:
     pass
 
 
-def _worker(conn: Any, path: str, img_size: int, threads: int, log_path: Optional[str]) -> None:
+def _worker(conn: Any, path: str, img_size: int, threads: int, log_path: Optional[str],
+            panel_dir: Optional[str] = None) -> None:
     if log_path:
         os.makedirs(osp.dirname(log_path), exist_ok=True)
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -655,7 +666,7 @@ def _worker(conn: Any, path: str, img_size: int, threads: int, log_path: Optiona
     if threads > 0:
         import torch
         torch.set_num_threads(threads)
-    record = check_config(path, img_size, log_traceback=True)
+    record = check_config(path, img_size, log_traceback=True, panel_dir=panel_dir)
     conn.send(dict(record))
     conn.close()
 
@@ -665,7 +676,8 @@ def run_sweep(entries: Iterable[ConfigEntry],
               timeout: float = 120.0,
               img_size: int = 128,
               log_dir: Optional[str] = None,
-              on_record: Optional[Callable[[Record], None]] = None) -> List[Record]:
+              on_record: Optional[Callable[[Record], None]] = None,
+              panel_dir: Optional[str] = None) -> List[Record]:
     """Check ``entries``, each in its own process so a crash, hang or OOM in one config
     cannot stop the sweep.
 
@@ -677,6 +689,7 @@ def run_sweep(entries: Iterable[ConfigEntry],
         log_dir: Keep each non-passing config's output and traceback in
             ``log_dir/<package>/<config>.log``.
         on_record: Called with each record as it completes.
+        panel_dir: Keep each passing config's rendered panel there (see :func:`check_config`).
     """
     ctx = _context()
     warm = ctx.Process(target=_noop)  # start the server (its imports) before any clock runs
@@ -706,7 +719,7 @@ def run_sweep(entries: Iterable[ConfigEntry],
                 if log_dir else None
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_worker, args=(send, entry.path, img_size, threads,
-                                                     log_path), daemon=True)
+                                                     log_path, panel_dir), daemon=True)
             proc.start()
             send.close()
             running[proc.sentinel] = (proc, recv, entry, time.perf_counter(), log_path)

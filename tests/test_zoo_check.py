@@ -254,9 +254,15 @@ def test_cli_filter_writes_matrix_and_resumes(tmp_path, capfd):
     out = tmp_path / 'zoo'
     args = ['--filter', 'retinanet_r18_fpn_1x_coco|mmyolo/yolov5/yolov5_n-v61_syncbn_fast_8xb16',
             '--jobs', '2', '--out', str(out), '--timeout', '300']
-    assert zoo_check.main(args) == 0
+    assert zoo_check.main(args + ['--save-panels']) == 0
     stdout, stderr = capfd.readouterr()
     assert '2 pass, 0 fail, 0 skip of 2 config(s); pass rate 100.0 %' in stdout, stderr
+    import cv2
+    panels = sorted(str(p.relative_to(out / 'panels')) for p in (out / 'panels').rglob('*.png'))
+    assert panels == ['mmdet/retinanet/retinanet_r18_fpn_1x_coco.png',
+                      'mmyolo/yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.png']
+    panel = cv2.imread(str(out / 'panels' / panels[0]))
+    assert panel.shape == (96, 128, 3) and panel.std() > 5  # the 128x96 synthetic image
     data = json.loads((out / 'zoo_matrix.json').read_text())
     assert [(r['package'], r['config'], r['status']) for r in data] == [
         ('mmdet', 'retinanet/retinanet_r18_fpn_1x_coco.py', 'pass'),

@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='seconds per config before it counts as failed (default: 120)')
     parser.add_argument('--img-size', type=int, default=128,
                         help='side of the synthetic image and of the test resize (default: 128)')
+    parser.add_argument('--save-panels', action='store_true',
+                        help='keep the feature-map panel each passing config renders, as '
+                        'OUT/panels/<package>/<config>.png')
     parser.add_argument('--packages', nargs='+', default=['mmdet', 'mmyolo'],
                         choices=['mmdet', 'mmyolo'], help='packages to sweep')
     args = parser.parse_args(argv)
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
         progress.update()
 
     zoo.run_sweep(todo, jobs=args.jobs, timeout=args.timeout, img_size=args.img_size,
-                  log_dir=osp.join(args.out, 'logs'), on_record=on_record)
+                  log_dir=osp.join(args.out, 'logs'), on_record=on_record,
+                  panel_dir=osp.join(args.out, 'panels') if args.save_panels else None)
     md_path, json_path = zoo.write_matrix(records, args.out, note)
     summary = zoo.summarize(records)
     rate = '-' if summary['pass_rate'] is None else f"{100 * summary['pass_rate']:.1f} %"
