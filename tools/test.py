@@ -5,6 +5,8 @@
 
 Checkpoints load through mmattnvis' safe loader (weights-only unless ``--unsafe-load``).
 ``--out-dir`` sets ``out_dir`` of every ``mmattnvis.*`` hook in ``custom_hooks``.
+Images of the test set that cannot be read are left out and named in a ``warning:`` line at the
+end (exit code 0); when none can be read, that is an error (exit code 2).
 """
 import argparse
 import os
@@ -15,9 +17,8 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file ("none": weights as built)')
     parser.add_argument('--work-dir', help='where logs and visualisations go')
     parser.add_argument('--out-dir', help='out_dir for the mmattnvis hooks in custom_hooks')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
@@ -41,10 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from mmattnvis.apis.inference import skipped_summary
     from mmattnvis.apis.model import checkpoint_arg, runner_config
+    from mmattnvis.datasets import skip_unreadable_images, skipped_images
     from mmattnvis.utils.checkpoint import load_checkpoint_safely
     from mmattnvis.utils.errors import UserInputError
 
@@ -57,13 +61,21 @@ def main(argv=None) -> int:
                 hook['out_dir'] = osp.abspath(args.out_dir)
     if 'test_dataloader' not in cfg or cfg.test_dataloader is None:
         raise UserInputError(f'config {args.config} has no test_dataloader')
+    skip_unreadable_images(cfg, 'test_dataloader', source=args.config)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         load_checkpoint_safely(model, checkpoint, unsafe=args.unsafe_load,
                                logger=runner.logger)
+    skipped, total = skipped_images(runner.test_loop.dataloader)  # builds the loop
+    if skipped and len(skipped) == total:
+        raise UserInputError(f'none of the {total} test images can be read (e.g. '
+                             f'{skipped[0][0]}: {skipped[0][1]})')
     metrics = runner.test()
     runner.logger.info(f'metrics: {metrics}')
+    if skipped and is_main_process():
+        sys.stdout.flush()
+        print(skipped_summary(skipped, total), file=sys.stderr)
     return 0
 
 

@@ -47,11 +47,19 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
         raise CheckpointError(f'checkpoint is a directory, not a file: {path}')
     if osp.getsize(path) == 0:
         raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
+    kind = _file_kind(path)
+    if kind is None:
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither the zip archive '
+                              'torch.save writes nor a pickle: another kind of file, or corrupt)')
+    from ..compat.mmengine_checkpoint import allow_runner_checkpoint_globals
     try:
-        return torch.load(path, map_location=map_location, weights_only=not unsafe)
+        if unsafe:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with allow_runner_checkpoint_globals():  # MMEngine's own training checkpoints
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         msg = str(err)
-        if not unsafe and 'Weights only load failed' in msg:
+        if not unsafe and 'Weights only load failed' in msg and _is_refused_global(msg):
             what = _unsupported_global(msg)
             raise CheckpointError(
                 f'checkpoint {path} holds Python objects{what} that a weights-only load refuses; '
@@ -160,6 +168,25 @@ def _few(items: List[str], n: int = 3) -> str:
 def _first_line(msg: str) -> str:
     line = msg.strip().splitlines()[0] if msg.strip() else ''
     return line[:200]
+
+
+def _file_kind(path: str) -> Optional[str]:
+    """``'zip'`` (torch.save's format), ``'pickle'`` (legacy torch.save or a plain pickle) or
+    ``None`` when the file is neither."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head == b'PK\x03\x04':  # a zip archive (perhaps truncated: torch.load says so)
+        return 'zip'
+    # pickle protocol 2+ starts with PROTO (0x80) and the protocol number
+    return 'pickle' if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else None
+
+
+def _is_refused_global(msg: str) -> bool:
+    """The weights-only loader refused a Python object (not a damaged file)."""
+    low = msg.lower()
+    return any(k in low for k in ('unsupported global', 'unrecognized function',
+                                  'can only create new object', 'not an allowed',
+                                  'is blocked'))
 
 
 def _unsupported_global(msg: str) -> str:
