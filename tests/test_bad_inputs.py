@@ -1,0 +1,245 @@
+"""Every bad input of every CLI is one ``error:`` line, exit code 2, no traceback and nothing
+written (issue 20); a dataset run skips unreadable images and names them at the end.
+
+The tools run in-process through their ``main(argv)``. Options are validated before any model
+is built, so most cases here take milliseconds; the ones that need a model use the shipped
+shapes models (YOLOv5-n, slim DINO) at a small test scale.
+"""
+import importlib.util
+import os
+import os.path as osp
+import shutil
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+YOLO_CFG = osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py')
+YOLO_W = osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth')
+DINO_CFG = osp.join(ROOT, 'configs', 'shapes', 'dino_slim_shapes.py')
+DINO_W = osp.join(ROOT, 'models', 'shapes', 'dino_slim_shapes', 'weights.pth')
+YOLO_SMALL = ['test_dataloader.dataset.pipeline.1.scale=(160,160)',
+              'test_dataloader.dataset.pipeline.2.scale=(160,160)']
+DINO_SMALL = ['test_dataloader.dataset.pipeline.1.scale=(128,128)']
+
+
+def _tool(name):
+    """A tool module by file name (``test.py`` would clash with pytest's own names)."""
+    spec = importlib.util.spec_from_file_location(f'mmattnvis_tool_{name}',
+                                                  osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOLS = {name: _tool(name) for name in ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation',
+                                        'eval_faithfulness', 'test', 'train')}
+IMAGE_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation')
+MODEL_OF = {'featmap_vis': 'yolo', 'attn_vis': 'dino', 'cam_vis': 'yolo',
+            'head_ablation': 'dino', 'eval_faithfulness': 'yolo'}
+#: how many distinct bad inputs this file feeds (counted as the cases are declared)
+BAD_INPUT_CASES = []
+
+
+def _argv(tool, data, out_dir, extra=(), model=None, checkpoint=None):
+    """The command line of ``tool`` on ``data`` (image, directory or config for test.py)."""
+    model = model or MODEL_OF.get(tool, 'yolo')
+    cfg, weights, small = ((YOLO_CFG, YOLO_W, YOLO_SMALL) if model == 'yolo' else
+                           (DINO_CFG, DINO_W, DINO_SMALL))
+    weights = checkpoint if checkpoint is not None else weights
+    extra = list(extra)
+    cfg_opts = []
+    if '--cfg-options' in extra:
+        i = extra.index('--cfg-options')
+        cfg_opts, extra = extra[i + 1:], extra[:i]
+    if tool in IMAGE_TOOLS:
+        argv = [data, cfg, weights, '--out-dir', out_dir, '--device', 'cpu']
+        if tool == 'attn_vis':
+            argv += ['--mode', 'deformable']
+    elif tool == 'eval_faithfulness':
+        argv = [cfg, weights, '--data', data, '--out-dir', out_dir, '--device', 'cpu',
+                '--steps', '3', '--no-insertion', '--methods', 'gradcam']
+    elif tool == 'test':
+        argv = [data, weights, '--out-dir', out_dir, '--work-dir', osp.join(out_dir, 'work')]
+        small = []
+    else:  # train
+        argv = [data, '--work-dir', out_dir]
+        small = []
+    return [str(a) for a in argv + extra + ['--cfg-options'] + small + cfg_opts] \
+        if small or cfg_opts else [str(a) for a in argv + extra]
+
+
+def run_tool(tool, argv, capfd):
+    try:
+        rc = TOOLS[tool].main(argv)
+    except SystemExit as stop:  # argparse's own errors exit (still one line, code 2)
+        rc = stop.code
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+def assert_one_error(rc, err, message, out_dir=None):
+    assert rc == 2, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1, err[-2000:]
+    assert message in lines[0], lines[0]
+    assert 'Traceback' not in err
+    if out_dir is not None and osp.isdir(out_dir):
+        assert os.listdir(out_dir) == [], os.listdir(out_dir)
+
+
+def write_good(path, seed=0):
+    from mmattnvis.datasets import make_shapes_image
+    cv2.imwrite(str(path), make_shapes_image(np.random.default_rng(seed), (160, 200))[0])
+    return path
+
+
+def corrupt_jpeg_bytes():
+    """A JPEG with a valid header whose entropy-coded data is garbage."""
+    img = np.full((64, 64, 3), 128, np.uint8)
+    cv2.circle(img, (32, 32), 20, (0, 0, 255), -1)
+    data = bytearray(cv2.imencode('.jpg', img)[1].tobytes())
+    for i in range(300, len(data) - 2):
+        data[i] = (data[i] * 7 + 13) & 0xFF
+    return bytes(data)
+
+
+def truncated_png_bytes():
+    img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    data = cv2.imencode('.png', img)[1].tobytes()
+    return data[:len(data) // 2]
+
+
+BAD_IMAGES = {
+    'text.jpg': b'this is a text file, not an image\n',
+    'empty.png': b'',
+    'corrupt.jpg': None,  # filled in below (needs cv2)
+    'truncated.png': None,
+}
+BAD_IMAGES['corrupt.jpg'] = corrupt_jpeg_bytes()
+BAD_IMAGES['truncated.png'] = truncated_png_bytes()
+
+
+@pytest.fixture(scope='module')
+def good_image(tmp_path_factory):
+    return write_good(tmp_path_factory.mktemp('good') / 'good.jpg')
+
+
+@pytest.fixture(scope='module')
+def config_file(tmp_path_factory):
+    """A tools/test.py config: the shapes YOLOv5-n with a FeatMapVisHook on 6 shapes images."""
+    from runner_utils import make_dataset, runner_cfg
+    root = tmp_path_factory.mktemp('testset')
+    root, ann = make_dataset(root, num_images=6, seed=21)
+    cfg = runner_cfg(YOLO_CFG, root, ann, root / 'work', custom_hooks=[dict(
+        type='mmattnvis.FeatMapVisHook', target_layers=['neck'], interval=1,
+        channel_reduction='squeeze_mean', out_dir='vis')], scale=128, batch_size=2)
+    path = root / 'cfg.py'
+    cfg.dump(str(path))
+    return str(path), root, ann
+
+
+def _out(tmp_path):
+    return str(tmp_path / 'out')
+
+
+# ------------------------------------------------------------------ flags and option values
+ALL_TOOLS = tuple(TOOLS)
+FLAG_CASES = [
+    # (tools, extra argv, message)
+    (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
+     ['--score-thr', '2'], '--score-thr must be within [0, 1], got 2.0'),
+    (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
+     ['--score-thr', 'nan'], '--score-thr must be a finite number'),
+    (('featmap_vis', 'attn_vis', 'cam_vis'), ['--alpha', '5'], '--alpha must be within [0, 1]'),
+    (('head_ablation',), ['--iou-thr', '5'], '--iou-thr must be within [0, 1]'),
+    (('eval_faithfulness',), ['--tolerance', '-5'], '--tolerance must be >= 0'),
+    (('eval_faithfulness',), ['--max-images', '-1'], '--max-images must be >= 0'),
+    (('featmap_vis',), ['--preview-depth', '-1'], '--preview-depth must be >= 0'),
+    (('attn_vis', 'cam_vis', 'head_ablation'), ['--cell-width', '0'],
+     '--cell-width must be >= 32'),
+    (('featmap_vis', 'cam_vis', 'eval_faithfulness'), ['--batch-size', '0'],
+     '--batch-size must be >= 1'),
+    (('attn_vis',), ['--max-queries', '0'], '--max-queries must be >= 1'),
+    (('eval_faithfulness',), ['--steps', '1'], '--steps must be >= 2'),
+    (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
+     ['--device', 'foo'], "--device 'foo' is not a device"),
+    (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
+     ['--device', 'cpu:x'], 'is not a device'),
+    (ALL_TOOLS, ['--cfg-options', 'a'], "argument --cfg-options: expected key=value, got 'a'"),
+    (ALL_TOOLS, ['--cfg-options', '=3'], "expected key=value, got '=3'"),
+]
+FLAG_PARAMS = [(tool, extra, message) for tools, extra, message in FLAG_CASES
+               for tool in tools]
+BAD_INPUT_CASES += [f'{t} {" ".join(e)}' for t, e, _ in FLAG_PARAMS]
+
+
+@pytest.mark.parametrize('tool,extra,message', FLAG_PARAMS,
+                         ids=[f'{t}{"".join(e)}' for t, e, _ in FLAG_PARAMS])
+def test_bad_flag_values(tool, extra, message, good_image, tmp_path, capfd):
+    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), extra), capfd)
+    assert_one_error(rc, err, message, _out(tmp_path))
+    assert not osp.exists(_out(tmp_path))
+
+
+def test_device_index_and_type_checked():
+    import torch
+
+    from mmattnvis.utils.errors import UserInputError
+    from mmattnvis.utils.validate import check_device
+    assert check_device('cpu') == 'cpu'
+    if not torch.cuda.is_available():
+        assert check_device('cuda:0') == 'cpu'  # the documented fallback of the default
+    else:
+        with pytest.raises(UserInputError, match='CUDA device'):
+            check_device(f'cuda:{torch.cuda.device_count()}')
+    with pytest.raises(UserInputError, match='meta device'):
+        check_device('meta')
+
+
+# ------------------------------------------------------------------------- output directory
+OUT_DIR_CASES = ['existing file', 'under a file', 'not writable']
+BAD_INPUT_CASES += [f'{t} --out-dir {c}' for t in ALL_TOOLS for c in OUT_DIR_CASES]
+BAD_INPUT_CASES += [f'test --work-dir {c}' for c in OUT_DIR_CASES]
+
+
+def _bad_out_dir(case, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('keep me')
+    if case == 'existing file':
+        return str(blocker), 'is an existing file, not a directory'
+    if case == 'under a file':
+        return str(blocker / 'sub' / 'out'), 'lies under'
+    # /proc does not take new files, also not from root (chmod would not stop root)
+    return '/proc/mmattnvis-out', 'is not writable'
+
+
+@pytest.mark.parametrize('case', OUT_DIR_CASES)
+@pytest.mark.parametrize('tool', ALL_TOOLS)
+def test_unusable_out_dir(tool, case, good_image, tmp_path, capfd):
+    out_dir, message = _bad_out_dir(case, tmp_path)
+    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    argv = _argv(tool, data, out_dir)
+    if tool == 'test':  # --out-dir (the hooks' folder); --work-dir elsewhere, fine
+        argv[argv.index('--work-dir') + 1] = str(tmp_path / 'work')
+    rc, out, err = run_tool(tool, argv, capfd)
+    flag = '--work-dir' if tool == 'train' else '--out-dir'
+    assert_one_error(rc, err, f'{flag} ', None)
+    assert message in err
+    assert (tmp_path / 'a_file').read_text() == 'keep me'
+    assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing created, not even work dirs
+
+
+@pytest.mark.parametrize('case', OUT_DIR_CASES)
+def test_unusable_work_dir_of_test_py(case, tmp_path, capfd):
+    work_dir, message = _bad_out_dir(case, tmp_path)
+    argv = ['--work-dir', work_dir, YOLO_CFG, YOLO_W]
+    rc, out, err = run_tool('test', argv, capfd)
+    assert_one_error(rc, err, '--work-dir ', None)
+    assert message in err
