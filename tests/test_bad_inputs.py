@@ -65,7 +65,8 @@ def _argv(tool, data, out_dir, extra=(), model=None, checkpoint=None):
         argv = [cfg, weights, '--data', data, '--out-dir', out_dir, '--device', 'cpu',
                 '--steps', '3', '--no-insertion', '--methods', 'gradcam']
     elif tool == 'test':
-        argv = [data, weights, '--out-dir', out_dir, '--work-dir', osp.join(out_dir, 'work')]
+        # the work dir holds MMEngine's logs, also of a failed run; --out-dir the drawings
+        argv = [data, weights, '--out-dir', out_dir, '--work-dir', str(out_dir) + '_work']
         small = []
     else:  # train
         argv = [data, '--work-dir', out_dir]
@@ -135,8 +136,8 @@ def config_file(tmp_path_factory):
     """A tools/test.py config: the shapes YOLOv5-n with a FeatMapVisHook on 6 shapes images."""
     from runner_utils import make_dataset, runner_cfg
     root = tmp_path_factory.mktemp('testset')
-    root, ann = make_dataset(root, num_images=6, seed=21)
-    cfg = runner_cfg(YOLO_CFG, root, ann, root / 'work', custom_hooks=[dict(
+    _, ann = make_dataset(root, num_images=6, seed=21)
+    cfg = runner_cfg(YOLO_CFG, str(root), ann, root / 'work', custom_hooks=[dict(
         type='mmattnvis.FeatMapVisHook', target_layers=['neck'], interval=1,
         channel_reduction='squeeze_mean', out_dir='vis')], scale=128, batch_size=2)
     path = root / 'cfg.py'
@@ -243,3 +244,57 @@ def test_unusable_work_dir_of_test_py(case, tmp_path, capfd):
     rc, out, err = run_tool('test', argv, capfd)
     assert_one_error(rc, err, '--work-dir ', None)
     assert message in err
+
+
+# ------------------------------------------------------------------------------ checkpoints
+CKPT_CASES = {
+    'text file': (lambda p: p.write_text('not a checkpoint\n'), 'is not a PyTorch checkpoint'),
+    'random bytes': (lambda p: p.write_bytes(np.random.default_rng(1).integers(
+        0, 256, 4096, dtype=np.uint8).tobytes()), 'is not a PyTorch checkpoint'),
+    'directory': (lambda p: p.mkdir(), 'checkpoint is a directory, not a file'),
+}
+CKPT_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness', 'test')
+BAD_INPUT_CASES += [f'{t} checkpoint {c}' for t in CKPT_TOOLS for c in CKPT_CASES]
+
+
+@pytest.mark.parametrize('case', list(CKPT_CASES))
+@pytest.mark.parametrize('tool', CKPT_TOOLS)
+def test_bad_checkpoints(tool, case, good_image, config_file, tmp_path, capfd):
+    make, message = CKPT_CASES[case]
+    ckpt = tmp_path / 'ckpt.pth'
+    make(ckpt)
+    data = config_file[0] if tool == 'test' else (
+        good_image.parent if tool == 'eval_faithfulness' else good_image)
+    rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), checkpoint=ckpt), capfd)
+    assert_one_error(rc, err, message, _out(tmp_path))
+    assert '--unsafe-load' not in err
+
+
+# ----------------------------------------------------------- a config value of the wrong type
+CFG_TYPE_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness',
+                  'test')
+BAD_INPUT_CASES += [f'{t} config value of the wrong type' for t in CFG_TYPE_TOOLS]
+
+
+@pytest.mark.parametrize('tool', CFG_TYPE_TOOLS)
+def test_config_value_of_wrong_type(tool, good_image, config_file, tmp_path, capfd):
+    data = config_file[0] if tool == 'test' else (
+        good_image.parent if tool == 'eval_faithfulness' else good_image)
+    # the resize scale given as text: mmcv fails deep inside the pipeline
+    bad = ['--cfg-options', "test_dataloader.dataset.pipeline.1.scale=('a','b')"]
+    rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), bad), capfd)
+    cfg_name = osp.basename(config_file[0] if tool == 'test' else (
+        DINO_CFG if MODEL_OF[tool] == 'dino' else YOLO_CFG))
+    assert_one_error(rc, err, 'pipeline of ', _out(tmp_path))
+    line = [x for x in err.splitlines() if x.startswith('error:')][0]
+    assert cfg_name in line and 'TypeError' in line
+
+
+# ------------------------------------------------- hook configuration errors in test / train
+def test_hook_config_error_is_one_line(config_file, tmp_path, capfd):
+    path, root, ann = config_file
+    argv = [path, YOLO_W, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+            'custom_hooks.0.interval=0']
+    rc, out, err = run_tool('test', argv, capfd)
+    assert_one_error(rc, err, 'FeatMapVisHook.interval: must be a positive integer, got 0')
+    assert not osp.exists(tmp_path / 'work' / 'vis')

@@ -200,11 +200,8 @@ def checkpoint_arg(value: Optional[str]) -> Optional[str]:
     """A CLI ``CHECKPOINT``: ``none`` means random weights; a missing file is an error."""
     if value is None or str(value).lower() == 'none':
         return None
-    if osp.isdir(value):
-        raise UserInputError(f'checkpoint is a directory, not a file: {value}')
-    if not osp.isfile(value):
-        raise UserInputError(f'checkpoint not found: {value}')
-    return value
+    from ..utils.checkpoint import check_checkpoint_file
+    return check_checkpoint_file(value)  # before any model work: exists, a torch file
 
 
 def init_model_from_args(args) -> nn.Module:

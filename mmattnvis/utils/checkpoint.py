@@ -35,22 +35,7 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
     Raises:
         CheckpointError: Missing, unreadable or corrupt file, or a file that needs ``unsafe``.
     """
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise CheckpointError(f'checkpoint path must be a file path, got {path!r}')
-    path = str(path)
-    if path.startswith(('http://', 'https://')):
-        raise CheckpointError(f'checkpoint {path} is a URL; mmattnvis never downloads weights, '
-                              'pass a local file')
-    if not osp.exists(path):
-        raise CheckpointError(f'checkpoint not found: {path}')
-    if osp.isdir(path):
-        raise CheckpointError(f'checkpoint is a directory, not a file: {path}')
-    if osp.getsize(path) == 0:
-        raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
-    kind = _file_kind(path)
-    if kind is None:
-        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither the zip archive '
-                              'torch.save writes nor a pickle: another kind of file, or corrupt)')
+    path = check_checkpoint_file(path)
     from ..compat.mmengine_checkpoint import allow_runner_checkpoint_globals
     try:
         if unsafe:
@@ -70,6 +55,33 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
     except Exception as err:  # any decoding failure of the file itself means corrupt
         raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch file '
                               f'({type(err).__name__}: {_first_line(str(err))})') from None
+
+
+def check_checkpoint_file(path: str) -> str:
+    """Cheap checks of a checkpoint path before any work (no unpickling): a local, non-empty
+    file in one of torch.save's formats. Returns the path as a string.
+
+    Raises:
+        CheckpointError: A URL, a missing path, a directory, an empty file or another kind of
+            file.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise CheckpointError(f'checkpoint path must be a file path, got {path!r}')
+    path = str(path)
+    if path.startswith(('http://', 'https://')):
+        raise CheckpointError(f'checkpoint {path} is a URL; mmattnvis never downloads weights, '
+                              'pass a local file')
+    if not osp.exists(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    if osp.isdir(path):
+        raise CheckpointError(f'checkpoint is a directory, not a file: {path}')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
+    kind = _file_kind(path)
+    if kind is None:
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither the zip archive '
+                              'torch.save writes nor a pickle: another kind of file, or corrupt)')
+    return path
 
 
 def extract_state_dict(ckpt: Any, path: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
