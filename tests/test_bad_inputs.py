@@ -298,3 +298,107 @@ def test_hook_config_error_is_one_line(config_file, tmp_path, capfd):
     rc, out, err = run_tool('test', argv, capfd)
     assert_one_error(rc, err, 'FeatMapVisHook.interval: must be a positive integer, got 0')
     assert not osp.exists(tmp_path / 'work' / 'vis')
+
+
+# ---------------------------------------------------------------- images in a dataset run
+@pytest.fixture(scope='module')
+def mixed_dir(tmp_path_factory):
+    """Two good images and two bad ones (a corrupt JPEG with a valid header, a text file)."""
+    d = tmp_path_factory.mktemp('mixed')
+    for i in range(2):
+        write_good(d / f'good{i}.jpg', seed=i)
+    (d / 'bad_corrupt.jpg').write_bytes(BAD_IMAGES['corrupt.jpg'])
+    (d / 'bad_text.jpg').write_bytes(BAD_IMAGES['text.jpg'])
+    return d
+
+
+def _summary(err):
+    lines = [line for line in err.splitlines() if line.startswith('warning: skipped')]
+    assert len(lines) == 1, err[-2000:]
+    return lines[0]
+
+
+BAD_INPUT_CASES += [f'{t} directory with 2 bad images of 4' for t in IMAGE_TOOLS] + [
+    'eval_faithfulness data with 2 bad images of 4', 'test.py test set with 2 bad images of 6']
+
+
+@pytest.mark.parametrize('tool', IMAGE_TOOLS)
+def test_directory_with_two_bad_images(tool, mixed_dir, tmp_path, capfd):
+    extra = ['--max-queries', '1', '--cell-width', '64'] if tool == 'attn_vis' else []
+    extra += ['--cell-width', '64'] if tool in ('cam_vis', 'head_ablation') else []
+    extra += ['--part', 'decoder_self'] if tool == 'head_ablation' else []
+    rc, out, err = run_tool(tool, _argv(tool, mixed_dir, _out(tmp_path), extra), capfd)
+    assert rc == 0, err[-2000:]
+    assert 'Traceback' not in err and not any(x.startswith('error:') for x in err.splitlines())
+    line = _summary(err)
+    assert 'skipped 2 of 4 image(s)' in line
+    assert 'bad_corrupt.jpg (corrupt or truncated image data)' in line
+    assert 'bad_text.jpg (not an image' in line
+    written = sorted(os.listdir(_out(tmp_path)))
+    stems = sorted({osp.splitext(n)[0].replace('_ablation', '') for n in written})
+    assert stems == ['good0', 'good1'], written
+    for name in written:
+        if not name.endswith('.csv'):
+            assert cv2.imread(osp.join(_out(tmp_path), name)) is not None
+
+
+def test_eval_faithfulness_skips_two_bad_images(mixed_dir, tmp_path, capfd):
+    rc, out, err = run_tool('eval_faithfulness', _argv(
+        'eval_faithfulness', mixed_dir, _out(tmp_path), ['--score-thr', '0.5']), capfd)
+    assert rc == 0, err[-2000:]
+    assert 'skipped 2 of 4 image(s)' in _summary(err)
+    import csv
+    with open(osp.join(_out(tmp_path), 'faithfulness_detections.csv')) as f:
+        images = {r['image'] for r in csv.DictReader(f)}
+    assert images and images <= {'good0.jpg', 'good1.jpg'}
+    assert '(2 images)' in open(osp.join(_out(tmp_path), 'faithfulness.md')).read()
+
+
+def test_tools_test_skips_two_bad_images(config_file, tmp_path, capfd):
+    path, root, ann = config_file
+    data = tmp_path / 'data'
+    shutil.copytree(root, data, ignore=shutil.ignore_patterns('work', 'cfg.py'))
+    images = sorted(os.listdir(data / 'images'))
+    (data / 'images' / images[1]).write_bytes(BAD_IMAGES['corrupt.jpg'])
+    (data / 'images' / images[4]).write_bytes(b'')
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    cfg.test_dataloader.dataset.data_root = str(data)
+    cfg.test_evaluator.ann_file = str(data / osp.basename(ann))
+    cfg_path = tmp_path / 'cfg.py'
+    cfg.dump(str(cfg_path))
+    argv = _argv('test', str(cfg_path), _out(tmp_path))
+    rc, out, err = run_tool('test', argv, capfd)
+    assert rc == 0, err[-3000:]
+    line = _summary(err)
+    assert 'skipped 2 of 6 image(s)' in line
+    assert f'{images[1]} (not an image, or corrupt' in line and f'{images[4]} (empty file)' in line
+    drawn = os.listdir(osp.join(_out(tmp_path), 'test'))
+    stems = {n.split('_id')[0] for n in drawn}
+    good = {osp.splitext(n)[0] for i, n in enumerate(images) if i not in (1, 4)}
+    assert stems == good and len(drawn) == 4 * 3  # 4 images, 3 neck levels each
+    assert 'Average Precision' in out  # the COCO metric ran over the readable images
+
+
+BAD_INPUT_CASES += [f'{t} directory of only bad images' for t in IMAGE_TOOLS] + [
+    f'{t} single {name}' for t in IMAGE_TOOLS for name in BAD_IMAGES]
+
+
+@pytest.mark.parametrize('tool', IMAGE_TOOLS)
+def test_only_bad_images_is_an_error(tool, tmp_path, capfd):
+    d = tmp_path / 'bad'
+    d.mkdir()
+    for name, data in BAD_IMAGES.items():
+        (d / name).write_bytes(data)
+    rc, out, err = run_tool(tool, _argv(tool, d, _out(tmp_path)), capfd)
+    assert_one_error(rc, err, 'image(s)', _out(tmp_path))
+    assert 'could be read' in err or 'can be read' in err
+
+
+@pytest.mark.parametrize('name', list(BAD_IMAGES))
+@pytest.mark.parametrize('tool', IMAGE_TOOLS)
+def test_single_bad_image_is_an_error(tool, name, tmp_path, capfd):
+    path = tmp_path / name
+    path.write_bytes(BAD_IMAGES[name])
+    rc, out, err = run_tool(tool, _argv(tool, path, _out(tmp_path)), capfd)
+    assert_one_error(rc, err, f'cannot read image {path}', _out(tmp_path))
