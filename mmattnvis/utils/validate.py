@@ -181,5 +181,13 @@ class CfgOptionsAction(_cfg_action_base()):  # type: ignore[misc]
             if not sep or not key.strip():
                 raise argparse.ArgumentError(
                     self, f'expected key=value, got {kv!r} (e.g. model.test_cfg.score_thr=0.5)')
-        super().__call__(parser, namespace, values, option_string)
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, RecursionError, ValueError, TypeError, SyntaxError) as err:
+            # DictAction parses lists/tuples itself; unbalanced or unparsable values fail deep
+            # inside it (an AssertionError, or a RecursionError for some nestings)
+            why = str(err).splitlines()[0][:120] if str(err).strip() else type(err).__name__
+            raise argparse.ArgumentError(
+                self, f'cannot parse {" ".join(map(str, values))!r} ({why}); values are '
+                'numbers, strings, or [..]/(..) lists of them') from None
 
