@@ -9,8 +9,8 @@ and scalars and the buffer's statistics methods (pickled as ``getattr(HistoryBuf
 exactly these through, and only while the context is active:
 
 * ``HistoryBuffer``; numpy's array reconstruction, ``ndarray``, ``dtype`` and scalars;
-* ``builtins.getattr`` replaced by :func:`_history_buffer_method`, which returns only functions
-  defined on ``HistoryBuffer`` itself (``HistoryBuffer.__setstate__`` puts them into a
+* ``builtins.getattr`` replaced by :func:`_history_buffer_method`, which returns only the
+  statistics methods defined on ``HistoryBuffer`` itself (``HistoryBuffer.__setstate__`` puts them into a
   class-level table that is called later, so nothing else may reach it).
 
 :func:`safe_runner_checkpoints` swaps MMEngine's loader for local files
@@ -37,11 +37,15 @@ def _source_sha256(func: Any) -> str:
     return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()
 
 
+#: the statistics methods HistoryBuffer registers for itself (``_set_default_statistics``)
+_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
+
+
 def _history_buffer_method(owner: Any, name: str) -> Any:
     """``getattr`` for the weights-only unpickler: only ``HistoryBuffer``'s own functions."""
     from mmengine.logging import HistoryBuffer
-    if owner is HistoryBuffer and isinstance(name, str) and callable(
-            vars(HistoryBuffer).get(name)):
+    names = _STATISTICS | set(HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in names and callable(vars(HistoryBuffer).get(name)):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'weights-only load: getattr({getattr(owner, "__name__", type(owner).__name__)}, '
