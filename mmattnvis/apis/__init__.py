@@ -4,7 +4,7 @@ from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeli
 from .model import available_layers, init_model, load_config, resolve_config_path, strip_pretrained
 
 __all__ = [
-    'UnreadableImages', 'batched', 'bgr_to_rgb', 'build_test_pipeline', 'collect_images', 'geometries', 'load_image',
-    'prepare_batch', 'run_test_step', 'available_layers', 'init_model', 'load_config',
-    'resolve_config_path', 'strip_pretrained'
+    'UnreadableImages', 'batched', 'bgr_to_rgb', 'build_test_pipeline', 'collect_images',
+    'geometries', 'load_image', 'prepare_batch', 'run_test_step', 'available_layers',
+    'init_model', 'load_config', 'resolve_config_path', 'strip_pretrained'
 ]

@@ -88,7 +88,8 @@ def _gt_by_file(coco: dict):
         if a.get('iscrowd', 0):
             continue
         x, y, w, h = (float(v) for v in a['bbox'])
-        by_image.setdefault(a['image_id'], []).append((x, y, x + w, y + h, label_of[a['category_id']]))
+        by_image.setdefault(a['image_id'], []).append(
+            (x, y, x + w, y + h, label_of[a['category_id']]))
     gt = {}
     for im in coco.get('images', []):
         rows = by_image.get(im['id'], [])

@@ -10,8 +10,8 @@ exactly these through, and only while the context is active:
 
 * ``HistoryBuffer``; numpy's array reconstruction, ``ndarray``, ``dtype`` and scalars;
 * ``builtins.getattr`` replaced by :func:`_history_buffer_method`, which returns only the
-  statistics methods defined on ``HistoryBuffer`` itself (``HistoryBuffer.__setstate__`` puts them into a
-  class-level table that is called later, so nothing else may reach it).
+  statistics methods defined on ``HistoryBuffer`` itself (``HistoryBuffer.__setstate__`` puts
+  them into a class-level table that is called later, so nothing else may reach it).
 
 :func:`safe_runner_checkpoints` swaps MMEngine's loader for local files
 (``CheckpointLoader._schemes['']``, i.e. ``mmengine.runner.checkpoint.load_from_local``, which

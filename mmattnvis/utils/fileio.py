@@ -1,10 +1,11 @@
 """Atomic writes that never follow a link planted in the output directory.
 
-Every file mmattnvis writes (images, CSV and markdown tables) goes through :func:`write_bytes_atomic`:
-the bytes go to a *new* temporary file next to the target, created with
-``O_CREAT | O_EXCL | O_NOFOLLOW`` (so an existing file or symbolic link of that name is never opened),
-and the temporary file is renamed over the target. ``rename`` replaces a link at the target path
-itself; the file a planted link points to is never touched, and a failure leaves no partial file.
+Every file mmattnvis writes (images, CSV and markdown tables) goes through
+:func:`write_bytes_atomic`: the bytes go to a *new* temporary file next to the target, created
+with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (so an existing file or symbolic link of that name is
+never opened), and the temporary file is renamed over the target. ``rename`` replaces a link at
+the target path itself; the file a planted link points to is never touched, and a failure leaves
+no partial file.
 """
 import os
 import os.path as osp

@@ -1,9 +1,10 @@
 """Command-line option checks, one rule per option, shared by every tool.
 
 Each tool calls :func:`validate_cli_args` right after parsing, before any model work: the value of
-every option it has that appears in :data:`OPTION_RULES` is checked by the same rule, ``--device`` is
-parsed and checked for availability, and ``--out-dir`` / ``--work-dir`` are checked to be usable
-directories. A bad value is a :class:`UserInputError` (one ``error:`` line, exit code 2).
+every option it has that appears in :data:`OPTION_RULES` is checked by the same rule,
+``--device`` is parsed and checked for availability, and ``--out-dir`` / ``--work-dir`` are
+checked to be usable directories. A bad value is a :class:`UserInputError` (one ``error:``
+line, exit code 2).
 """
 import argparse
 import math
