@@ -4,6 +4,7 @@
 ``mmattnvis.registry`` for the ``mmattnvis`` scope, and the lazy ``locations`` below import the
 modules that register the classes.
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -28,6 +29,8 @@ MODELS = Registry(
     parent=MMENGINE_MODELS,
     scope='mmattnvis',
     locations=['mmattnvis.methods', 'mmattnvis.models'])
+DATASETS = Registry(
+    'dataset', parent=MMENGINE_DATASETS, scope='mmattnvis', locations=['mmattnvis.datasets'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,

@@ -52,7 +52,7 @@ def _run(mod, args, capfd):
 def test_attn_vis_modes(name, mode, extra, rows, image, tmp_path, capfd):
     out_dir = tmp_path / 'o'
     rc, out, err = _run(attn_vis, [image, DETR_FAMILY[name], 'none', '--mode', mode,
-                                   '--score-thr', '-1', '--max-queries', '2', '--device', 'cpu',
+                                   '--score-thr', '0', '--max-queries', '2', '--device', 'cpu',
                                    '--cell-width', '120', '--out-dir', out_dir] + extra +
                         small_opts(name), capfd)
     assert rc == 0, err
@@ -94,7 +94,7 @@ def test_zero_detections_writes_a_note(image, tmp_path, capfd):
 
 
 def test_head_ablation_tool_table(image, tmp_path, capfd):
-    rc, out, err = _run(head_ablation, [image, DETR_FAMILY['detr'], 'none', '--score-thr', '-1',
+    rc, out, err = _run(head_ablation, [image, DETR_FAMILY['detr'], 'none', '--score-thr', '0',
                                         '--device', 'cpu', '--out-dir', tmp_path,
                                         '--cell-width', '100'] + small_opts('detr'), capfd)
     assert rc == 0, err

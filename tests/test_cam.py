@@ -185,11 +185,11 @@ def test_layer_off_the_score_path_is_one_line(shapes_yolo, shapes_batch):
     retina_data = prepare_batch([shapes_batch[0]], build_test_pipeline(retina.cfg), ['s.png'])
     from mmattnvis.methods.cam import detect
     assert len(detect(retina, retina_data, 0.0, 1).detections[0]) == 1
-    with pytest.raises(UserInputError, match='is not used to compute the detection scores'):
+    with pytest.raises(UserInputError, match="target layer bbox_head.retina_reg is not used for the detections'"):
         # RetinaNet's box-regression conv: class scores do not depend on it (the IoU factor of
         # the target carries no gradient)
         DetectionCAM('gradcam', ['bbox_head.retina_reg']).explain(retina, retina_data, 0.0, 1)
-    with pytest.raises(UserInputError, match='did not run'):
+    with pytest.raises(UserInputError, match='target layer bbox_head.loss_cls did not run'):
         DetectionCAM('gradcam', ['bbox_head.loss_cls']).explain(shapes_yolo, data, 0.0, 1)
 
 

@@ -1,5 +1,8 @@
 """``tools/test.py`` / ``tools/val.py``: ``runner.test()`` or ``runner.val()`` with the project's
-safe checkpoint loading and the mmattnvis hooks' ``--out-dir``."""
+safe checkpoint loading and the mmattnvis hooks' ``--out-dir``.
+
+Images of the dataset that cannot be read are left out and named in a ``warning:`` line at the end
+(exit code 0); when none can be read, that is an error (exit code 2)."""
 import argparse
 import os
 from typing import Dict, Optional, Sequence
@@ -10,7 +13,7 @@ from ..utils.errors import UserInputError
 
 def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Arguments of ``tools/test.py`` (``mode='test'``) and ``tools/val.py`` (``'val'``)."""
-    from mmengine.config import DictAction
+    from ..utils.validate import CfgOptionsAction
     parser = OneLineArgumentParser(
         description=f'{"Test" if mode == "test" else "Validate"} (and visualise) a detector: '
         f'runner.{mode}() with the mmattnvis hooks of custom_hooks')
@@ -19,14 +22,15 @@ def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse
     parser.add_argument('--work-dir', help='where logs and visualisations go')
     parser.add_argument('--out-dir', help='out_dir of every mmattnvis hook in custom_hooks; '
                         'a relative path lies under the work dir (as MMDet\'s --show-dir)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow full unpickling of the checkpoint (trusted files only)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
+    from ..utils.validate import validate_cli_args
+    args = validate_cli_args(parser.parse_args(argv))
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -34,9 +38,14 @@ def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse
 
 def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
     """Build the runner, load the checkpoint safely, run ``runner.test()`` / ``runner.val()``."""
+    import sys
+
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
+    from ..datasets import skip_unreadable_images, skipped_images
     from ..utils.checkpoint import load_checkpoint_safely
+    from .inference import skipped_summary
     from .model import checkpoint_arg, runner_config
 
     checkpoint = checkpoint_arg(args.checkpoint)
@@ -51,11 +60,20 @@ def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
         raise UserInputError(f'config {args.config} has no {loader}')
     if mode == 'val' and cfg.get('val_cfg', None) is None:
         cfg.val_cfg = dict(type='ValLoop')
+    skip_unreadable_images(cfg, loader, source=args.config)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         load_checkpoint_safely(model, checkpoint, unsafe=args.unsafe_load,
                                logger=runner.logger)
+    loop = runner.test_loop if mode == 'test' else runner.val_loop  # builds the loop
+    skipped, total = skipped_images(loop.dataloader)
+    if skipped and len(skipped) == total:
+        raise UserInputError(f'none of the {total} {mode} images can be read (e.g. '
+                             f'{skipped[0][0]}: {skipped[0][1]})')
     metrics = runner.test() if mode == 'test' else runner.val()
     runner.logger.info(f'metrics: {metrics}')
+    if skipped and is_main_process():
+        sys.stdout.flush()
+        print(skipped_summary(skipped, total), file=sys.stderr)
     return metrics

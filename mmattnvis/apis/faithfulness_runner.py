@@ -6,8 +6,8 @@ ground-truth box, the energy-based pointing game, and deletion / insertion AUC o
 D-RISE similarity. Results are averaged per method.
 """
 import csv
+import io
 import json
-import os
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
@@ -20,7 +20,8 @@ from ..methods.cam import DetectionCAM, detect
 from ..metrics.faithfulness import (box_iou, detection_similarity, energy_pointing_game,
                                     perturbation_auc, pointing_game, random_saliency)
 from ..utils.errors import UserInputError
-from .inference import collect_images, load_image, prepare_batch
+from ..utils.fileio import write_text_atomic
+from .inference import UnreadableImages, collect_images, prepare_batch
 
 RANDOM = 'random'
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
@@ -58,16 +59,37 @@ def find_dataset(path: str):
 
 
 def _coco_gt(ann_file: str):
-    with open(ann_file) as f:
-        coco = json.load(f)
+    """Ground truth per file name of a COCO annotation file; a one-line error when the file is
+    not valid JSON or not COCO-shaped."""
+    try:
+        with open(ann_file, encoding='utf-8') as f:
+            coco = json.load(f)
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserInputError(f'annotations {ann_file} cannot be read: {err}') from None
+    except json.JSONDecodeError as err:
+        raise UserInputError(f'annotations {ann_file} is not valid JSON ({err.msg} at line '
+                             f'{err.lineno}, column {err.colno})') from None
+    try:
+        return _gt_by_file(coco)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        what = f'missing key {err}' if isinstance(err, KeyError) else str(err).splitlines()[0]
+        raise UserInputError(f'annotations {ann_file} is not a COCO detection file '
+                             f'({type(err).__name__}: {what})') from None
+
+
+def _gt_by_file(coco: dict):
+    if not isinstance(coco, dict):
+        raise TypeError(f'top level is a {type(coco).__name__}, expected an object with '
+                        '"images", "annotations" and "categories"')
     cat_ids = sorted(c['id'] for c in coco.get('categories', []))
     label_of = {cid: i for i, cid in enumerate(cat_ids)}
     by_image: Dict[int, list] = {}
     for a in coco.get('annotations', []):
         if a.get('iscrowd', 0):
             continue
-        x, y, w, h = a['bbox']
-        by_image.setdefault(a['image_id'], []).append((x, y, x + w, y + h, label_of[a['category_id']]))
+        x, y, w, h = (float(v) for v in a['bbox'])
+        by_image.setdefault(a['image_id'], []).append(
+            (x, y, x + w, y + h, label_of[a['category_id']]))
     gt = {}
     for im in coco.get('images', []):
         rows = by_image.get(im['id'], [])
@@ -161,23 +183,27 @@ class FaithfulnessTable:
         return '\n'.join(lines) + '\n'
 
     def write(self, out_dir: str, title: str = '') -> List[str]:
-        os.makedirs(out_dir, exist_ok=True)
+        """Write the markdown table and the two CSVs (atomically, see ``utils.fileio``)."""
         paths = [osp.join(out_dir, n) for n in
                  ('faithfulness.md', 'faithfulness.csv', 'faithfulness_detections.csv')]
-        with open(paths[0], 'w') as f:
-            f.write(self.markdown(title))
+        write_text_atomic(paths[0], self.markdown(title))
         for path, rows in ((paths[1], self.summary()), (paths[2], self.rows)):
-            with open(path, 'w', newline='') as f:
-                keys = list(rows[0].keys()) if rows else list(COLUMNS)
-                writer = csv.DictWriter(f, fieldnames=keys)
-                writer.writeheader()
-                writer.writerows(rows)
+            buf = io.StringIO(newline='')
+            keys = list(rows[0].keys()) if rows else list(COLUMNS)
+            writer = csv.DictWriter(buf, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_text_atomic(path, buf.getvalue())
         return paths
 
 
 def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
-             progress: Optional[Callable[[], None]] = None) -> FaithfulnessTable:
-    """Score every method (and the random baseline) on every kept detection of ``images``."""
+             progress: Optional[Callable[[], None]] = None,
+             unreadable: Optional[UnreadableImages] = None) -> FaithfulnessTable:
+    """Score every method (and the random baseline) on every kept detection of ``images``.
+
+    An image that cannot be read is skipped and recorded in ``unreadable`` (when given; else
+    it is an error)."""
     if options.steps < 2:
         raise UserInputError('--steps must be >= 2')
     cams = [DetectionCAM(m, options.target_layers, batch_size=options.batch_size)
@@ -185,8 +211,13 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
     rng = np.random.default_rng(options.seed)
     scorer = DetectionScorer(model, pipeline, options.batch_size)
     table = FaithfulnessTable()
+    unreadable = unreadable if unreadable is not None else _Strict()
     for path in images:
-        img = load_image(path)
+        img = unreadable.load(path)
+        if img is None:
+            if progress is not None:
+                progress()
+            continue
         data = prepare_batch([img], pipeline, [path])
         detected = detect(model, data, options.score_thr, options.topk)
         results = [cam.explain(model, detected=detected) for cam in cams]
@@ -216,6 +247,14 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
         if progress is not None:
             progress()
     return table
+
+
+class _Strict(UnreadableImages):
+    """Unreadable images are errors (``evaluate`` without a skip list)."""
+
+    def load(self, path: str):
+        from .inference import load_image
+        return load_image(path)
 
 
 __all__ = ['FaithfulnessOptions', 'FaithfulnessTable', 'DetectionScorer', 'evaluate',

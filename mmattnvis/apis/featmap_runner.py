@@ -13,8 +13,9 @@ from ..methods.featmap import build_reduction
 from ..render.image import colormap_code
 from ..utils.cli import check_display, write_image_atomic
 from ..utils.errors import UserInputError
-from .inference import (batched, bgr_to_rgb, build_test_pipeline, collect_images, geometries,
-                        load_image, prepare_batch, run_test_step)
+from ..utils.validate import check_at_least, check_within
+from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeline,
+                        collect_images, geometries, load_image, prepare_batch, run_test_step)
 from .model import init_model_from_args
 
 
@@ -43,10 +44,9 @@ class FeatMapOptions:
             colormap_code(self.colormap)
         except ValueError as err:
             raise UserInputError(str(err)) from None
-        if not 0.0 <= self.alpha <= 1.0:
-            raise UserInputError(f'alpha must be within [0, 1], got {self.alpha}')
-        if self.batch_size < 1:
-            raise UserInputError(f'batch size must be >= 1, got {self.batch_size}')
+        check_within('--alpha', self.alpha, 0.0, 1.0)
+        check_within('--score-thr', self.score_thr, 0.0, 1.0)
+        check_at_least('--batch-size', self.batch_size, 1)
         if not self.target_layers:
             raise UserInputError('no target layers given')
         if self.max_size < 64:
@@ -148,12 +148,23 @@ class FeatMapRun:
         return osp.join(self.out_dir, rel)
 
     def run_all(self, paths: Optional[Sequence[str]] = None) -> List[str]:
-        """Render every image (progress bar) and return the written file paths."""
+        """Render every image (progress bar) and return the written file paths.
+
+        Images that cannot be read are skipped and recorded in ``self.unreadable``
+        (:class:`UnreadableImages`); the caller reports them.
+        """
         paths = list(paths if paths is not None else self.images)
         written: List[str] = []
         progress = ProgressBar(len(paths))
+        self.unreadable = UnreadableImages()
         for _, chunk in batched(paths, self.options.batch_size):
-            images = [load_image(p) for p in chunk]
+            loaded = [(p, self.unreadable.load(p)) for p in chunk]
+            for _ in range(sum(img is None for _, img in loaded)):
+                progress.update()
+            chunk = [p for p, img in loaded if img is not None]
+            images = [img for _, img in loaded if img is not None]
+            if not images:
+                continue
             drawn, _ = self.render_batch(images, chunk)
             for path, img in zip(chunk, drawn):
                 if self.out_dir:

@@ -21,8 +21,13 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.p
 def collect_images(path: str) -> List[str]:
     """An image file, or the images of a directory (sorted, recursively).
 
+    A single file must look like an image (header check). In a directory, files that do not are
+    kept in the list: a dataset run skips and reports them (:class:`UnreadableImages`), so one
+    bad file does not stop the others; only a directory in which no file looks like an image
+    is an error here.
+
     Raises:
-        UserInputError: Missing path, non-image file, or a directory without images.
+        UserInputError: Missing path, non-image file, or a directory without (readable) images.
     """
     if not osp.exists(path):
         raise UserInputError(f'image path not found: {path}')
@@ -33,13 +38,26 @@ def collect_images(path: str) -> List[str]:
         if not files:
             raise UserInputError(f'no images ({", ".join(IMG_EXTENSIONS)}) in directory: {path}')
         files = sorted(files)
-    else:
-        files = [path]
-    for f in files:
-        # header check only (cheap): a bad file fails before the model is built
-        if osp.getsize(f) == 0 or not cv2.haveImageReader(f):
-            raise UserInputError(f'cannot read image (empty or not an image): {f}')
-    return files
+        if all(image_problem(f) for f in files):
+            raise UserInputError(f'none of the {len(files)} image file(s) in {path} can be read '
+                                 f'(e.g. {osp.basename(files[0])}: {image_problem(files[0])})')
+        return files
+    problem = image_problem(path)
+    if problem:  # header check only (cheap): a bad file fails before the model is built
+        raise UserInputError(f'cannot read image {path}: {problem}')
+    return [path]
+
+
+def image_problem(path: str) -> Optional[str]:
+    """Why ``path`` is certainly not a readable image (header check), or ``None``."""
+    try:
+        if osp.getsize(path) == 0:
+            return 'empty file'
+    except OSError as err:
+        return err.strerror or 'cannot be opened'
+    if not cv2.haveImageReader(path):
+        return 'not an image (unknown format)'
+    return None
 
 
 def load_image(path: str) -> np.ndarray:
@@ -48,15 +66,73 @@ def load_image(path: str) -> np.ndarray:
     Raises:
         UserInputError: The file cannot be decoded as an image.
     """
-    try:
-        img = mmcv.imread(path, channel_order='bgr')
-    except Exception:
-        img = None
-    if img is None or img.size == 0:
-        raise UserInputError(f'cannot read image (missing, empty or not an image): {path}')
+    problem = image_problem(path)
+    img = None
+    if problem is None:
+        try:
+            img = mmcv.imread(path, channel_order='bgr')
+        except Exception:
+            img = None
+        if img is None or img.size == 0:
+            problem = 'corrupt or truncated image data'
+    if problem is not None:
+        raise UserInputError(f'cannot read image {path}: {problem}')
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     return img
+
+
+class UnreadableImages:
+    """The images of a dataset run that could not be read: skipped, counted and named.
+
+    ``load`` returns ``None`` for a bad image (and records why); at the end ``finish`` prints one
+    ``warning:`` line naming them, or raises when no image at all could be read.
+    """
+
+    def __init__(self) -> None:
+        self.skipped: List[Tuple[str, str]] = []
+
+    def load(self, path: str) -> Optional[np.ndarray]:
+        """The image, or ``None`` (recorded) when it cannot be read."""
+        try:
+            return load_image(path)
+        except UserInputError as err:
+            self.skipped.append((path, str(err).rsplit(': ', 1)[-1]))
+            return None
+
+    def summary(self, total: int) -> Optional[str]:
+        """``warning: skipped K of N images ...`` or ``None`` when nothing was skipped."""
+        return skipped_summary(self.skipped, total)
+
+    def finish(self, total: int, done: Optional[str] = None) -> None:
+        """End of a run over ``total`` images: raise when none could be read, else print
+        ``done`` (stdout) and then the summary of skipped images (stderr), if any."""
+        import sys
+        if self.skipped and len(self.skipped) >= total:
+            if total == 1:
+                path, why = self.skipped[0]
+                raise UserInputError(f'cannot read image {path}: {why}')
+            raise UserInputError(f'none of the {total} image(s) could be read: '
+                                 + _name_few(self.skipped))
+        if done:
+            print(done)
+        line = self.summary(total)
+        if line:
+            sys.stdout.flush()
+            print(line, file=sys.stderr)
+
+
+def skipped_summary(skipped: Sequence[Tuple[str, str]], total: int) -> Optional[str]:
+    """The one summary line of skipped images (``(path, reason)`` pairs)."""
+    if not skipped:
+        return None
+    return (f'warning: skipped {len(skipped)} of {total} image(s) that could not be read: '
+            + _name_few(skipped))
+
+
+def _name_few(skipped: Sequence[Tuple[str, str]], n: int = 10) -> str:
+    shown = '; '.join(f'{p} ({why})' for p, why in skipped[:n])
+    return shown + (f'; and {len(skipped) - n} more' if len(skipped) > n else '')
 
 
 def build_test_pipeline(cfg) -> Compose:
@@ -70,7 +146,22 @@ def build_test_pipeline(cfg) -> Compose:
         raise UserInputError(f"the test pipeline starts with {first['type']}, "
                              'expected an image loader (LoadImageFromFile)')
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
-        return Compose(pipeline_cfg)
+        try:
+            pipeline = Compose(pipeline_cfg)
+        except Exception as err:
+            raise UserInputError(f'the test pipeline of {_config_name(cfg)} cannot be built: '
+                                 f'{_error_line(err)}') from None
+    pipeline.mmattnvis_config = _config_name(cfg)  # named in the errors of prepare_batch
+    return pipeline
+
+
+def _config_name(cfg) -> str:
+    return getattr(cfg, 'filename', None) or 'the config'
+
+
+def _error_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f'{type(err).__name__}: {text.splitlines()[0][:300]}' if text else type(err).__name__
 
 
 def prepare_batch(images: Sequence[np.ndarray], pipeline: Compose,
@@ -78,7 +169,22 @@ def prepare_batch(images: Sequence[np.ndarray], pipeline: Compose,
     """Run ``pipeline`` on BGR arrays and collate them into a ``test_step`` batch."""
     items = []
     for i, img in enumerate(images):
-        item = pipeline(dict(img=img, img_id=i, img_path=paths[i] if paths else None))
+        path = paths[i] if paths else None
+        try:
+            item = pipeline(dict(img=img, img_id=i, img_path=path))
+        except UserInputError:
+            raise
+        except Exception as err:
+            # The image was read already: a failure here comes from a pipeline setting (a value
+            # of the wrong type, e.g. from --cfg-options), not from the image.
+            config = getattr(pipeline, 'mmattnvis_config', 'the config')
+            raise UserInputError(f'the test pipeline of {config} failed'
+                                 + (f' on {path}' if path else '') + f' ({_error_line(err)}); '
+                                 'check its settings and --cfg-options') from None
+        if item is None:
+            raise UserInputError(f'the test pipeline of '
+                                 f"{getattr(pipeline, 'mmattnvis_config', 'the config')} "
+                                 'dropped the image (a transform returned None)')
         items.append(item)
     return pseudo_collate(items)
 

@@ -230,9 +230,8 @@ def checkpoint_arg(value: Optional[str]) -> Optional[str]:
         return None
     if is_package_ref(value):
         return resolve_checkpoint(value)
-    if not osp.isfile(value):
-        raise UserInputError(f'checkpoint not found: {value}')
-    return value
+    from ..utils.checkpoint import check_checkpoint_file
+    return check_checkpoint_file(value)  # before any model work: exists, a torch file
 
 
 def init_model_from_args(args) -> nn.Module:

@@ -13,6 +13,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
                                  add_input_args, add_model_args, cli_main, order_inputs)
+from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,11 +53,11 @@ def parse_args(argv=None):
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
-                                prepare_batch)
+    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
+                                collect_images, prepare_batch)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.attention_runner import (AttentionOptions, check_mode, figure_title,
                                                  no_detection_note, parse_points,
@@ -76,8 +77,6 @@ def main(argv=None) -> int:
         colormap_code(args.colormap)
     except ValueError as err:
         raise UserInputError(str(err)) from None
-    if args.max_queries < 1 or args.cell_width < 32:
-        raise UserInputError('--max-queries must be >= 1 and --cell-width >= 32')
     images = collect_images(args.img)
     model = init_model_from_args(args)
     check_mode(model, options)
@@ -88,8 +87,12 @@ def main(argv=None) -> int:
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images))
     written = 0
+    unreadable = UnreadableImages()
     for path in images:
-        img = load_image(path)
+        img = unreadable.load(path)
+        if img is None:  # skipped, named at the end
+            progress.update()
+            continue
         if options.points:
             points_in_image(options.points, img.shape)
         data = prepare_batch([img], pipeline, [path])
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
         written += 1
         progress.update()
-    print(f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}')
+    unreadable.finish(len(images), f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}')
     return 0
 
 

@@ -13,6 +13,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
                                  add_input_args, add_model_args, cli_main, order_inputs)
+from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,11 +41,11 @@ def parse_args(argv=None):
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
-                                prepare_batch)
+    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
+                                collect_images, prepare_batch)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
     from mmattnvis.methods.cam import DetectionCAM, detect
@@ -57,8 +58,6 @@ def main(argv=None) -> int:
         colormap_code(args.colormap)
     except ValueError as err:
         raise UserInputError(str(err)) from None
-    if args.cell_width < 32 or args.batch_size < 1:
-        raise UserInputError('--cell-width must be >= 32 and --batch-size >= 1')
     cams = [DetectionCAM(m, args.target_layers, use_iou=not args.no_iou,
                          batch_size=args.batch_size, norm_in_bbox=args.norm_in_bbox)
             for m in args.method]
@@ -73,8 +72,12 @@ def main(argv=None) -> int:
     fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images) * len(cams))  # one step per image and method
+    unreadable = UnreadableImages()
     for path in images:
-        img = load_image(path)
+        img = unreadable.load(path)
+        if img is None:  # skipped, named at the end
+            progress.update(len(cams))
+            continue
         data = prepare_batch([img], pipeline, [path])
         detected = detect(model, data, args.score_thr, args.topk)  # shared by the methods
         results = []
@@ -99,7 +102,8 @@ def main(argv=None) -> int:
                              f'{", ".join(args.target_layers)}')
         rel = osp.relpath(path, root) if root else osp.basename(path)
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
-    print(f'\n{len(images)} figure(s) written to {osp.abspath(args.out_dir)}')
+    done = len(images) - len(unreadable.skipped)
+    unreadable.finish(len(images), f'\n{done} figure(s) written to {osp.abspath(args.out_dir)}')
     return 0
 
 

@@ -16,6 +16,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import OneLineArgumentParser, add_model_args, cli_main  # noqa: E402
+from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -44,10 +45,10 @@ def parse_args(argv=None):
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import build_test_pipeline
+    from mmattnvis.apis import UnreadableImages, build_test_pipeline
     from mmattnvis.apis.faithfulness_runner import (FaithfulnessOptions, evaluate,
                                                     find_dataset)
     from mmattnvis.apis.model import init_model_from_args
@@ -57,8 +58,6 @@ def main(argv=None) -> int:
 
     for m in args.methods:
         cam_class(m)
-    if args.steps < 2:
-        raise UserInputError('--steps must be >= 2')
     images, gt = find_dataset(args.data)
     if args.max_images > 0:
         images = images[:args.max_images]
@@ -70,14 +69,19 @@ def main(argv=None) -> int:
                                   batch_size=args.batch_size, tolerance=args.tolerance,
                                   seed=args.seed, insertion=not args.no_insertion)
     progress = ProgressBar(len(images))
+    unreadable = UnreadableImages()
     table = evaluate(model, build_test_pipeline(model.cfg), images, gt, options,
-                     progress=progress.update)
+                     progress=progress.update, unreadable=unreadable)
+    if len(unreadable.skipped) == len(images):
+        unreadable.finish(len(images))  # raises: no image could be read
     if not table.rows:
         raise UserInputError(f'no detections above score_thr={args.score_thr} in {args.data}')
-    title = args.title or f'{osp.basename(args.config)} on {args.data} ({len(images)} images)'
+    n_read = len(images) - len(unreadable.skipped)
+    title = args.title or f'{osp.basename(args.config)} on {args.data} ({n_read} images)'
     paths = table.write(args.out_dir, title)
     print('\n' + table.markdown(title))
-    print(f'written: {", ".join(osp.abspath(p) for p in paths)}')
+    # the skipped images (if any) are named in a warning line after this one
+    unreadable.finish(len(images), f'written: {", ".join(osp.abspath(p) for p in paths)}')
     return 0
 
 

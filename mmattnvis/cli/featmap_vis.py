@@ -13,10 +13,9 @@ import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
                                  cli_main, order_inputs)
+from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
     parser.add_argument('--show', action='store_true', help='show each result in a window')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--channel-reduction', default='select_max',
                         choices=['squeeze_mean', 'select_max', 'pixel_wise_max', 'None'],
@@ -58,14 +57,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
     from mmattnvis.apis.featmap_runner import FeatMapRun
     run = FeatMapRun.from_args(args)
     if args.preview_model:
         print('\n'.join(run.preview(max_depth=args.preview_depth)))
         return 0
     written = run.run_all()
-    print(f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}')
+    # the skipped images (if any) are named in a warning line after this one
+    run.unreadable.finish(len(run.images),
+                          f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}')
     return 0
 
 

@@ -7,17 +7,16 @@ as CSV) of detections kept, lost and gained (IoU >= 0.5, same class) and the sco
     python tools/head_ablation.py IMG CONFIG CHECKPOINT [--part decoder_cross]
 """
 import csv
-import os
+import io
 import os.path as osp
 import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
                                  cli_main, order_inputs)
+from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 COLUMNS = ('variant', 'detections', 'kept', 'lost', 'gained', 'mean_score_change',
            'min_score_change')
@@ -34,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', default='./output')
     parser.add_argument('--device', default='cuda:0')
     parser.add_argument('--cell-width', type=int, default=320)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     parser.add_argument('--unsafe-load', action='store_true')
     return order_inputs(parser.parse_args(argv))
 
@@ -52,19 +51,20 @@ def _fmt(v) -> str:
 
 @cli_main
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = validate_cli_args(parse_args(argv))
     import cv2
     import numpy as np
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (bgr_to_rgb, build_test_pipeline, collect_images, load_image,
-                                prepare_batch, run_test_step)
+    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
+                                collect_images, prepare_batch, run_test_step)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.attention import check_detr_family
     from mmattnvis.methods.ablation import (HeadAblation, all_heads, compare_detections,
                                             first_k_heads, single_head)
     from mmattnvis.render.image import add_title, put_label, tile
     from mmattnvis.utils.cli import write_image_atomic
+    from mmattnvis.utils.fileio import write_text_atomic
     from mmattnvis.utils.errors import UserInputError
 
     images = collect_images(args.img)
@@ -80,8 +80,12 @@ def main(argv=None) -> int:
     variants += [(f'head {h} off', single_head(model, h, args.part)) for h in range(n_heads)]
     pipeline = build_test_pipeline(model.cfg)
     progress = ProgressBar(len(images))
+    unreadable = UnreadableImages()
     for path in images:
-        img = load_image(path)
+        img = unreadable.load(path)
+        if img is None:  # skipped, named at the end
+            progress.update()
+            continue
         data = prepare_batch([img], pipeline, [path])
         rgb = bgr_to_rgb(img)
         rows, panels, base = [], [], None
@@ -99,14 +103,11 @@ def main(argv=None) -> int:
             cell = _draw_predictions(cell, pred, w / rgb.shape[1], model.dataset_meta, title)
             panels.append(put_label(cell, title))
         stem = osp.splitext(osp.basename(path))[0]
-        os.makedirs(args.out_dir, exist_ok=True)
-        csv_path = osp.join(args.out_dir, f'{stem}_ablation.csv')
-        tmp = csv_path + '.tmp'
-        with open(tmp, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, csv_path)
+        table = io.StringIO(newline='')
+        writer = csv.DictWriter(table, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(osp.join(args.out_dir, f'{stem}_ablation.csv'), table.getvalue())
         cols = min(4, len(panels))
         grid = tile(panels + [np.full_like(panels[0], 255)] * (-len(panels) % cols),
                     -(-len(panels) // cols), cols, pad=3)
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
         progress.update()
         print(f'\n{osp.basename(path)} ({args.part}, {n_heads} heads x {len(heads)} layers)')
         print(format_table(rows))
-    print(f'\nfigures and CSV tables written to {osp.abspath(args.out_dir)}')
+    unreadable.finish(len(images),
+                      f'\nfigures and CSV tables written to {osp.abspath(args.out_dir)}')
     return 0
 
 

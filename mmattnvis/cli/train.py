@@ -1,6 +1,10 @@
 """The familiar OpenMMLab training entry over MMEngine's Runner.
 
     python tools/train.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
+
+Checkpoints (``--resume``, ``load_from``) load through mmattnvis' safe reader: weights-only, with
+exactly the MMEngine classes its own checkpoints hold allowed (``mmattnvis.compat``), unless
+``--unsafe-load``.
 """
 import os
 import sys
@@ -8,9 +12,8 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
+from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 
 @cli_main
@@ -18,20 +21,24 @@ def main(argv=None) -> int:
     parser = OneLineArgumentParser(description='Train a detector')
     parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
     parser.add_argument('--work-dir', help='where checkpoints and logs go')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
-    args = parser.parse_args(argv)
+    parser.add_argument('--unsafe-load', action='store_true',
+                        help='allow full unpickling of checkpoints (trusted files only)')
+    args = validate_cli_args(parser.parse_args(argv))
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
     from mmengine.runner import Runner
 
     from mmattnvis.apis.model import runner_config
+    from mmattnvis.compat.mmengine_checkpoint import safe_runner_checkpoints
     cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.resume = args.resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with safe_runner_checkpoints(unsafe=args.unsafe_load):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return 0
 
 

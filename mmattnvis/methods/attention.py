@@ -10,6 +10,7 @@ from ..capture.attention import AttentionRecord
 from ..registry import METHODS
 from ..render.geometry import ImageGeometry, infer_stride
 from ..utils.errors import UserInputError
+from ..utils.validate import check_heads
 from .base import Map2D, MapMethod
 
 HEAD_FUSIONS = ('mean', 'max', 'min')
@@ -99,11 +100,15 @@ def _select_heads(maps: torch.Tensor, heads: Optional[Sequence[int]]) -> Tuple[t
     n = maps.shape[0]
     if heads is None:
         return maps, list(range(n))
-    for h in heads:
-        if not -n <= h < n:
-            raise UserInputError(f'head {h} does not exist; this attention has heads 0..{n - 1}')
-    idx = [h % n for h in heads]
+    idx = _head_indices(heads, n)
     return maps[idx], idx
+
+
+def _head_indices(heads: Sequence[int], n: int) -> List[int]:
+    """``heads`` (negative from the end) as indices into ``n`` heads; a one-line error for a
+    head that does not exist."""
+    check_heads(heads, n)
+    return [h % n for h in heads]
 
 
 def _grid_maps(vectors: torch.Tensor, key_shape: Tuple[int, int], labels: List[str],
@@ -246,7 +251,8 @@ class DeformableSamplingPoints(MapMethod):
         loc = rec.locations[b, q].detach().float().cpu()  # (heads, levels, points, 2)
         wts = rec.weights[b, q].detach().float().cpu()  # (heads, levels, points)
         n_heads, n_levels, n_points = wts.shape
-        heads = list(range(n_heads)) if self.heads is None else [h % n_heads for h in self.heads]
+        # the same rule as the dense modes (_select_heads): a head that does not exist is an error
+        heads = list(range(n_heads)) if self.heads is None else _head_indices(self.heads, n_heads)
         in_h, in_w = geometry.input_shape
         ori_h, ori_w = geometry.ori_shape
         x0, y0, x1, y1 = geometry.content_box

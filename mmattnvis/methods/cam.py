@@ -190,6 +190,10 @@ class MultiLevelActivationsAndGradients:
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
                  reshape_transform: Optional[Callable], detach: bool = True) -> None:
         self.model = model
+        # Set by DetectionCAM for gradient methods: a layer that ran but got no gradient (it
+        # is not on the path of the explained score) is then an error, not a silently
+        # misaligned or missing gradient.
+        self.require_gradients = False
         self.reshape_transform = reshape_transform or MultiLevelReshape()
         self.detach = detach
         self.handles = []
@@ -222,12 +226,17 @@ class MultiLevelActivationsAndGradients:
 
     @property
     def activations(self) -> List[torch.Tensor]:
+        for index, acts in enumerate(self._acts):
+            if not acts:
+                raise LayerNotOnScorePath(index, ran=False)
         return [self._merge(a) for a in self._acts if a]
 
     @property
     def gradients(self) -> List[torch.Tensor]:
         out = []
-        for acts, grads in zip(self._acts, self._grads):
+        for index, (acts, grads) in enumerate(zip(self._acts, self._grads)):
+            if self.require_gradients and acts and not grads:
+                raise LayerNotOnScorePath(index, ran=True)
             if acts and grads:
                 out.append(self._merge([grads.get(i, torch.zeros_like(a))
                                         for i, a in enumerate(acts)]))
@@ -248,6 +257,15 @@ class MultiLevelActivationsAndGradients:
         for h in self.handles:
             h.remove()
         self.handles.clear()
+
+
+class LayerNotOnScorePath(RuntimeError):
+    """A target layer did not run, or no gradient of the explained score reached it."""
+
+    def __init__(self, index: int, ran: bool) -> None:
+        super().__init__(index, ran)
+        self.index = index
+        self.ran = ran
 
 
 def _ablation_layer_class():
@@ -538,6 +556,8 @@ class DetectionCAM(MapMethod):
         cam.activations_and_grads.release()
         cam.activations_and_grads = MultiLevelActivationsAndGradients(
             fn, layers, self.reshape_transform)
+        cam.activations_and_grads.require_gradients = bool(getattr(cam, 'uses_gradients',
+                                                                   False))
         return cam
 
     def compute(self, source: Tuple[nn.Module, dict, float, int]) -> List[Map2D]:
@@ -587,6 +607,8 @@ class DetectionCAM(MapMethod):
                         chunk = targets[start:start + self.batch_size]
                         batch = image.detach().repeat(len(chunk), 1, 1, 1)
                         raw.extend(list(cam(input_tensor=batch, targets=chunk)))
+            except LayerNotOnScorePath as err:
+                raise UserInputError(self._off_path_message(err, dets)) from None
             finally:
                 cam.activations_and_grads.release()
         aligned = [align_to_image(m, geom) for m in raw]
@@ -619,19 +641,21 @@ class DetectionCAM(MapMethod):
             return [one] * n
         outputs = rec(image)
         acts = [list(a) for a in rec._acts]
+        for index, levels in enumerate(acts):
+            if not levels:
+                raise LayerNotOnScorePath(index, ran=False)
         flat = [t for a in acts for t in a]
-        if not flat:
-            raise UserInputError(f'--target-layers {", ".join(self.target_layers)} did not run '
-                                 'during inference; choose layers on the test path')
         scores = outputs[0].scores
-        on_path = (torch.autograd.grad(scores.sum(), flat, retain_graph=True, allow_unused=True)
-                   if scores.requires_grad and len(scores) else [None])
-        if all(g is None or not bool(g.any()) for g in on_path):
-            # no path from the layer to the scores (or only through the concatenation with the
-            # boxes that NMS does, which gives exactly zero)
-            raise UserInputError(
-                f'--target-layers {", ".join(self.target_layers)} is not used to compute the '
-                'detection scores; choose a layer between the input and the head, e.g. neck')
+        if not (scores.requires_grad and len(scores)):
+            raise LayerNotOnScorePath(0, ran=True)
+        on_path = torch.autograd.grad(scores.sum(), flat, retain_graph=True, allow_unused=True)
+        k = 0
+        for index, levels in enumerate(acts):
+            # no path from the layer to the scores, or only through the concatenation with the
+            # boxes that NMS does (then the gradient is exactly zero)
+            if all(g is None or not bool(g.any()) for g in on_path[k:k + len(levels)]):
+                raise LayerNotOnScorePath(index, ran=True)
+            k += len(levels)
         per_target = []
         for target in targets:
             score = target(outputs[0])
@@ -648,6 +672,16 @@ class DetectionCAM(MapMethod):
         batch = image.expand(n, *image.shape[1:])
         return list(cam.aggregate_multi_layers(cam.compute_cam_per_layer(batch, targets,
                                                                          False)))
+
+    def _off_path_message(self, err: LayerNotOnScorePath, dets: List[QueryDetection]) -> str:
+        name = self.target_layers[err.index]
+        if not err.ran:
+            return (f'target layer {name} did not run during inference; choose a layer on the '
+                    'test path (see tools/featmap_vis.py --preview-model)')
+        score = 'class score' if not self.use_iou else 'score (IoU x class score)'
+        return (f'target layer {name} is not used for the detections\' {score}: no gradient '
+                f'of it reaches the layer ({self.method} needs one); choose a layer the score '
+                'depends on, e.g. neck or a backbone stage, or a gradient-free method (eigencam)')
 
 
 class _restored_layers:

@@ -35,6 +35,36 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
     Raises:
         CheckpointError: Missing, unreadable or corrupt file, or a file that needs ``unsafe``.
     """
+    path = check_checkpoint_file(path)
+    from ..compat.mmengine_checkpoint import allow_runner_checkpoint_globals
+    try:
+        if unsafe:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with allow_runner_checkpoint_globals():  # MMEngine's own training checkpoints
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        if not unsafe and 'Weights only load failed' in msg and _is_refused_global(msg):
+            what = _unsupported_global(msg)
+            raise CheckpointError(
+                f'checkpoint {path} holds Python objects{what} that a weights-only load refuses; '
+                'if you trust its source, re-run with --unsafe-load (unsafe=True), or re-save '
+                'it as a plain state dict') from None
+        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch file '
+                              f'({_first_line(msg)})') from None
+    except Exception as err:  # any decoding failure of the file itself means corrupt
+        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch file '
+                              f'({type(err).__name__}: {_first_line(str(err))})') from None
+
+
+def check_checkpoint_file(path: str) -> str:
+    """Cheap checks of a checkpoint path before any work (no unpickling): a local, non-empty
+    file in one of torch.save's formats. Returns the path as a string.
+
+    Raises:
+        CheckpointError: A URL, a missing path, a directory, an empty file or another kind of
+            file.
+    """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise CheckpointError(f'checkpoint path must be a file path, got {path!r}')
     path = str(path)
@@ -47,21 +77,11 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
         raise CheckpointError(f'checkpoint is a directory, not a file: {path}')
     if osp.getsize(path) == 0:
         raise CheckpointError(f'checkpoint is empty (0 bytes): {path}')
-    try:
-        return torch.load(path, map_location=map_location, weights_only=not unsafe)
-    except pickle.UnpicklingError as err:
-        msg = str(err)
-        if not unsafe and 'Weights only load failed' in msg:
-            what = _unsupported_global(msg)
-            raise CheckpointError(
-                f'checkpoint {path} holds Python objects{what} that a weights-only load refuses; '
-                'if you trust its source, re-run with --unsafe-load (unsafe=True), or re-save '
-                'it as a plain state dict') from None
-        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch file '
-                              f'({_first_line(msg)})') from None
-    except Exception as err:  # any decoding failure of the file itself means corrupt
-        raise CheckpointError(f'checkpoint {path} is corrupt or not a PyTorch file '
-                              f'({type(err).__name__}: {_first_line(str(err))})') from None
+    kind = _file_kind(path)
+    if kind is None:
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither the zip archive '
+                              'torch.save writes nor a pickle: another kind of file, or corrupt)')
+    return path
 
 
 def extract_state_dict(ckpt: Any, path: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
@@ -160,6 +180,25 @@ def _few(items: List[str], n: int = 3) -> str:
 def _first_line(msg: str) -> str:
     line = msg.strip().splitlines()[0] if msg.strip() else ''
     return line[:200]
+
+
+def _file_kind(path: str) -> Optional[str]:
+    """``'zip'`` (torch.save's format), ``'pickle'`` (legacy torch.save or a plain pickle) or
+    ``None`` when the file is neither."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head == b'PK\x03\x04':  # a zip archive (perhaps truncated: torch.load says so)
+        return 'zip'
+    # pickle protocol 2+ starts with PROTO (0x80) and the protocol number
+    return 'pickle' if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else None
+
+
+def _is_refused_global(msg: str) -> bool:
+    """The weights-only loader refused a Python object (not a damaged file)."""
+    low = msg.lower()
+    return any(k in low for k in ('unsupported global', 'unrecognized function',
+                                  'can only create new object', 'not an allowed',
+                                  'is blocked'))
 
 
 def _unsupported_global(msg: str) -> str:

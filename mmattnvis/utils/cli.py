@@ -4,7 +4,6 @@ import functools
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Callable, Optional
 
 import cv2
@@ -12,8 +11,30 @@ import numpy as np
 
 from .checkpoint import CheckpointError
 from .errors import UserInputError
+from .fileio import write_bytes_atomic
 
 EXIT_USAGE = 2
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Errors whose message is meant for the user: :class:`UserInputError`,
+    :class:`CheckpointError` and the hooks' ``HookConfigError``."""
+    if isinstance(err, (UserInputError, CheckpointError)):
+        return True
+    hooks = sys.modules.get('mmattnvis.hooks.base')  # raised only once the hooks are imported
+    return hooks is not None and isinstance(err, getattr(hooks, 'HookConfigError', ()))
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line. An error re-raised from a DataLoader worker carries
+    the worker's traceback in its message; its last line holds the original message."""
+    text = str(err).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith('Caught ') and 'Traceback' in text:
+        last = lines[-1]
+        name = type(err).__name__ + ': '
+        return last.split(name, 1)[1] if name in last else last
+    return ' '.join(lines) if lines else type(err).__name__
 
 
 def cli_main(func: Callable[..., int]) -> Callable[..., int]:
@@ -23,8 +44,10 @@ def cli_main(func: Callable[..., int]) -> Callable[..., int]:
     def wrapper(*args, **kwargs) -> int:
         try:
             return func(*args, **kwargs) or 0
-        except (UserInputError, CheckpointError) as err:
-            print(f'error: {err}', file=sys.stderr)
+        except Exception as err:
+            if not is_user_error(err):
+                raise
+            print(f'error: {one_line(err)}', file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print('error: interrupted', file=sys.stderr)
@@ -43,9 +66,9 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--device``, ``--cfg-options`` and ``--unsafe-load``, as every model-loading tool has them
     (the positional ``config`` / ``checkpoint`` stay in each tool, where their order differs)."""
-    from mmengine.config import DictAction
+    from .validate import CfgOptionsAction
     parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow full unpickling of the checkpoint (trusted files only)')
@@ -67,11 +90,10 @@ def check_display() -> None:
 
 
 def pick_device(device: str) -> str:
-    """``device`` if usable, else ``cpu`` when a CUDA device was asked for but is absent."""
-    import torch
-    if device.startswith('cuda') and not torch.cuda.is_available():
-        return 'cpu'
-    return device
+    """``device`` if usable, else ``cpu`` when a CUDA device was asked for but is absent; a
+    malformed or unavailable device is a one-line error."""
+    from .validate import check_device
+    return check_device(device)
 
 
 def write_image_atomic(path: str, image_rgb: np.ndarray) -> None:
@@ -80,20 +102,7 @@ def write_image_atomic(path: str, image_rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(image_rgb[..., ::-1]))
     if not ok:
         raise UserInputError(f'cannot encode image as {ext}: {path}')
-    out_dir = osp.dirname(osp.abspath(path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=ext, dir=out_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_bytes_atomic(path, buf.tobytes())
 
 
 # ----- IMG CONFIG CHECKPOINT in either order ------------------------------------------------------
