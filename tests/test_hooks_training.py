@@ -119,17 +119,6 @@ def test_evolution_figure_and_gif(retina_runs):
     assert len(frames) == 2 and not np.array_equal(frames[0], frames[1])
 
 
-def _mmengine_resume_globals():
-    """What MMEngine 0.10.7's own checkpoints need from torch's weights-only loader."""
-    import builtins
-
-    import numpy.core.multiarray as ma
-    from mmengine.logging.history_buffer import HistoryBuffer
-    return torch.serialization.safe_globals(
-        [HistoryBuffer, np.dtype, ma.scalar, ma._reconstruct, np.ndarray, builtins.getattr] +
-        [type(np.dtype(t)) for t in ('float64', 'float32', 'int64')])
-
-
 def test_resume_continues_the_evolution(data, tmp_path):
     train, val = data
     hook = dict(FEAT, target_layers=['backbone.layer4'], fixed_samples=1)
@@ -139,7 +128,8 @@ def test_resume_continues_the_evolution(data, tmp_path):
     assert sorted(os.listdir(store / tag)) == ['epoch_0001.npz']
     cfg = train_cfg(RETINA, train, val, tmp_path, [hook], epochs=2)
     cfg.resume = True
-    with _mmengine_resume_globals():
+    from mmattnvis.compat.mmengine_checkpoint import allow_runner_checkpoint_globals
+    with allow_runner_checkpoint_globals():  # MMEngine's own checkpoints, weights-only
         _train(cfg)
     assert sorted(n for n in os.listdir(store / tag)) == ['epoch_0001.npz', 'epoch_0002.npz']
     from mmattnvis.hooks.evolution import EvolutionStore
