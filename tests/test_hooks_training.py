@@ -242,3 +242,34 @@ def test_tools_val_with_relative_out_dir(tmp_path):
         f'{osp.splitext(n)[0]}_id{i}_backbone.layer4.png' for i, n in ((1, '0004_00000.png'),
                                                                      (3, '0004_00002.png')))
     assert not (tmp_path / 'rel').exists()
+
+
+@pytest.mark.parametrize('kind', ['gif', 'mp4'])
+def test_evolution_video_from_saved_records(tmp_path, kind):
+    """build_evolution rebuilds figure and video from records alone (no model, no runner)."""
+    if kind == 'mp4':
+        pytest.importorskip('imageio_ffmpeg', reason='mp4 needs imageio-ffmpeg')
+    import imageio.v2 as imageio
+
+    from mmattnvis.hooks.evolution import EvolutionStore, build_evolution
+    store = EvolutionStore(str(tmp_path), 'FeatMapVisHook')
+    for epoch in (1, 2, 3):
+        cell = np.full((60, 80, 3), 60 * epoch, np.uint8)
+        store.save('img_id1', epoch, {'rows': [('neck.0', 'neck.0', cell)],
+                                      'scalars': {'attn_in_box': epoch / 4}})
+    written = build_evolution(str(tmp_path), cell_width=80, video=kind)
+    assert [osp.basename(p) for p in written] == ['img_id1_evolution.png',
+                                                   f'img_id1_evolution.{kind}']
+    if kind == 'gif':
+        frames = imageio.mimread(written[1])
+    else:
+        import imageio_ffmpeg
+        gen = imageio_ffmpeg.read_frames(written[1])
+        size = next(gen)['size']
+        frames = [np.frombuffer(f, np.uint8).reshape(size[1], size[0], 3) for f in gen]
+    assert len(frames) == 3
+    # each frame shows its epoch's cell: brightness rises with the epoch
+    means = [float(f[40:80, 10:70].mean()) for f in frames]
+    assert means[0] < means[1] < means[2]
+    with pytest.raises(Exception, match='no evolution records'):
+        build_evolution(str(tmp_path / 'nothing'))

@@ -119,6 +119,12 @@ class CaptureVisHook(Hook):
         if self.evolution_video not in (None, 'gif', 'mp4'):
             self._fail('evolution_video', "must be 'gif', 'mp4' or None, got "
                        f'{self.evolution_video!r}')
+        if self.evolution_video == 'mp4':
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                self._fail('evolution_video', "'mp4' needs imageio-ffmpeg (pip install "
+                           "imageio-ffmpeg); or use 'gif'")
         fixed = self.fixed_samples
         ok = (isinstance(fixed, int) and not isinstance(fixed, bool) and fixed >= 0) or (
             isinstance(fixed, (list, tuple)) and all(
