@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..methods.attention import QueryDetection
-from ..methods.cam import DetectionCAM, detect
+from ..methods.cam import detect
+from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (box_iou, detection_similarity, energy_pointing_game,
                                     perturbation_auc, pointing_game, random_saliency)
 from ..utils.errors import UserInputError
@@ -40,6 +41,7 @@ class FaithfulnessOptions:
     tolerance: float = 0.0
     seed: int = 0
     insertion: bool = True
+    drise: DRISEOptions = field(default_factory=DRISEOptions)
 
 
 def find_dataset(path: str):
@@ -180,8 +182,8 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
     """Score every method (and the random baseline) on every kept detection of ``images``."""
     if options.steps < 2:
         raise UserInputError('--steps must be >= 2')
-    cams = [DetectionCAM(m, options.target_layers, batch_size=options.batch_size)
-            for m in options.methods]
+    cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
+                            drise=options.drise, progress=False) for m in options.methods]
     rng = np.random.default_rng(options.seed)
     scorer = DetectionScorer(model, pipeline, options.batch_size)
     table = FaithfulnessTable()
