@@ -127,6 +127,21 @@ class RandomMasks:
         return out
 
 
+class FixedMasks:
+    """Given masks ``(N, h, w)`` in the :class:`RandomMasks` interface (tests, benchmarks,
+    comparisons with other implementations)."""
+
+    def __init__(self, masks: torch.Tensor) -> None:
+        self.masks = torch.as_tensor(masks, dtype=torch.float32)
+        self.n, self.h, self.w = self.masks.shape
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batch(self, start: int, stop: int, device='cpu') -> torch.Tensor:
+        return self.masks[start:stop].to(device)
+
+
 def check_drise_options(n: int, grid: int, prob: float, shape: Sequence[int]) -> None:
     """One-line errors for D-RISE options that cannot work on an ``h x w`` region."""
     if int(n) <= 0:
@@ -324,5 +339,6 @@ class DRISE(MapMethod):
         return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True))
 
 
-__all__ = ['Predictions', 'similarity', 'box_iou_matrix', 'RandomMasks', 'check_drise_options',
-           'drise_saliency', 'content_region', 'preprocessor_fill', 'mmdet_predict', 'DRISE']
+__all__ = ['Predictions', 'similarity', 'box_iou_matrix', 'RandomMasks', 'FixedMasks',
+           'check_drise_options', 'drise_saliency', 'content_region', 'preprocessor_fill',
+           'mmdet_predict', 'DRISE']
