@@ -121,10 +121,11 @@ class RandomMasks:
         up = ((self.grid + 1) * self.cell[0], (self.grid + 1) * self.cell[1])
         grids = self.grids[start:stop].to(device=device, dtype=torch.float32)
         big = F.interpolate(grids, size=up, mode='bilinear', align_corners=False)[:, 0]
-        out = torch.empty(grids.shape[0], self.h, self.w, device=device)
-        for i, (dy, dx) in enumerate(self.shifts[start:stop].tolist()):
-            out[i] = big[i, dy:dy + self.h, dx:dx + self.w]
-        return out
+        shifts = self.shifts[start:stop].to(device)
+        rows = shifts[:, :1] + torch.arange(self.h, device=device)  # (B, h)
+        cols = shifts[:, 1:] + torch.arange(self.w, device=device)  # (B, w)
+        items = torch.arange(grids.shape[0], device=device)[:, None, None]
+        return big[items, rows[:, :, None], cols[:, None, :]]
 
 
 class FixedMasks:
