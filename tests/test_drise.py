@@ -292,3 +292,26 @@ def test_same_masks_as_vision_explanation_methods(monkeypatch):
     a = theirs[0][0]['detection'][0].flatten().numpy()
     b = mine[0].flatten().numpy()
     assert a.std() > 0 and np.corrcoef(a, b)[0, 1] >= 0.99
+
+
+def test_eval_faithfulness_drise_odam_and_odam_protocol(tmp_path, capfd):
+    import csv
+
+    import eval_faithfulness
+
+    from mmattnvis.datasets import generate_shapes_dataset
+    generate_shapes_dataset(str(tmp_path / 'data'), num_images=1, seed=5)
+    rc = eval_faithfulness.main([str(a) for a in [
+        CONFIG, WEIGHTS, '--data', tmp_path / 'data', '--methods', 'drise', 'odam',
+        '--drise-masks', '8', '--drise-grid', '4', '--steps', '2', '--topk', '2',
+        '--no-insertion', '--device', 'cpu', '--out-dir', tmp_path / 'f']])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    with open(tmp_path / 'f' / 'faithfulness.csv') as f:
+        rows = {r['method']: r for r in csv.DictReader(f)}
+    assert set(rows) == {'drise', 'odam', 'random'}
+    for r in rows.values():
+        assert 0.0 <= float(r['pointing_game_gt_strict']) <= 1.0
+        assert float(r['odam_deletion']) >= 0.0 and r['odam_insertion'] == ''
+        assert 0.0 <= float(r['odi']) <= 1.0
+    assert 'ODAM deletion' in (tmp_path / 'f' / 'faithfulness.md').read_text()
