@@ -253,7 +253,7 @@ def test_rollout_cli(extra, cols, rows, tmp_path, capfd):
             'model.encoder.num_layers=2', 'model.decoder.num_layers=2', 'model.num_queries=20',
             'model.test_cfg.max_per_img=20', 'test_dataloader.dataset.pipeline.1.scale=(160,160)']
     rc = attn_vis.main([str(img), DETR_FAMILY['detr'], 'none', '--mode', 'rollout',
-                        '--score-thr', '-1', '--max-queries', '2', '--cell-width', '120',
+                        '--score-thr', '0', '--max-queries', '2', '--cell-width', '120',
                         '--out-dir', str(tmp_path / 'o')] + extra + ['--cfg-options'] + opts)
     out, err = capfd.readouterr()
     assert rc == 0, err

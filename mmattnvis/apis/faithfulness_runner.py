@@ -4,6 +4,12 @@ For every kept detection of every image, each method's map (and a random map) is
 pointing game against the predicted box and, where annotations exist, against the matching
 ground-truth box, the energy-based pointing game, and deletion / insertion AUC of the detection's
 D-RISE similarity. Results are averaged per method.
+
+The ODAM protocol (Zhao et al., ICLR 2023) is computed alongside, from the same perturbed images'
+predictions: the pointing game with the maximum strictly inside the ground-truth box, ODAM
+deletion / insertion (best same-class score among predictions with IoU > 0.5, normalised by the
+score on the unperturbed image) and ODI (energy on the other objects over energy on all objects;
+ground-truth boxes where annotations exist, the other kept detections otherwise).
 """
 import csv
 import io
@@ -16,16 +22,20 @@ import numpy as np
 import torch
 
 from ..methods.attention import QueryDetection
-from ..methods.cam import DetectionCAM, detect
-from ..metrics.faithfulness import (box_iou, detection_similarity, energy_pointing_game,
-                                    perturbation_auc, pointing_game, random_saliency)
+from ..methods.cam import detect
+from ..methods.explainers import DRISEOptions, build_explainer
+from ..metrics.faithfulness import (auc, box_iou, detection_similarity, energy_pointing_game,
+                                    perturbation_images, pointing_game, random_saliency)
+from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
 from ..utils.errors import UserInputError
 from ..utils.fileio import write_text_atomic
 from .inference import UnreadableImages, collect_images, prepare_batch
 
 RANDOM = 'random'
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
-           'deletion_auc', 'insertion_auc')
+           'deletion_auc', 'insertion_auc', 'pointing_game_gt_strict', 'odam_deletion',
+           'odam_insertion', 'odi')
+_OPTIONAL = ('pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi')
 
 
 @dataclass
@@ -41,6 +51,7 @@ class FaithfulnessOptions:
     tolerance: float = 0.0
     seed: int = 0
     insertion: bool = True
+    drise: DRISEOptions = field(default_factory=DRISEOptions)
 
 
 def find_dataset(path: str):
@@ -141,6 +152,26 @@ class DetectionScorer:
         return score
 
 
+def _objects(det: QueryDetection, dets: Sequence[QueryDetection], gt_box, img_gt):
+    """The explained object's box and the other objects' boxes for ODI: ground truth where the
+    detection has a matching ground-truth box, the kept detections otherwise."""
+    if gt_box is not None:
+        boxes = img_gt[0]
+        return gt_box, [b for b in boxes if not np.array_equal(b, gt_box)]
+    return det.bbox, [d.bbox for d in dets if d is not det]
+
+
+def _curves(img: np.ndarray, sal: np.ndarray, det: QueryDetection, scorer: 'DetectionScorer',
+            mode: str, steps: int, rng: np.random.Generator, start: float):
+    """Deletion / insertion AUC of the D-RISE similarity and of the ODAM score (normalised by
+    ``start``, the score on the unperturbed image) from one set of perturbed predictions."""
+    fractions, images = perturbation_images(img, sal, mode, steps, rng=rng)
+    preds = scorer.predictions(images)
+    drise = [detection_similarity(det.bbox, det.label, *p) for p in preds]
+    odam = [odam_score(det.bbox, det.label, *p) / start if start > 0 else 0.0 for p in preds]
+    return auc(fractions, drise), auc(fractions, odam)
+
+
 @dataclass
 class FaithfulnessTable:
     """Per-detection rows and the per-method means."""
@@ -163,11 +194,15 @@ class FaithfulnessTable:
                 energy_pg=float(np.mean([r['energy_pg'] for r in rs])),
                 deletion_auc=float(np.mean([r['deletion_auc'] for r in rs])),
                 insertion_auc=float(np.mean(ins)) if ins else None))
+            for key in _OPTIONAL:
+                vals = [r[key] for r in rs if r.get(key) is not None]
+                out[-1][key] = float(np.mean(vals)) if vals else None
         return out
 
     def markdown(self, title: str = '') -> str:
         head = ['method', 'detections', 'pointing game', 'pointing game (GT)',
-                'energy PG', 'deletion AUC (lower better)', 'insertion AUC (higher better)']
+                'energy PG', 'deletion AUC (lower better)', 'insertion AUC (higher better)',
+                'ODAM PG (GT, strict)', 'ODAM deletion', 'ODAM insertion', 'ODI (lower better)']
         lines = [f'### {title}', ''] if title else []
         lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
 
@@ -179,7 +214,9 @@ class FaithfulnessTable:
         for s in self.summary():
             lines.append(f"| {s['method']} | {s['detections']} | {fmt(s['pointing_game'], True)} "
                          f"| {fmt(s['pointing_game_gt'], True)} | {fmt(s['energy_pg'])} | "
-                         f"{fmt(s['deletion_auc'])} | {fmt(s['insertion_auc'])} |")
+                         f"{fmt(s['deletion_auc'])} | {fmt(s['insertion_auc'])} | "
+                         f"{fmt(s['pointing_game_gt_strict'], True)} | {fmt(s['odam_deletion'])} "
+                         f"| {fmt(s['odam_insertion'])} | {fmt(s['odi'])} |")
         return '\n'.join(lines) + '\n'
 
     def write(self, out_dir: str, title: str = '') -> List[str]:
@@ -206,8 +243,8 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
     it is an error)."""
     if options.steps < 2:
         raise UserInputError('--steps must be >= 2')
-    cams = [DetectionCAM(m, options.target_layers, batch_size=options.batch_size)
-            for m in options.methods]
+    cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
+                            drise=options.drise, progress=False) for m in options.methods]
     rng = np.random.default_rng(options.seed)
     scorer = DetectionScorer(model, pipeline, options.batch_size)
     table = FaithfulnessTable()
@@ -223,19 +260,21 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
         results = [cam.explain(model, detected=detected) for cam in cams]
         dets = detected.detections[0]
         img_gt = gt.get(osp.basename(path)) if gt is not None else None
+        start_preds = scorer.predictions([img])[0] if dets else None
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
             maps.append((RANDOM, random_saliency(img.shape[:2], rng)))
             gt_box = matching_gt(det, img_gt)
-            score_fn = scorer.for_detection(det)
+            own, others = _objects(det, dets, gt_box, img_gt)
+            start = odam_score(det.bbox, det.label, *start_preds)
             for method, sal in maps:
                 tie = np.random.default_rng(options.seed + i)
-                deletion, _ = perturbation_auc(img, sal, score_fn, 'deletion', options.steps,
-                                               rng=tie)
-                insertion = None
+                deletion, odam_del = _curves(img, sal, det, scorer, 'deletion', options.steps,
+                                             tie, start)
+                insertion = odam_ins = None
                 if options.insertion:
-                    insertion, _ = perturbation_auc(img, sal, score_fn, 'insertion',
-                                                    options.steps, rng=tie)
+                    insertion, odam_ins = _curves(img, sal, det, scorer, 'insertion',
+                                                  options.steps, tie, start)
                 table.rows.append(dict(
                     image=osp.basename(path), detection=i, label=det.label,
                     score=round(det.score, 4), method=method,
@@ -243,7 +282,11 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
                     pointing_game_gt=(None if gt_box is None else
                                       float(pointing_game(sal, gt_box, options.tolerance))),
                     energy_pg=energy_pointing_game(sal, det.bbox),
-                    deletion_auc=deletion, insertion_auc=insertion))
+                    deletion_auc=deletion, insertion_auc=insertion,
+                    pointing_game_gt_strict=(None if gt_box is None else
+                                             float(pointing_game_strict(sal, gt_box))),
+                    odam_deletion=odam_del, odam_insertion=odam_ins,
+                    odi=object_discrimination_index(sal, own, others)))
         if progress is not None:
             progress()
     return table

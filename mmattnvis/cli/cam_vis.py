@@ -21,7 +21,8 @@ def parse_args(argv=None):
     add_input_args(parser)
     parser.add_argument('--method', nargs='+', default=['gradcam'],
                         help='gradcam, gradcam++, xgradcam, eigencam, eigengradcam, layercam, '
-                        'hirescam, ablationcam, randomcam (several: one row each)')
+                        'hirescam, ablationcam, randomcam, odam (odam-x1 ... odam-y2: box '
+                        'coordinates), drise (several: one row each)')
     parser.add_argument('--target-layers', nargs='+', default=['neck'],
                         help='module names, e.g. neck backbone.stage4 neck.out_layers[2]')
     parser.add_argument('--topk', type=int, default=5,
@@ -33,6 +34,13 @@ def parse_args(argv=None):
                         help='target is the class score only (default: IoU x class score)')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='image copies (detections) per forward/backward pass')
+    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
+    parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
+    parser.add_argument('--drise-prob', type=float, default=0.5,
+                        help='D-RISE: probability a grid cell is kept')
+    parser.add_argument('--drise-batch', type=int, default=16,
+                        help='D-RISE: masked images per forward pass')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the D-RISE masks')
     parser.add_argument('--out-dir', default='./output', help='where figures are written')
     add_model_args(parser)
     add_figure_args(parser)
@@ -48,7 +56,8 @@ def main(argv=None) -> int:
                                 collect_images, prepare_batch)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
-    from mmattnvis.methods.cam import DetectionCAM, detect
+    from mmattnvis.methods.cam import detect
+    from mmattnvis.methods.explainers import DRISEOptions, build_explainer
     from mmattnvis.render.image import blend_rgba, colormap_code
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.errors import UserInputError
@@ -58,10 +67,12 @@ def main(argv=None) -> int:
         colormap_code(args.colormap)
     except ValueError as err:
         raise UserInputError(str(err)) from None
-    cams = [DetectionCAM(m, args.target_layers, use_iou=not args.no_iou,
-                         batch_size=args.batch_size, norm_in_bbox=args.norm_in_bbox)
-            for m in args.method]
     images = collect_images(args.img)
+    drise = DRISEOptions(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
+                         args.seed)
+    cams = [build_explainer(m, args.target_layers, use_iou=not args.no_iou,
+                            batch_size=args.batch_size, norm_in_bbox=args.norm_in_bbox,
+                            drise=drise, progress=len(images) == 1) for m in args.method]
     model = init_model_from_args(args)
     for name in args.target_layers:
         resolve_module(model, name)

@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('--data', required=True,
                         help='image folder, or COCO-style folder with annotations.json')
     parser.add_argument('--methods', nargs='+', default=['gradcam', 'eigencam'],
-                        help='CAM methods (see tools/cam_vis.py); a random map is always added')
+                        help='CAM methods, odam, drise (see tools/cam_vis.py); a random map is '
+                        'always added')
     parser.add_argument('--target-layers', nargs='+', default=['neck'])
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--topk', type=int, default=5, help='detections per image (<=0: all)')
@@ -36,7 +37,14 @@ def parse_args(argv=None):
     parser.add_argument('--tolerance', type=float, default=0.0,
                         help='pointing-game tolerance in pixels')
     parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the random baseline')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random baseline and the D-RISE masks')
+    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
+    parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
+    parser.add_argument('--drise-prob', type=float, default=0.5,
+                        help='D-RISE: probability a grid cell is kept')
+    parser.add_argument('--drise-batch', type=int, default=16,
+                        help='D-RISE: masked images per forward pass')
     parser.add_argument('--out-dir', default='./outputs/faithfulness')
     parser.add_argument('--title', default='', help='heading of the markdown table')
     add_model_args(parser)
@@ -53,11 +61,11 @@ def main(argv=None) -> int:
                                                     find_dataset)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
-    from mmattnvis.methods.cam import cam_class
+    from mmattnvis.methods.explainers import DRISEOptions, check_method
     from mmattnvis.utils.errors import UserInputError
 
     for m in args.methods:
-        cam_class(m)
+        check_method(m)
     images, gt = find_dataset(args.data)
     if args.max_images > 0:
         images = images[:args.max_images]
@@ -67,7 +75,10 @@ def main(argv=None) -> int:
     options = FaithfulnessOptions(methods=args.methods, target_layers=args.target_layers,
                                   score_thr=args.score_thr, topk=args.topk, steps=args.steps,
                                   batch_size=args.batch_size, tolerance=args.tolerance,
-                                  seed=args.seed, insertion=not args.no_insertion)
+                                  seed=args.seed, insertion=not args.no_insertion,
+                                  drise=DRISEOptions(args.drise_masks, args.drise_grid,
+                                                     args.drise_prob, args.drise_batch,
+                                                     args.seed))
     progress = ProgressBar(len(images))
     unreadable = UnreadableImages()
     table = evaluate(model, build_test_pipeline(model.cfg), images, gt, options,

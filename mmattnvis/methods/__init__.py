@@ -11,7 +11,9 @@ __all__ = [
     'SqueezeMean', 'TopKChannels', 'build_reduction', 'check_arrangement', 'HeadAblation',
     'first_k_heads', 'single_head', 'DecoderCrossAttention', 'DeformableSamplingPoints',
     'EncoderSelfAttention', 'QueryDetection', 'detections_for_queries', 'fuse_heads',
-    'CheferRelevance', 'attention_rollout'
+    'CheferRelevance', 'attention_rollout', 'DRISE', 'ODAM'
 ]
 from .relevance import CheferRelevance  # noqa: E402
 from .rollout import attention_rollout  # noqa: E402
+from .drise import DRISE  # noqa: E402
+from .odam import ODAM  # noqa: E402

@@ -590,11 +590,15 @@ class DetectionCAM(MapMethod):
                 result.image_maps.append(image_map)
         return result
 
+    def _targets(self, dets: List[QueryDetection]) -> List[Callable]:
+        """One target callable per detection (subclasses choose other attributes)."""
+        return [DetectionTarget(d.bbox, d.label, self.use_iou) for d in dets]
+
     def _explain_image(self, fn: DetectorFunction, layers: List[nn.Module], image: torch.Tensor,
                        dets: List[QueryDetection], geom: ImageGeometry):
         if not dets:
             return [], None
-        targets: List[Callable] = [DetectionTarget(d.bbox, d.label, self.use_iou) for d in dets]
+        targets = self._targets(dets)
         targets.append(SumTarget(list(targets)))
         raw: List[np.ndarray] = []
         with _FrozenParams(fn), _restored_layers(fn, layers):

@@ -1,0 +1,50 @@
+"""Explainers by ``--method`` name: the Grad-CAM family, ``odam`` (``odam-x1`` ... for box
+coordinates) and ``drise``, all with ``explain(model, detected=...) -> CAMResult``."""
+from dataclasses import dataclass
+from typing import Sequence
+
+from .cam import DetectionCAM, cam_class
+from .drise import DRISE
+from .odam import ODAM, ODAM_ATTRIBUTES
+
+
+@dataclass
+class DRISEOptions:
+    """The ``--drise-*`` flags (and ``--seed``)."""
+    num_masks: int = 1000
+    grid: int = 16
+    prob: float = 0.5
+    batch_size: int = 16
+    seed: int = 0
+
+
+def _odam_attribute(name: str):
+    key = name.lower().replace('_', '-')
+    if key == 'odam':
+        return 'score'
+    if key.startswith('odam-') and key[5:] in ODAM_ATTRIBUTES:
+        return key[5:]
+    return None
+
+
+def check_method(name: str) -> None:
+    """One-line error for a name that is no explainer."""
+    if name.lower() != 'drise' and _odam_attribute(name) is None:
+        cam_class(name)
+
+
+def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_iou: bool = True,
+                    batch_size: int = 8, norm_in_bbox: bool = False,
+                    drise: DRISEOptions = DRISEOptions(), progress: bool = True):
+    """A :class:`DRISE`, :class:`ODAM` or :class:`DetectionCAM` for ``name``."""
+    if name.lower() == 'drise':
+        return DRISE(drise.num_masks, drise.grid, drise.prob, drise.batch_size, drise.seed,
+                     progress=progress)
+    attribute = _odam_attribute(name)
+    if attribute is not None:
+        return ODAM(target_layers, attribute, batch_size=batch_size, norm_in_bbox=norm_in_bbox)
+    return DetectionCAM(name, target_layers, use_iou=use_iou, batch_size=batch_size,
+                        norm_in_bbox=norm_in_bbox)
+
+
+__all__ = ['DRISEOptions', 'build_explainer', 'check_method']

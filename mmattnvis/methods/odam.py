@@ -1,0 +1,117 @@
+"""ODAM: instance-specific gradient x activation maps per detection (Zhao et al., ICLR 2023).
+
+For a detection and one of its predicted attributes ``y`` (its class score, or one box
+coordinate), ODAM's map at a feature level is ``ReLU(sum_k dy/dA_k * A_k)``: the gradient of
+``y`` w.r.t. the feature map, multiplied element-wise with the activations and summed over
+channels, *per location* (no channel-wise pooling of the gradient, unlike Grad-CAM, so other
+objects of the same class do not light up).
+
+The gradient path is the CAM one (:class:`~.cam.DetectionCAM`: MMDet dense heads keep their
+graph through ``predict_by_feat``, parameters frozen, hooks removed on exit). Levels of a
+multi-level layer (an FPN tuple) are each summed over channels, brought to the finest grid by
+nearest-neighbour upsampling (which commutes with the element-wise product, so the result is
+``sum_l up(sum_k g_lk * A_lk)``), added, then ReLU'd and min-max normalised.
+"""
+from typing import Any, Callable, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..utils.errors import UserInputError
+from .attention import QueryDetection
+from .cam import DetectionCAM, DetectionTarget, _box_iou, _tensors
+
+#: ``--odam-attribute`` values: the class score or one box coordinate.
+ODAM_ATTRIBUTES = ('score', 'x1', 'y1', 'x2', 'y2')
+
+
+class NearestLevels:
+    """Several ``(B, C_l, H_l, W_l)`` levels -> ``(B, sum C_l, H, W)`` on the finest grid by
+    nearest-neighbour upsampling (a single tensor passes through)."""
+
+    def __call__(self, x: Any) -> torch.Tensor:
+        levels = _tensors(x)
+        if not levels:
+            raise TypeError(f'cannot make an ODAM map from a {type(x).__name__} output')
+        if len(levels) == 1:
+            return levels[0]
+        h, w = max((t.shape[-2], t.shape[-1]) for t in levels)
+        return torch.cat([t if t.shape[-2:] == (h, w) else
+                          F.interpolate(t, size=(h, w), mode='nearest') for t in levels], dim=1)
+
+
+def odam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """``(B, C, H, W)`` activations and gradients -> ``(B, H, W)`` ``sum_k g_k * A_k`` (before
+    the ReLU, which the CAM machinery applies)."""
+    return (np.asarray(grads) * np.asarray(activations)).sum(axis=1)
+
+
+def _odam_class():
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+    class ODAMCam(BaseCAM):
+        """``grad-cam`` form of ODAM: element-wise gradient x activation, summed over
+        channels per location (ReLU and scaling by ``BaseCAM``)."""
+
+        def get_cam_image(self, input_tensor, target_layer, target_category, activations,
+                          grads, eigen_smooth):
+            return odam_map(activations, grads)
+
+    return ODAMCam
+
+
+class BoxCoordinateTarget:
+    """One coordinate (``x1 y1 x2 y2`` = 0..3, original-image pixels) of the same-class
+    prediction that overlaps the detection most."""
+
+    def __init__(self, bbox: Sequence[float], label: int, index: int) -> None:
+        self.bbox = torch.as_tensor(np.asarray(bbox, dtype=np.float32))
+        self.label = int(label)
+        self.index = int(index)
+
+    def __call__(self, pred_instances) -> torch.Tensor:
+        scores = pred_instances.scores
+        same = pred_instances.labels == self.label
+        if not bool(same.any()):
+            return scores.sum() * 0.0
+        boxes = pred_instances.bboxes[same]
+        best = int(_box_iou(self.bbox.to(boxes), boxes).detach().argmax())
+        # ``scores.sum() * 0`` keeps the target in the graph where a head detaches its boxes.
+        return boxes[best, self.index] + scores.sum() * 0.0
+
+
+class ODAM(DetectionCAM):
+    """ODAM maps per kept detection (the CAM contract: ``explain`` -> ``CAMResult``).
+
+    Args:
+        target_layers: Dotted module names (``neck``, ``backbone.stage4``...).
+        attribute: Which predicted attribute is explained: ``score`` (the detection's class
+            score, no IoU factor) or a box coordinate ``x1``, ``y1``, ``x2``, ``y2``.
+        batch_size: Image copies (detections) per forward / backward pass.
+        norm_in_bbox: Renormalise each map inside its box.
+    """
+
+    name = 'odam'
+
+    def __init__(self, target_layers: Sequence[str] = ('neck', ), attribute: str = 'score',
+                 batch_size: int = 8, norm_in_bbox: bool = False,
+                 reshape_transform: Optional[Callable] = None) -> None:
+        if attribute not in ODAM_ATTRIBUTES:
+            raise UserInputError(f'unknown ODAM attribute {attribute!r}; choose '
+                                 f'{", ".join(ODAM_ATTRIBUTES)}')
+        super().__init__('hirescam', target_layers, use_iou=False,
+                         reshape_transform=reshape_transform or NearestLevels(),
+                         batch_size=batch_size, norm_in_bbox=norm_in_bbox)
+        self.cam_cls = _odam_class()
+        self.attribute = attribute
+        self.method = 'odam' if attribute == 'score' else f'odam-{attribute}'
+
+    def _targets(self, dets: List[QueryDetection]) -> List[Callable]:
+        if self.attribute == 'score':
+            return [DetectionTarget(d.bbox, d.label, use_iou=False) for d in dets]
+        index = ODAM_ATTRIBUTES.index(self.attribute) - 1
+        return [BoxCoordinateTarget(d.bbox, d.label, index) for d in dets]
+
+
+__all__ = ['ODAM', 'ODAM_ATTRIBUTES', 'NearestLevels', 'odam_map', 'BoxCoordinateTarget']
