@@ -11,8 +11,9 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
-                                 add_input_args, add_model_args, cli_main, order_inputs)
+from mmattnvis.utils.cli import (OneLineArgumentParser, add_drise_args,  # noqa: E402
+                                 add_figure_args, add_input_args, add_model_args, cli_main,
+                                 order_inputs)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -34,12 +35,7 @@ def parse_args(argv=None):
                         help='target is the class score only (default: IoU x class score)')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='image copies (detections) per forward/backward pass')
-    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
-    parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
-    parser.add_argument('--drise-prob', type=float, default=0.5,
-                        help='D-RISE: probability a grid cell is kept')
-    parser.add_argument('--drise-batch', type=int, default=16,
-                        help='D-RISE: masked images per forward pass')
+    add_drise_args(parser)
     parser.add_argument('--seed', type=int, default=0, help='seed of the D-RISE masks')
     parser.add_argument('--out-dir', default='./output', help='where figures are written')
     add_model_args(parser)

@@ -15,7 +15,8 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import OneLineArgumentParser, add_model_args, cli_main  # noqa: E402
+from mmattnvis.utils.cli import (OneLineArgumentParser, add_drise_args,  # noqa: E402
+                                 add_model_args, cli_main)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -39,12 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the random baseline and the D-RISE masks')
-    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
-    parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
-    parser.add_argument('--drise-prob', type=float, default=0.5,
-                        help='D-RISE: probability a grid cell is kept')
-    parser.add_argument('--drise-batch', type=int, default=16,
-                        help='D-RISE: masked images per forward pass')
+    add_drise_args(parser)
     parser.add_argument('--out-dir', default='./outputs/faithfulness')
     parser.add_argument('--title', default='', help='heading of the markdown table')
     add_model_args(parser)

@@ -127,20 +127,25 @@ def _tensors(obj: Any) -> List[torch.Tensor]:
 class MultiLevelReshape:
     """Several ``(B, C_i, H_i, W_i)`` maps -> one ``(B, sum C_i, H, W)`` on the finest grid.
 
-    Each level is resized bilinearly to the largest ``H x W`` among them and the levels are
+    Each level is resized to the largest ``H x W`` among them (``mode``: ``bilinear`` by
+    default; ``nearest`` keeps a per-level sum exact, as ODAM needs) and the levels are
     concatenated along channels, so a CAM weighs every level's channels together. A single
     4-D tensor passes through unchanged.
     """
 
+    def __init__(self, mode: str = 'bilinear') -> None:
+        self.mode = mode
+
     def __call__(self, x: Any) -> torch.Tensor:
         levels = _tensors(x)
         if not levels:
-            raise TypeError(f'cannot make a CAM from a {type(x).__name__} output')
+            raise TypeError(f'cannot make a map from a {type(x).__name__} output')
         if len(levels) == 1:
             return levels[0]
         h, w = max((t.shape[-2], t.shape[-1]) for t in levels)
+        extra = {} if self.mode == 'nearest' else {'align_corners': False}
         out = [t if t.shape[-2:] == (h, w) else
-               F.interpolate(t, size=(h, w), mode='bilinear', align_corners=False) for t in levels]
+               F.interpolate(t, size=(h, w), mode=self.mode, **extra) for t in levels]
         return torch.cat(out, dim=1)
 
 

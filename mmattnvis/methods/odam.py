@@ -12,33 +12,23 @@ multi-level layer (an FPN tuple) are each summed over channels, brought to the f
 nearest-neighbour upsampling (which commutes with the element-wise product, so the result is
 ``sum_l up(sum_k g_lk * A_lk)``), added, then ReLU'd and min-max normalised.
 """
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..utils.errors import UserInputError
 from .attention import QueryDetection
-from .cam import DetectionCAM, DetectionTarget, _box_iou, _tensors
+from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape, _box_iou
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.
 ODAM_ATTRIBUTES = ('score', 'x1', 'y1', 'x2', 'y2')
 
 
-class NearestLevels:
-    """Several ``(B, C_l, H_l, W_l)`` levels -> ``(B, sum C_l, H, W)`` on the finest grid by
-    nearest-neighbour upsampling (a single tensor passes through)."""
-
-    def __call__(self, x: Any) -> torch.Tensor:
-        levels = _tensors(x)
-        if not levels:
-            raise TypeError(f'cannot make an ODAM map from a {type(x).__name__} output')
-        if len(levels) == 1:
-            return levels[0]
-        h, w = max((t.shape[-2], t.shape[-1]) for t in levels)
-        return torch.cat([t if t.shape[-2:] == (h, w) else
-                          F.interpolate(t, size=(h, w), mode='nearest') for t in levels], dim=1)
+def NearestLevels() -> MultiLevelReshape:  # noqa: N802 (kept as the name tests and users use)
+    """Levels merged on the finest grid by nearest-neighbour upsampling: each fine cell holds its
+    coarse cell's value, so the per-level ``sum_k g_k * A_k`` add up exactly."""
+    return MultiLevelReshape('nearest')
 
 
 def odam_map(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:

@@ -81,6 +81,17 @@ def add_figure_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
 
 
+def add_drise_args(parser: argparse.ArgumentParser) -> None:
+    """``--drise-masks``, ``--drise-grid``, ``--drise-prob``, ``--drise-batch`` of the explainer
+    tools (the seed stays with each tool, where it seeds more than D-RISE)."""
+    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
+    parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
+    parser.add_argument('--drise-prob', type=float, default=0.5,
+                        help='D-RISE: probability a grid cell is kept')
+    parser.add_argument('--drise-batch', type=int, default=16,
+                        help='D-RISE: masked images per forward pass')
+
+
 def check_display() -> None:
     """``--show`` needs a window system; fail in one line instead of waiting forever."""
     if sys.platform.startswith('linux') and not (os.environ.get('DISPLAY')
