@@ -8,6 +8,7 @@ import os.path as osp
 import platform
 
 import bench_attention
+import bench_cam
 import bench_featmap_e2e
 import bench_hook_overhead
 import bench_render
@@ -24,6 +25,7 @@ def main() -> int:
     rows.append(bench_featmap_e2e.run(**({'repeat': rep} if rep else {})))
     rows += bench_hook_overhead.run(**({'repeat': rep} if rep else {}))
     rows += bench_attention.run(**({'repeat': rep} if rep else {}))
+    rows += bench_cam.run(**({'repeat': rep} if rep else {}))
     import torch
     lines = [
         '# Benchmark results', '',
