@@ -398,13 +398,20 @@ class DetectionTarget:
         self.label = int(label)
         self.use_iou = use_iou
 
-    def __call__(self, pred_instances) -> torch.Tensor:
-        scores = pred_instances.scores
+    def same_class(self, pred_instances):
+        """``(same-class mask, their boxes, their IoU with the box)``; ``None`` without one."""
         same = pred_instances.labels == self.label
         if not bool(same.any()):
-            return scores.sum() * 0.0
+            return None
         boxes = pred_instances.bboxes[same]
-        ious = _box_iou(self.bbox.to(boxes), boxes).detach()
+        return same, boxes, _box_iou(self.bbox.to(boxes), boxes).detach()
+
+    def __call__(self, pred_instances) -> torch.Tensor:
+        scores = pred_instances.scores
+        match = self.same_class(pred_instances)
+        if match is None:
+            return scores.sum() * 0.0
+        same, _, ious = match
         if self.use_iou:
             return (ious * scores[same]).max()
         best = int(ious.argmax())

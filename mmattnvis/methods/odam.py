@@ -19,7 +19,7 @@ import torch
 
 from ..utils.errors import UserInputError
 from .attention import QueryDetection
-from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape, _box_iou
+from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.
 ODAM_ATTRIBUTES = ('score', 'x1', 'y1', 'x2', 'y2')
@@ -51,24 +51,22 @@ def _odam_class():
     return ODAMCam
 
 
-class BoxCoordinateTarget:
+class BoxCoordinateTarget(DetectionTarget):
     """One coordinate (``x1 y1 x2 y2`` = 0..3, original-image pixels) of the same-class
-    prediction that overlaps the detection most."""
+    prediction that overlaps the detection most (matched as :class:`DetectionTarget` does)."""
 
     def __init__(self, bbox: Sequence[float], label: int, index: int) -> None:
-        self.bbox = torch.as_tensor(np.asarray(bbox, dtype=np.float32))
-        self.label = int(label)
+        super().__init__(bbox, label, use_iou=False)
         self.index = int(index)
 
     def __call__(self, pred_instances) -> torch.Tensor:
         scores = pred_instances.scores
-        same = pred_instances.labels == self.label
-        if not bool(same.any()):
+        match = self.same_class(pred_instances)
+        if match is None:
             return scores.sum() * 0.0
-        boxes = pred_instances.bboxes[same]
-        best = int(_box_iou(self.bbox.to(boxes), boxes).detach().argmax())
+        _, boxes, ious = match
         # ``scores.sum() * 0`` keeps the target in the graph where a head detaches its boxes.
-        return boxes[best, self.index] + scores.sum() * 0.0
+        return boxes[int(ious.argmax()), self.index] + scores.sum() * 0.0
 
 
 class ODAM(DetectionCAM):
