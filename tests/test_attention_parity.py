@@ -64,7 +64,7 @@ def test_stride_rule_differs_from_proportional_rule_and_aligns_exactly():
 
     # Aligned on the input grid: feature cell j is nearest for input pixels [32j, 32j + 32).
     ident = ImageGeometry.identity((800, 1066))
-    aff = ident.feature_to_image_affine(grid, stride=32)
+    aff = ident.image_to_feature_affine(grid, stride=32)
     px = np.arange(1066)
     cell = np.round(aff[0, 0] * px + aff[0, 2]).astype(int)
     for j in (0, 17, 29, 32):

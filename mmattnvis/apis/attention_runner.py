@@ -10,12 +10,11 @@ from ..capture.attention import (AttentionCapture, AttentionRecord, attention_ki
                                  check_detr_family, find_attention_modules)
 from ..methods.attention import (DIRECTION_TITLES, DIRECTIONS, HEAD_FUSIONS,
                                  DecoderCrossAttention, DeformableSamplingPoints,
-                                 EncoderSelfAttention, QueryDetection, detections_for_queries,
+                                 EncoderSelfAttention, detections_for_queries,
                                  point_to_token, token_box, token_stride)
-from ..methods.base import Map2D
 from ..methods.relevance import CheferRelevance, _to_heads, batched_attention_grads
 from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
-from ..render.geometry import ImageGeometry
+from ..structures import Detection, ImageGeometry, Map2D
 from ..utils.errors import UserInputError
 
 MODES = ('decoder', 'encoder', 'deformable', 'relevance', 'rollout')
@@ -119,7 +118,7 @@ def run_attention(model, data, options: AttentionOptions):
 
     Returns:
         ``(samples, detections, columns)``: per image, the predictions, the
-        :class:`QueryDetection` s above the threshold (at most ``max_queries``), and per column
+        :class:`Detection` s above the threshold (at most ``max_queries``), and per column
         ``(detection_or_point, [Map2D rows])``.
     """
     check_mode(model, options)
@@ -327,6 +326,6 @@ def points_in_image(points, shape) -> None:
 
 __all__ = [
     'AttentionOptions', 'MODES', 'check_mode', 'run_attention', 'build_columns',
-    'parse_points', 'figure_title', 'no_detection_note', 'points_in_image', 'QueryDetection',
+    'parse_points', 'figure_title', 'no_detection_note', 'points_in_image', 'Detection',
     'run_rollout', 'quiet_library_warnings'
 ]

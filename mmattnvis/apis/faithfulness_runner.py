@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..methods.attention import QueryDetection
+from ..structures.detection import Detection
 from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (auc, box_iou, detection_similarity, energy_pointing_game,
@@ -109,7 +109,7 @@ def _gt_by_file(coco: dict):
     return gt
 
 
-def matching_gt(det: QueryDetection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
+def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
     """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
     if gt is None:
         return None
@@ -143,7 +143,7 @@ class DetectionScorer:
                             p.labels.cpu().numpy()))
         return out
 
-    def for_detection(self, det: QueryDetection) -> Callable[[List[np.ndarray]], List[float]]:
+    def for_detection(self, det: Detection) -> Callable[[List[np.ndarray]], List[float]]:
 
         def score(images: List[np.ndarray]) -> List[float]:
             return [detection_similarity(det.bbox, det.label, *p)
@@ -152,7 +152,7 @@ class DetectionScorer:
         return score
 
 
-def _objects(det: QueryDetection, dets: Sequence[QueryDetection], gt_box, img_gt):
+def _objects(det: Detection, dets: Sequence[Detection], gt_box, img_gt):
     """The explained object's box and the other objects' boxes for ODI: ground truth where the
     detection has a matching ground-truth box, the kept detections otherwise."""
     if gt_box is not None:
@@ -161,7 +161,7 @@ def _objects(det: QueryDetection, dets: Sequence[QueryDetection], gt_box, img_gt
     return det.bbox, [d.bbox for d in dets if d is not det]
 
 
-def _curves(img: np.ndarray, sal: np.ndarray, det: QueryDetection, scorer: 'DetectionScorer',
+def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'DetectionScorer',
             mode: str, steps: int, rng: np.random.Generator, start: float):
     """Deletion / insertion AUC of the D-RISE similarity and of the ODAM score (normalised by
     ``start``, the score on the unperturbed image) from one set of perturbed predictions."""

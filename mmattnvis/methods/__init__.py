@@ -1,8 +1,9 @@
 """Methods: one small class per way of making a map, behind :class:`MapMethod`."""
-from .base import Map2D, MapMethod
+from ..structures import Detection, Map2D
+from .base import MapMethod
 from .ablation import HeadAblation, first_k_heads, single_head
 from .attention import (DecoderCrossAttention, DeformableSamplingPoints, EncoderSelfAttention,
-                        QueryDetection, detections_for_queries, fuse_heads)
+                        detections_for_queries, fuse_heads)
 from .featmap import (CHANNEL_REDUCTIONS, PixelWiseMax, RawChannels, SelectMax, SqueezeMean,
                       TopKChannels, build_reduction, check_arrangement)
 
@@ -10,7 +11,7 @@ __all__ = [
     'Map2D', 'MapMethod', 'CHANNEL_REDUCTIONS', 'PixelWiseMax', 'RawChannels', 'SelectMax',
     'SqueezeMean', 'TopKChannels', 'build_reduction', 'check_arrangement', 'HeadAblation',
     'first_k_heads', 'single_head', 'DecoderCrossAttention', 'DeformableSamplingPoints',
-    'EncoderSelfAttention', 'QueryDetection', 'detections_for_queries', 'fuse_heads',
+    'EncoderSelfAttention', 'Detection', 'detections_for_queries', 'fuse_heads',
     'CheferRelevance', 'attention_rollout', 'DRISE', 'ODAM'
 ]
 from .relevance import CheferRelevance  # noqa: E402

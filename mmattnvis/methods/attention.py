@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from ..capture.attention import AttentionRecord
+from ..structures.detection import Detection
 from ..registry import METHODS
-from ..render.geometry import ImageGeometry, infer_stride
+from ..structures import ImageGeometry, infer_stride
 from ..utils.errors import UserInputError
 from ..utils.validate import check_heads
 from .base import Map2D, MapMethod
@@ -16,28 +17,8 @@ from .base import Map2D, MapMethod
 HEAD_FUSIONS = ('mean', 'max', 'min')
 
 
-@dataclass
-class QueryDetection:
-    """One prediction and the decoder query that made it.
-
-    Attributes:
-        image: Index of the image in the batch.
-        rank: Index of the prediction in ``pred_instances``.
-        query: Decoder query index.
-        label: Class index.
-        score: Score as in ``pred_instances``.
-        bbox: ``(x1, y1, x2, y2)`` in original-image pixels.
-    """
-    image: int
-    rank: int
-    query: int
-    label: int
-    score: float
-    bbox: np.ndarray
-
-
 def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
-                           score_thr: float = 0.3) -> List[List[QueryDetection]]:
+                           score_thr: float = 0.3) -> List[List[Detection]]:
     """Map each prediction with score > ``score_thr`` to its decoder query.
 
     Repeats the selection of MMDet's ``DETRHead.predict_by_feat_single`` (softmax: best class per
@@ -52,7 +33,7 @@ def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
     max_per_img = int(head.test_cfg.get('max_per_img', len(cls_scores[0]))) \
         if getattr(head, 'test_cfg', None) else cls_scores.shape[1]
     sigmoid = bool(getattr(head.loss_cls, 'use_sigmoid', False))
-    out: List[List[QueryDetection]] = []
+    out: List[List[Detection]] = []
     for b, sample in enumerate(samples):
         logits = cls_scores[b]
         num_classes = logits.shape[-1]
@@ -75,7 +56,7 @@ def detections_for_queries(model, record: AttentionRecord, samples: Sequence,
         dets = []
         for r in range(n):
             if float(pred_scores[r]) > score_thr:
-                dets.append(QueryDetection(b, r, int(queries[r]), int(pred_labels[r]),
+                dets.append(Detection(b, r, int(queries[r]), int(pred_labels[r]),
                                            float(pred_scores[r]),
                                            pred.bboxes[r].detach().cpu().numpy().copy()))
         out.append(dets)

@@ -1,22 +1,7 @@
 """The contract every map-making method follows."""
-from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, List
 
-import numpy as np
-
-
-@dataclass
-class Map2D:
-    """One 2-D map (H x W float32) plus where it came from.
-
-    Attributes:
-        data: The map, on the grid of the tensor it was computed from (not yet aligned).
-        label: Short text drawn on the panel (e.g. ``'channel: 17'``).
-        meta: Anything a renderer or metric may want (channel index, layer, head, query...).
-    """
-    data: np.ndarray
-    label: str = ''
-    meta: Dict[str, Any] = field(default_factory=dict)
+from ..structures.maps import Map2D
 
 
 class MapMethod:

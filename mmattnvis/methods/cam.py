@@ -31,7 +31,7 @@ from torch import nn
 from ..capture.names import resolve_module
 from ..render.geometry import ImageGeometry, align_to_image, box_slices
 from ..utils.errors import UserInputError
-from .attention import QueryDetection
+from ..structures.detection import Detection
 from .base import Map2D, MapMethod
 
 #: ``--method`` names and the ``grad-cam`` classes they stand for. ``eigencam`` and
@@ -429,16 +429,16 @@ class SumTarget:
 
 
 def select_detections(pred_instances, score_thr: float, topk: int,
-                      image: int = 0) -> List[QueryDetection]:
+                      image: int = 0) -> List[Detection]:
     """Predictions above ``score_thr``, highest score first, at most ``topk`` (``<=0``: all),
-    as :class:`QueryDetection` s whose ``query`` is the prediction's index."""
+    as :class:`Detection` s whose ``query`` is the prediction's index."""
     scores = pred_instances.scores.detach().cpu().numpy()
     order = [int(i) for i in np.argsort(-scores, kind='stable') if scores[i] > score_thr]
     if topk > 0:
         order = order[:topk]
     boxes = pred_instances.bboxes.detach().cpu().numpy()
     labels = pred_instances.labels.detach().cpu().numpy()
-    return [QueryDetection(image, i, i, int(labels[i]), float(scores[i]),
+    return [Detection(image, i, i, int(labels[i]), float(scores[i]),
                            boxes[i].astype(np.float32)) for i in order]
 
 
@@ -458,7 +458,7 @@ class CAMResult:
     """Per image: the test-step-like samples, the kept detections, one aligned map per detection
     (original-image grid, in [0, 1]) and the image-level map."""
     samples: list
-    detections: List[List[QueryDetection]]
+    detections: List[List[Detection]]
     maps: List[List[Map2D]]
     image_maps: List[Map2D] = field(default_factory=list)
 
@@ -505,7 +505,7 @@ class DetectedBatch:
     """
     inputs: torch.Tensor
     samples: list
-    detections: List[List[QueryDetection]]
+    detections: List[List[Detection]]
 
 
 def detect(model: nn.Module, data: dict, score_thr: float = 0.3,
@@ -602,12 +602,12 @@ class DetectionCAM(MapMethod):
                 result.image_maps.append(image_map)
         return result
 
-    def _targets(self, dets: List[QueryDetection]) -> List[Callable]:
+    def _targets(self, dets: List[Detection]) -> List[Callable]:
         """One target callable per detection (subclasses choose other attributes)."""
         return [DetectionTarget(d.bbox, d.label, self.use_iou) for d in dets]
 
     def _explain_image(self, fn: DetectorFunction, layers: List[nn.Module], image: torch.Tensor,
-                       dets: List[QueryDetection], geom: ImageGeometry):
+                       dets: List[Detection], geom: ImageGeometry):
         if not dets:
             return [], None
         targets = self._targets(dets)
@@ -689,7 +689,7 @@ class DetectionCAM(MapMethod):
         return list(cam.aggregate_multi_layers(cam.compute_cam_per_layer(batch, targets,
                                                                          False)))
 
-    def _off_path_message(self, err: LayerNotOnScorePath, dets: List[QueryDetection]) -> str:
+    def _off_path_message(self, err: LayerNotOnScorePath, dets: List[Detection]) -> str:
         name = self.target_layers[err.index]
         if not err.ran:
             return (f'target layer {name} did not run during inference; choose a layer on the '

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..render.geometry import ImageGeometry
 from ..utils.errors import UserInputError
-from .attention import QueryDetection
+from ..structures.detection import Detection
 from .base import Map2D, MapMethod
 from .cam import CAMResult, DetectedBatch, _EvalMode, detect
 
@@ -315,7 +315,7 @@ class DRISE(MapMethod):
         return result
 
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
-                       dets: List[QueryDetection]):
+                       dets: List[Detection]):
         if not dets:
             return [], None
         geom = ImageGeometry.from_metainfo(sample.metainfo)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..utils.errors import UserInputError
-from .attention import QueryDetection
+from ..structures.detection import Detection
 from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.
@@ -95,7 +95,7 @@ class ODAM(DetectionCAM):
         self.attribute = attribute
         self.method = 'odam' if attribute == 'score' else f'odam-{attribute}'
 
-    def _targets(self, dets: List[QueryDetection]) -> List[Callable]:
+    def _targets(self, dets: List[Detection]) -> List[Callable]:
         if self.attribute == 'score':
             return [DetectionTarget(d.bbox, d.label, use_iou=False) for d in dets]
         index = ODAM_ATTRIBUTES.index(self.attribute) - 1

@@ -26,7 +26,8 @@ import torch
 from ..capture.attention import AttentionCapture, AttentionRecord
 from ..registry import METHODS
 from ..utils.errors import UserInputError
-from .attention import QueryDetection, detections_for_queries
+from ..structures.detection import Detection
+from .attention import detections_for_queries
 from .base import Map2D, MapMethod
 from .rollout import attention_rollout
 
@@ -129,7 +130,7 @@ class RelevanceResult:
 
     def __init__(self, samples, detections, maps, record) -> None:
         self.samples = samples
-        self.detections: List[List[QueryDetection]] = detections
+        self.detections: List[List[Detection]] = detections
         self.maps: List[List[Dict[str, List[Map2D]]]] = maps
         self.record: AttentionRecord = record
 

@@ -6,14 +6,14 @@ import cv2
 import numpy as np
 import torch
 
-from ..methods.attention import QueryDetection
-from ..methods.base import Map2D
+from ..structures.detection import Detection
+from ..structures import Map2D
 from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
 from ..render.points import draw_marker, draw_points
 
 
-def detection_sample(det: QueryDetection):
+def detection_sample(det: Detection):
     """A ``DetDataSample`` holding one detection (for DetLocalVisualizer)."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -41,7 +41,7 @@ class AttentionFigure:
         self.colormap = colormap
         self.cell_width = cell_width
 
-    def _box_layer(self, det: QueryDetection, shape) -> Optional[np.ndarray]:
+    def _box_layer(self, det: Detection, shape) -> Optional[np.ndarray]:
         return self.visualizer.draw_instances_layer(shape, detection_sample(det), score_thr=-1)
 
     def _cell(self, image_rgb: np.ndarray, m: Map2D, geometry: Optional[ImageGeometry],
@@ -76,7 +76,7 @@ class AttentionFigure:
         return cv2.resize(img, (self.cell_width, max(1, round(h * self.cell_width / w))),
                           interpolation=cv2.INTER_AREA)
 
-    def column(self, image_rgb: np.ndarray, det: Optional[QueryDetection],
+    def column(self, image_rgb: np.ndarray, det: Optional[Detection],
                rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
                header: Optional[str] = None,
                reference: Optional[dict] = None) -> List[np.ndarray]:
