@@ -203,7 +203,8 @@ def _scene():
 @pytest.mark.parametrize('reduction,topk', [('select_max', 0), (None, 4)])
 def test_draw_featmaps_equals_panels_rendered_one_by_one(reduction, topk):
     """Panels with the shared sparse prediction layer equal panels rendered one by one."""
-    from mmattnvis.render import add_title, render_featmap
+    from mmattnvis.render import add_title
+    from mmattnvis.visualization import render_featmap
     from mmattnvis.visualization.featmap_visualizer import describe
     img, sample, featmaps, vis = _scene()
     out = vis.draw_featmaps(featmaps, img, sample, channel_reduction=reduction, topk=topk,

@@ -5,7 +5,8 @@ import torch
 
 from mmattnvis.capture import FeatureCapture
 from mmattnvis.methods import SqueezeMean, TopKChannels
-from mmattnvis.render import ImageGeometry, render_featmap
+from mmattnvis.render import ImageGeometry
+from mmattnvis.visualization import render_featmap
 
 tv_models = pytest.importorskip('torchvision.models.detection')
 

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..structures.detection import Detection
+from ..structures import Detection, Map2D, ResultRecord
 from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (auc, box_iou, detection_similarity, energy_pointing_game,
@@ -30,6 +30,7 @@ from ..metrics.odam_protocol import object_discrimination_index, odam_score, poi
 from ..utils.errors import UserInputError
 from ..utils.fileio import write_text_atomic
 from .inference import UnreadableImages, collect_images, prepare_batch
+from .records import new_record, sample_detections
 
 RANDOM = 'random'
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
@@ -236,11 +237,14 @@ class FaithfulnessTable:
 
 def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
              progress: Optional[Callable[[], None]] = None,
-             unreadable: Optional[UnreadableImages] = None) -> FaithfulnessTable:
+             unreadable: Optional[UnreadableImages] = None,
+             on_record: Optional[Callable[[ResultRecord, str], None]] = None
+             ) -> FaithfulnessTable:
     """Score every method (and the random baseline) on every kept detection of ``images``.
 
     An image that cannot be read is skipped and recorded in ``unreadable`` (when given; else
-    it is an error)."""
+    it is an error). ``on_record(record, path)`` receives one result record per image: the
+    scored maps per detection and the image's rows in ``info['rows']``."""
     if options.steps < 2:
         raise UserInputError('--steps must be >= 2')
     cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
@@ -261,9 +265,21 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
         dets = detected.detections[0]
         img_gt = gt.get(osp.basename(path)) if gt is not None else None
         start_preds = scorer.predictions([img])[0] if dets else None
+        first_row = len(table.rows)
+        classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
+        record = new_record(detected.samples[0], 'faithfulness',
+                            sample_detections(detected.samples[0], options.score_thr, 0, classes),
+                            path, {'methods': list(options.methods) + [RANDOM],
+                                   'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
             maps.append((RANDOM, random_saliency(img.shape[:2], rng)))
+            record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
+            for method, sal in maps:
+                record.add_map(f'd{det.rank}/{method}', Map2D(
+                    np.asarray(sal, np.float32), method,
+                    {'kind': 'explainer', 'method': method, 'detection': det.rank,
+                     'column': i, 'aligned': True}))
             gt_box = matching_gt(det, img_gt)
             own, others = _objects(det, dets, gt_box, img_gt)
             start = odam_score(det.bbox, det.label, *start_preds)
@@ -287,6 +303,9 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
                                              float(pointing_game_strict(sal, gt_box))),
                     odam_deletion=odam_del, odam_insertion=odam_ins,
                     odi=object_discrimination_index(sal, own, others)))
+        if on_record is not None:
+            record.info['rows'] = table.rows[first_row:]
+            on_record(record, path)
         if progress is not None:
             progress()
     return table

@@ -4,19 +4,24 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
 
 from ..capture import FeatureCapture, describe_module_outputs
+from ..visualization.featmap_visualizer import describe
 from ..methods.featmap import build_reduction
-from ..render.image import colormap_code
+from ..structures import ResultRecord
 from ..utils.cli import check_display, write_image_atomic
 from ..utils.errors import UserInputError
-from ..utils.validate import check_at_least, check_within
+from ..utils.validate import check_at_least
+from .options import OptionError, check_draw_options
 from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeline,
                         collect_images, geometries, load_image, prepare_batch, run_test_step)
 from .model import init_model_from_args
+from .records import new_record, record_stem, sample_detections
+from ..sinks import RunSinks
 
 
 @dataclass
@@ -36,25 +41,39 @@ class FeatMapOptions:
     cfg_options: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """Raise :class:`UserInputError` for bad values before any heavy work."""
+        """Raise :class:`OptionError` (flag in the message, config field in ``field``) for bad
+        values before any heavy work."""
         if isinstance(self.channel_reduction, str) and self.channel_reduction.lower() == 'none':
             self.channel_reduction = None
-        build_reduction(self.channel_reduction, self.topk, self.arrangement)
         try:
-            colormap_code(self.colormap)
-        except ValueError as err:
-            raise UserInputError(str(err)) from None
-        check_within('--alpha', self.alpha, 0.0, 1.0)
-        check_within('--score-thr', self.score_thr, 0.0, 1.0)
-        check_at_least('--batch-size', self.batch_size, 1)
+            build_reduction(self.channel_reduction, 1, (1, 1))
+        except UserInputError as err:
+            raise OptionError('channel_reduction', str(err)) from None
+        try:
+            build_reduction(self.channel_reduction, self.topk, self.arrangement)
+        except UserInputError as err:
+            raise OptionError('arrangement', str(err)) from None
+        check_draw_options(self.colormap, self.alpha, self.score_thr)
+        try:
+            check_at_least('--batch-size', self.batch_size, 1)
+        except UserInputError as err:
+            raise OptionError('batch_size', str(err)) from None
         if not self.target_layers:
-            raise UserInputError('no target layers given')
+            raise OptionError('target_layers', 'no target layers given')
         if self.max_size < 64:
-            raise UserInputError(f'max size must be >= 64 pixels, got {self.max_size}')
+            raise OptionError('max_size', f'max size must be >= 64 pixels, got {self.max_size}')
 
 
 class FeatMapRun:
-    """A model, its test pipeline, a visualizer and the options; renders images to files."""
+    """The feature-map task: a model and validated options -> one result record per image.
+
+    ``run_batch`` (images) and ``records`` (feature maps captured elsewhere, e.g. by
+    :class:`~mmattnvis.hooks.FeatMapVisHook` during a runner's loop) give the same records;
+    ``figure`` draws one.
+
+    Raises:
+        OptionError: Bad options or layer names, before any image is processed.
+    """
 
     def __init__(self, model, options: FeatMapOptions, out_dir: Optional[str] = None,
                  show: bool = False) -> None:
@@ -63,13 +82,28 @@ class FeatMapRun:
         self.options = options
         self.out_dir = out_dir
         self.show = show
-        self.pipeline = build_test_pipeline(model.cfg)
-        self.visualizer = FeatMapVisualizer(
-            name=f'mmattnvis_featmap_{id(self)}', featmap_alpha=options.alpha, colormap=options.colormap)
-        self.visualizer.dataset_meta = model.dataset_meta
+        self.image_root: Optional[str] = None
+        options.validate()
+        self.method = build_reduction(options.channel_reduction, options.topk,
+                                      options.arrangement)
         # Resolve layer names now: a typo fails before any image is processed.
-        FeatureCapture(model, list(options.target_layers))
+        try:
+            FeatureCapture(model, list(options.target_layers))
+        except UserInputError as err:
+            raise OptionError('target_layers', str(err)) from None
+        self._pipeline = None
+        self.visualizer = FeatMapVisualizer(
+            name=f'mmattnvis_featmap_{id(self)}', featmap_alpha=options.alpha,
+            colormap=options.colormap)
+        self.visualizer.dataset_meta = getattr(model, 'dataset_meta', None)
         self.logger = MMLogger.get_instance('mmattnvis')
+
+    @property
+    def pipeline(self):
+        """The model's test pipeline (built on first use: a hook never needs it)."""
+        if self._pipeline is None:
+            self._pipeline = build_test_pipeline(self.model.cfg)
+        return self._pipeline
 
     @classmethod
     def from_args(cls, args) -> 'FeatMapRun':
@@ -105,9 +139,9 @@ class FeatMapRun:
         return describe_module_outputs(self.model, lambda: run_test_step(self.model, data),
                                        max_depth)
 
-    def render_batch(self, images_bgr: Sequence[np.ndarray],
-                     paths: Optional[Sequence[str]] = None) -> Tuple[List[np.ndarray], list]:
-        """Run one batch and return one composite RGB image per input, and the predictions."""
+    def forward(self, images_bgr: Sequence[np.ndarray],
+                paths: Optional[Sequence[str]] = None) -> Tuple[Dict[str, Any], list]:
+        """One forward over a batch with the layers captured: ``({name: (N, C, H, W)}, samples)``."""
         opts = self.options
         data = prepare_batch(images_bgr, self.pipeline, paths)
         with FeatureCapture(self.model, list(opts.target_layers)) as cap:
@@ -120,26 +154,60 @@ class FeatMapRun:
             shapes = {k: tuple(v.shape) for k, v in cap.tensors().items()}
             raise UserInputError(f'no (N, C, H, W) feature map among the outputs of '
                                  f"{', '.join(opts.target_layers)}: {shapes}")
-        geoms = geometries(results)
-        cells = 1 if opts.channel_reduction is not None or opts.topk <= 0 else \
-            opts.arrangement
-        drawn = []
-        for i, (img, sample) in enumerate(zip(images_bgr, results)):
-            per_image = {k: v[i] for k, v in featmaps.items()}
-            image, sample = fit_to_max_size(bgr_to_rgb(img), sample, len(per_image), cells,
-                                            opts.max_size)
-            drawn.append(
-                self.visualizer.draw_featmaps(
-                    per_image,
-                    image,
-                    sample,
-                    geometry=geoms[i] if opts.align else None,
-                    channel_reduction=opts.channel_reduction,
-                    topk=opts.topk,
-                    arrangement=opts.arrangement,
-                    score_thr=opts.score_thr,
-                    draw_pred=opts.draw_pred))
-        return drawn, results
+        return featmaps, results
+
+    def records(self, featmaps: Dict[str, Any], samples: Sequence[Any],
+                paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
+        """One record per sample from captured feature maps (the CLI and the hook share this).
+
+        Each captured map ``name`` (``neck.0``...) gives one reduced map, or one per top-k
+        channel (``name/ch<c>``), on the feature grid.
+        """
+        opts = self.options
+        classes = (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+        out = []
+        for i, sample in enumerate(samples):
+            dets = sample_detections(sample, opts.score_thr, i, classes)
+            record = new_record(sample, 'featmap', dets, None if paths is None else paths[i],
+                                {'method': describe(self.method), 'align': opts.align,
+                                 'score_thr': opts.score_thr})
+            for name, fm in featmaps.items():
+                if i >= fm.shape[0]:
+                    continue
+                maps = self.method.compute(fm[i])
+                for m in maps:
+                    m.meta.update(kind='featmap', layer=name, method=self.method.name,
+                                  shape=[int(v) for v in fm.shape[1:]])
+                    key = name if len(maps) == 1 else f"{name}/ch{m.meta.get('channel')}"
+                    record.add_map(key, m)
+            out.append(record)
+        return out
+
+    def run_batch(self, images_bgr: Sequence[np.ndarray],
+                  paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
+        """Forward one batch and return one result record per image."""
+        featmaps, samples = self.forward(images_bgr, paths)
+        return self.records(featmaps, samples, paths)
+
+    def figure(self, record: ResultRecord, image_rgb: np.ndarray) -> np.ndarray:
+        """The composite figure of one record (a titled panel per captured map)."""
+        opts = self.options
+        cells = 1 if opts.channel_reduction is not None or opts.topk <= 0 else opts.arrangement
+        n_layers = len({m.meta['layer'] for m in record.maps.values()})
+        scale = figure_scale(image_rgb.shape[:2], n_layers, cells, opts.max_size)
+        if scale < 1.0:
+            h, w = image_rgb.shape[:2]
+            image_rgb = cv2.resize(image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                   interpolation=cv2.INTER_AREA)
+        return self.visualizer.draw_record(record, image_rgb, scale, opts.arrangement,
+                                           opts.align, opts.draw_pred, draw_gt=False)
+
+    def render_batch(self, images_bgr: Sequence[np.ndarray],
+                     paths: Optional[Sequence[str]] = None
+                     ) -> Tuple[List[np.ndarray], List[ResultRecord]]:
+        """Run one batch: one composite RGB figure per input, and the records."""
+        records = self.run_batch(images_bgr, paths)
+        return [self.figure(r, bgr_to_rgb(img)) for r, img in zip(records, images_bgr)], records
 
     def out_path(self, path: str) -> str:
         rel = osp.relpath(path, self.image_root) if self.image_root else osp.basename(path)
@@ -147,11 +215,13 @@ class FeatMapRun:
             rel = osp.basename(path)
         return osp.join(self.out_dir, rel)
 
-    def run_all(self, paths: Optional[Sequence[str]] = None) -> List[str]:
+    def run_all(self, paths: Optional[Sequence[str]] = None,
+                sinks: Optional['RunSinks'] = None) -> List[str]:
         """Render every image (progress bar) and return the written file paths.
 
         Images that cannot be read are skipped and recorded in ``self.unreadable``
-        (:class:`UnreadableImages`); the caller reports them.
+        (:class:`UnreadableImages`); the caller reports them. ``sinks`` also receive every
+        record (saved results, report).
         """
         paths = list(paths if paths is not None else self.images)
         written: List[str] = []
@@ -165,30 +235,39 @@ class FeatMapRun:
             images = [img for _, img in loaded if img is not None]
             if not images:
                 continue
-            drawn, _ = self.render_batch(images, chunk)
-            for path, img in zip(chunk, drawn):
+            drawn, records = self.render_batch(images, chunk)
+            for path, img, record in zip(chunk, drawn, records):
                 if self.out_dir:
                     out = self.out_path(path)
                     write_image_atomic(out, img)
                     written.append(out)
+                if sinks is not None:
+                    sinks.add(record, record_stem(path, self.image_root))
                 if self.show:
                     self.visualizer.show(img, win_name=osp.basename(path))
                 progress.update()
+        if sinks is not None:
+            sinks.skipped(self.unreadable)
         return written
+
+
+def figure_scale(shape: Sequence[int], n_panels: int, cells, max_size: int) -> float:
+    """The factor (<= 1) that makes a figure of ``n_panels`` panels of ``cells`` (``1`` or
+    ``(rows, cols)``) of an image of ``shape`` fit in ``max_size`` pixels."""
+    import math
+    h, w = int(shape[0]), int(shape[1])
+    rows, cols = (1, 1) if cells == 1 else (int(cells[0]), int(cells[1]))
+    grid_cols = int(math.ceil(math.sqrt(n_panels)))
+    grid_rows = int(math.ceil(n_panels / grid_cols))
+    return min(1.0, max_size / max(grid_cols * cols * w, grid_rows * rows * h))
 
 
 def fit_to_max_size(image_rgb: np.ndarray, sample, n_panels: int, cells, max_size: int):
     """Scale the image (and the sample's predicted boxes) so that the figure of ``n_panels``
     panels of ``cells`` (``1`` or ``(rows, cols)``) fits in ``max_size`` pixels; boxes and labels
     are then drawn at the output scale instead of shrinking to 1-px lines with the figure."""
-    import math
-
-    import cv2
     h, w = image_rgb.shape[:2]
-    rows, cols = (1, 1) if cells == 1 else (int(cells[0]), int(cells[1]))
-    grid_cols = int(math.ceil(math.sqrt(n_panels)))
-    grid_rows = int(math.ceil(n_panels / grid_cols))
-    scale = min(1.0, max_size / max(grid_cols * cols * w, grid_rows * rows * h))
+    scale = figure_scale((h, w), n_panels, cells, max_size)
     if scale >= 1.0:
         return image_rgb, sample
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

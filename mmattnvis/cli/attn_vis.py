@@ -56,16 +56,15 @@ def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
-                                collect_images, prepare_batch)
+    from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
+    from mmattnvis.apis.attention_runner import (AttentionOptions, AttentionRun,
+                                                 figure_title, no_detection_note,
+                                                 parse_points, points_in_image)
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.apis.attention_runner import (AttentionOptions, check_mode, figure_title,
-                                                 no_detection_note, parse_points,
-                                                 points_in_image, run_attention)
-    from mmattnvis.render.geometry import ImageGeometry
-    from mmattnvis.render.image import colormap_code
+    from mmattnvis.apis.options import check_draw_options
+    from mmattnvis.apis.records import record_stem
+    from mmattnvis.sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
-    from mmattnvis.utils.errors import UserInputError
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
 
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
@@ -73,14 +72,12 @@ def main(argv=None) -> int:
                                score_thr=args.score_thr, max_queries=args.max_queries,
                                per_layer=args.per_layer, direction=args.direction,
                                discard_ratio=args.discard_ratio, gradient=args.gradient)
-    try:
-        colormap_code(args.colormap)
-    except ValueError as err:
-        raise UserInputError(str(err)) from None
+    check_draw_options(args.colormap, args.alpha)
     images = collect_images(args.img)
     model = init_model_from_args(args)
-    check_mode(model, options)
-    pipeline = build_test_pipeline(model.cfg)
+    sinks = RunSinks('attention', args.save_results, args.report,
+                     {'tool': 'attn_vis', 'config': args.config, 'mode': args.mode})
+    run = AttentionRun(model, options, keep_encoder=sinks.active)
     vis = FeatMapVisualizer(name=f'mmattnvis_attn_{id(options)}')
     vis.dataset_meta = model.dataset_meta
     fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
@@ -95,35 +92,21 @@ def main(argv=None) -> int:
             continue
         if options.points:
             points_in_image(options.points, img.shape)
-        data = prepare_batch([img], pipeline, [path])
-        samples, dets, columns = run_attention(model, data, options)
-        rgb = bgr_to_rgb(img)
+        record = run.run_batch([img], [path])[0]
         name = osp.basename(path)
-        if not columns[0]:
-            out = fig.note(rgb, no_detection_note(options.score_thr))
-        else:
-            geom = ImageGeometry.from_metainfo(samples[0].metainfo)
-            cols = []
-            for head, rows in columns[0]:
-                ref = rows[0].meta if rows else {}
-                if head is None:  # rollout: the mean over tokens
-                    cols.append(fig.column(rgb, None, rows, geom, header='all tokens'))
-                elif isinstance(head, tuple):  # a point
-                    cols.append(fig.column(rgb, None, rows, geom, reference=ref,
-                                           header=f'point {head[0]:g},{head[1]:g}'))
-                else:
-                    cls = model.dataset_meta['classes'][head.label]
-                    cols.append(fig.column(rgb, head, rows, geom,
-                                           header=f'q{head.query} {cls} {head.score:.2f}'))
-            deformable = any('points' in m.meta for _, rows in columns[0] for m in rows)
-            out = fig.figure(cols, figure_title(options, name, deformable))
+        deformable = any('points' in m.meta for m in record.maps.values())
+        out = fig.draw_record(record, bgr_to_rgb(img), figure_title(options, name, deformable),
+                              no_detection_note(options.score_thr))
         rel = osp.relpath(path, root) if root else name
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
+        sinks.add(record, record_stem(path, root))
         written += 1
         progress.update()
-    unreadable.finish(len(images), f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}')
+    sinks.skipped(unreadable)
+    report = sinks.close()
+    unreadable.finish(len(images), f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}'
+                      + (f'; report: {report}' if report else ''))
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -48,71 +48,51 @@ def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
-                                collect_images, prepare_batch)
+    from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
+    from mmattnvis.apis.cam import CAMOptions, CAMRun
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.capture.names import resolve_module
-    from mmattnvis.methods.cam import detect
-    from mmattnvis.methods.explainers import DRISEOptions, build_explainer
-    from mmattnvis.render.image import blend_rgba, colormap_code
+    from mmattnvis.apis.records import record_stem
+    from mmattnvis.methods.explainers import DRISEOptions
+    from mmattnvis.sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
-    from mmattnvis.utils.errors import UserInputError
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
 
-    try:
-        colormap_code(args.colormap)
-    except ValueError as err:
-        raise UserInputError(str(err)) from None
     images = collect_images(args.img)
     drise = DRISEOptions(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
                          args.seed)
-    cams = [build_explainer(m, args.target_layers, use_iou=not args.no_iou,
-                            batch_size=args.batch_size, norm_in_bbox=args.norm_in_bbox,
-                            drise=drise, progress=len(images) == 1) for m in args.method]
+    options = CAMOptions(args.method, args.target_layers, args.score_thr, args.topk,
+                         not args.no_iou, args.batch_size, args.norm_in_bbox, drise,
+                         args.colormap, args.alpha)
+    explainers = CAMRun.build_explainers(options, progress=len(images) == 1)
     model = init_model_from_args(args)
-    for name in args.target_layers:
-        resolve_module(model, name)
-    pipeline = build_test_pipeline(model.cfg)
+    run = CAMRun(model, options, explainers=explainers)
     vis = FeatMapVisualizer(name=f'mmattnvis_cam_{id(args)}')
     vis.dataset_meta = model.dataset_meta
-    classes = (model.dataset_meta or {}).get('classes') or []
     fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
+    sinks = RunSinks('cam', args.save_results, args.report,
+                     {'tool': 'cam_vis', 'config': args.config, 'methods': list(args.method)})
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
-    progress = ProgressBar(len(images) * len(cams))  # one step per image and method
+    progress = ProgressBar(len(images) * len(args.method))  # one step per image and method
     unreadable = UnreadableImages()
     for path in images:
         img = unreadable.load(path)
         if img is None:  # skipped, named at the end
-            progress.update(len(cams))
+            progress.update(len(args.method))
             continue
-        data = prepare_batch([img], pipeline, [path])
-        detected = detect(model, data, args.score_thr, args.topk)  # shared by the methods
-        results = []
-        for cam in cams:
-            results.append(cam.explain(model, detected=detected))
-            progress.update()
-        rgb = bgr_to_rgb(img)
-        dets = detected.detections[0]
-        if not dets:
-            out = fig.note(rgb, f'no detections above score_thr={args.score_thr}')
-        else:
-            layer = vis.draw_instances_layer(rgb.shape[:2], detected.samples[0],
-                                             score_thr=args.score_thr)
-            all_boxes = rgb if layer is None else blend_rgba(rgb, layer)
-            cols = [fig.column(all_boxes, None, [r.image_maps[0] for r in results], None,
-                               header='image-level')]
-            for i, det in enumerate(dets):
-                cls = classes[det.label] if det.label < len(classes) else str(det.label)
-                cols.append(fig.column(rgb, det, [r.maps[0][i] for r in results], None,
-                                       header=f'{cls} {det.score:.2f}'))
-            out = fig.figure(cols, f'{osp.basename(path)}: {", ".join(args.method)} on '
-                             f'{", ".join(args.target_layers)}')
+        record = run.run_batch([img], [path], on_method=progress.update)[0]
+        title = (f'{osp.basename(path)}: {", ".join(args.method)} on '
+                 f'{", ".join(args.target_layers)}')
+        out = fig.draw_record(record, bgr_to_rgb(img), title,
+                              f'no detections above score_thr={args.score_thr}')
         rel = osp.relpath(path, root) if root else osp.basename(path)
         write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
+        sinks.add(record, record_stem(path, root))
+    sinks.skipped(unreadable)
+    report = sinks.close()
     done = len(images) - len(unreadable.skipped)
-    unreadable.finish(len(images), f'\n{done} figure(s) written to {osp.abspath(args.out_dir)}')
+    unreadable.finish(len(images), f'\n{done} figure(s) written to {osp.abspath(args.out_dir)}'
+                      + (f'; report: {report}' if report else ''))
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

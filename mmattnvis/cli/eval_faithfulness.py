@@ -16,7 +16,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_drise_args,  # noqa: E402
-                                 add_model_args, cli_main)
+                                 add_model_args, add_result_args, cli_main)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -41,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the random baseline and the D-RISE masks')
     add_drise_args(parser)
+    add_result_args(parser)
     parser.add_argument('--out-dir', default='./outputs/faithfulness')
     parser.add_argument('--title', default='', help='heading of the markdown table')
     add_model_args(parser)
@@ -75,10 +76,18 @@ def main(argv=None) -> int:
                                   drise=DRISEOptions(args.drise_masks, args.drise_grid,
                                                      args.drise_prob, args.drise_batch,
                                                      args.seed))
+    from mmattnvis.apis.records import record_stem
+    from mmattnvis.sinks import RunSinks
+    sinks = RunSinks('faithfulness', args.save_results, args.report,
+                     {'tool': 'eval_faithfulness', 'config': args.config,
+                      'methods': list(args.methods), 'layers': list(args.target_layers)})
+    root = args.data if osp.isdir(args.data) else osp.dirname(args.data)
     progress = ProgressBar(len(images))
     unreadable = UnreadableImages()
     table = evaluate(model, build_test_pipeline(model.cfg), images, gt, options,
-                     progress=progress.update, unreadable=unreadable)
+                     progress=progress.update, unreadable=unreadable,
+                     on_record=lambda r, p: sinks.add(r, record_stem(p, root)))
+    sinks.skipped(unreadable)
     if len(unreadable.skipped) == len(images):
         unreadable.finish(len(images))  # raises: no image could be read
     if not table.rows:
@@ -86,6 +95,10 @@ def main(argv=None) -> int:
     n_read = len(images) - len(unreadable.skipped)
     title = args.title or f'{osp.basename(args.config)} on {args.data} ({n_read} images)'
     paths = table.write(args.out_dir, title)
+    sinks.update_info(title=title, summary=table.summary())
+    report = sinks.close()
+    if report:
+        paths.append(report)
     print('\n' + table.markdown(title))
     # the skipped images (if any) are named in a warning line after this one
     unreadable.finish(len(images), f'written: {", ".join(osp.abspath(p) for p in paths)}')

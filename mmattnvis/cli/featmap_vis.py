@@ -14,7 +14,7 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
-                                 cli_main, order_inputs)
+                                 add_result_args, cli_main, order_inputs)
 from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 
@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-align', action='store_true',
                         help='stretch maps over the image (MMYOLO behaviour) instead of '
                         'undoing letterbox/padding')
+    add_result_args(parser)
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow full unpickling of the checkpoint (trusted files only)')
     return order_inputs(parser.parse_args(argv))
@@ -63,10 +64,17 @@ def main(argv=None) -> int:
     if args.preview_model:
         print('\n'.join(run.preview(max_depth=args.preview_depth)))
         return 0
-    written = run.run_all()
+    from mmattnvis.sinks import RunSinks
+    sinks = RunSinks('featmap', args.save_results, args.report,
+                     {'tool': 'featmap_vis', 'config': args.config,
+                      'target_layers': list(args.target_layers),
+                      'channel_reduction': args.channel_reduction})
+    written = run.run_all(sinks=sinks)
+    report = sinks.close()
     # the skipped images (if any) are named in a warning line after this one
     run.unreadable.finish(len(run.images),
-                          f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}')
+                          f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}'
+                          + (f'; report: {report}' if report else ''))
     return 0
 
 

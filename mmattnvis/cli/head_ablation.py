@@ -6,8 +6,6 @@ as CSV) of detections kept, lost and gained (IoU >= 0.5, same class) and the sco
 
     python tools/head_ablation.py IMG CONFIG CHECKPOINT [--part decoder_cross]
 """
-import csv
-import io
 import os.path as osp
 import sys
 import warnings
@@ -15,12 +13,8 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
-                                 cli_main, order_inputs)
+                                 add_result_args, cli_main, order_inputs)
 from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
-
-COLUMNS = ('variant', 'detections', 'kept', 'lost', 'gained', 'mean_score_change',
-           'min_score_change')
-
 
 def parse_args(argv=None):
     parser = OneLineArgumentParser(description='Head ablation study for DETR-family detectors')
@@ -34,51 +28,36 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cuda:0')
     parser.add_argument('--cell-width', type=int, default=320)
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
+    add_result_args(parser)
     parser.add_argument('--unsafe-load', action='store_true')
     return order_inputs(parser.parse_args(argv))
-
-
-def format_table(rows) -> str:
-    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in COLUMNS]
-    lines = ['  '.join(c.ljust(w) for c, w in zip(COLUMNS, widths))]
-    lines += ['  '.join(_fmt(r[c]).ljust(w) for c, w in zip(COLUMNS, widths)) for r in rows]
-    return '\n'.join(lines)
-
-
-def _fmt(v) -> str:
-    return f'{v:+.3f}' if isinstance(v, float) else str(v)
 
 
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
+    import csv
+    import io
+
     import cv2
     import numpy as np
     from mmengine.utils import ProgressBar
 
-    from mmattnvis.apis import (UnreadableImages, bgr_to_rgb, build_test_pipeline,
-                                collect_images, prepare_batch, run_test_step)
+    from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
+    from mmattnvis.apis.ablation import COLUMNS, AblationRun, format_table, setting_detections
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.capture.attention import check_detr_family
-    from mmattnvis.methods.ablation import (HeadAblation, all_heads, compare_detections,
-                                            first_k_heads, single_head)
+    from mmattnvis.apis.records import record_stem
     from mmattnvis.render.image import add_title, put_label, tile
+    from mmattnvis.sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.fileio import write_text_atomic
-    from mmattnvis.utils.errors import UserInputError
 
     images = collect_images(args.img)
     model = init_model_from_args(args)
-    check_detr_family(model)
-    heads = all_heads(model, args.part)
-    if not heads:
-        raise UserInputError(f'{type(model).__name__} has no {args.part} attention')
-    n_heads = max(heads.values())
-    variants = [('all heads on', {})]
-    variants += [(f'first {k} off', first_k_heads(model, k, args.part))
-                 for k in range(1, n_heads + 1)]
-    variants += [(f'head {h} off', single_head(model, h, args.part)) for h in range(n_heads)]
-    pipeline = build_test_pipeline(model.cfg)
+    run = AblationRun(model, args.part, args.score_thr, args.iou_thr)
+    sinks = RunSinks('ablation', args.save_results, args.report,
+                     {'tool': 'head_ablation', 'config': args.config, 'part': args.part})
+    root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images))
     unreadable = UnreadableImages()
     for path in images:
@@ -86,21 +65,18 @@ def main(argv=None) -> int:
         if img is None:  # skipped, named at the end
             progress.update()
             continue
-        data = prepare_batch([img], pipeline, [path])
+        record = run.run_batch([img], [path])[0]
         rgb = bgr_to_rgb(img)
-        rows, panels, base = [], [], None
-        for name, plan in variants:
-            with HeadAblation(model, plan):
-                pred = run_test_step(model, data)[0].pred_instances.cpu()
-            pred = pred[pred.scores > args.score_thr]
-            base = pred if base is None else base
-            row = {'variant': name, **compare_detections(base, pred, args.iou_thr)}
+        rows, panels = [], []
+        w = args.cell_width
+        for setting in record.info['settings']:
+            row = setting['row']
             rows.append(row)
-            w = args.cell_width
             cell = cv2.resize(rgb, (w, max(1, round(rgb.shape[0] * w / rgb.shape[1]))),
                               interpolation=cv2.INTER_AREA)
-            title = f"{name}: {row['detections']} det, -{row['lost']} +{row['gained']}"
-            cell = _draw_predictions(cell, pred, w / rgb.shape[1], model.dataset_meta, title)
+            title = f"{setting['name']}: {row['detections']} det, -{row['lost']} +{row['gained']}"
+            cell = _draw_predictions(cell, setting_detections(setting), w / rgb.shape[1],
+                                     model.dataset_meta, title)
             panels.append(put_label(cell, title))
         stem = osp.splitext(osp.basename(path))[0]
         table = io.StringIO(newline='')
@@ -114,29 +90,34 @@ def main(argv=None) -> int:
         write_image_atomic(osp.join(args.out_dir, f'{stem}_ablation.png'),
                            add_title(grid, f'{osp.basename(path)}: {args.part} heads off '
                                      f'(score > {args.score_thr}, IoU >= {args.iou_thr})'))
+        sinks.add(record, record_stem(path, root))
         progress.update()
-        print(f'\n{osp.basename(path)} ({args.part}, {n_heads} heads x {len(heads)} layers)')
+        print(f'\n{osp.basename(path)} ({args.part}, {run.n_heads} heads x {run.n_layers} '
+              'layers)')
         print(format_table(rows))
+    sinks.skipped(unreadable)
+    report = sinks.close()
     unreadable.finish(len(images),
-                      f'\nfigures and CSV tables written to {osp.abspath(args.out_dir)}')
+                      f'\nfigures and CSV tables written to {osp.abspath(args.out_dir)}'
+                      + (f'; report: {report}' if report else ''))
     return 0
 
 
-def _draw_predictions(cell, pred, scale: float, meta, title: str):
+def _draw_predictions(cell, dets, scale: float, meta, title: str):
     """Boxes and labels at the cell's scale; labels of overlapping boxes are stacked so none
     covers another (nor the panel title)."""
     import cv2
 
     from mmattnvis.render.labels import draw_labelled_boxes
-    if len(pred) == 0:
+    if not dets:
         return cell
     classes = (meta or {}).get('classes') or ()
     palette = (meta or {}).get('palette') or [(220, 20, 60), (0, 130, 200), (60, 180, 75),
                                                (245, 130, 48), (145, 30, 180)]
-    order = pred.scores.argsort(descending=True).tolist()
-    boxes = (pred.bboxes[order].numpy() * scale).tolist()
-    labels = [int(pred.labels[i]) for i in order]
-    texts = [f'{classes[c] if c < len(classes) else c} {float(pred.scores[i]):.2f}'
+    order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
+    boxes = [[float(v) * scale for v in dets[i].bbox] for i in order]
+    labels = [dets[i].label for i in order]
+    texts = [f'{classes[c] if c < len(classes) else c} {dets[i].score:.2f}'
              for c, i in zip(labels, order)]
     colors = [tuple(palette[c % len(palette)]) for c in labels]
     fs = max(0.35, min(1.0, cell.shape[1] / 640.0 * 0.6))  # render.image.put_label's size

@@ -4,14 +4,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..apis.attention_runner import AttentionOptions, build_columns, check_mode, figure_title
+from ..apis.attention_runner import AttentionOptions, AttentionRun, figure_title
+from ..apis.options import OptionError, check_draw_options
 from ..capture.attention import AttentionCapture
 from ..methods.attention import (DecoderCrossAttention, DeformableSamplingPoints,
                                  detections_for_queries)
 from ..metrics.faithfulness import pointing_game
 from ..registry import HOOKS
 from ..render.geometry import ImageGeometry, align_to_image
-from ..render.image import colormap_code
+from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .base import CaptureVisHook
 from .evolution import match_to_ground_truth
@@ -66,31 +67,36 @@ class AttentionVisHook(CaptureVisHook):
         self.colormap = colormap
         self._figure = None
         self._model = None
+        self._run: Optional[AttentionRun] = None
 
     def _validate(self, model) -> None:
         super()._validate(model)
         if self.options.mode not in ('decoder', 'deformable'):
             self._fail('mode', f"must be 'decoder' or 'deformable', got {self.options.mode!r}")
-        try:
-            check_mode(model, self.options)
-        except UserInputError as err:
-            msg = str(err)
-            field = ('head_fusion' if 'head fusion' in msg else
-                     'layers' if 'does not exist' in msg else 'mode')
-            self._fail(field, msg)
         if not isinstance(self.options.max_queries, int) or self.options.max_queries < 1:
             self._fail('max_queries', f'must be an integer >= 1, got '
                        f'{self.options.max_queries!r}')
         try:
-            colormap_code(self.colormap)
-        except ValueError as err:
-            self._fail('colormap', str(err))
+            check_draw_options(self.colormap, self.alpha)
+            self._run = AttentionRun(model, self.options,
+                                     keep_encoder=bool(self.results_dir or self.report_dir))
+        except OptionError as err:
+            self._fail(err.field, str(err))
+        except UserInputError as err:  # the model is no DETR
+            self._fail('mode', str(err))
+        self._model = model
+
+    def _task(self) -> str:
+        return 'attention'
 
     def _make_capture(self, model) -> AttentionCapture:
         self._model = model
         # the last layer is always recorded: the training-time evolution follows it
         layers = sorted(set(self.options.layers or [-1]) | {-1})
-        return AttentionCapture(model, parts=['decoder_cross'], layers=layers)
+        parts = ['decoder_cross']
+        if self._run is not None and self._run.keep_encoder:
+            parts.append('encoder')
+        return AttentionCapture(model, parts=parts, layers=layers)
 
     def _get_figure(self, runner):
         if self._figure is None:
@@ -101,26 +107,16 @@ class AttentionVisHook(CaptureVisHook):
                                                        None) or self._model.dataset_meta
         return self._figure
 
-    def _prepare_batch(self, runner, outputs: Sequence[Any]) -> None:
-        # Columns need the whole batch's record: build them once per drawn batch.
-        self._batch_columns = build_columns(self._model, self._capture.record, outputs,
-                                            self.options)[1]
+    def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
+        assert self._run is not None
+        return self._run.records(self._capture.record, outputs)
 
-    def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
+    def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,
+                     tag: str) -> List[tuple]:
         fig = self._get_figure(runner)
-        columns = self._batch_columns[index]
-        tag = self._sample_tag(runner, sample)
-        if not columns:
-            return [(f'{tag}_attention', fig.note(image_rgb, 'no detections above score_thr='
-                                                  f'{self.score_thr}'))]
-        geom = ImageGeometry.from_metainfo(sample.metainfo)
-        classes = (fig.visualizer.dataset_meta or {}).get('classes')
-        cols = []
-        for det, rows in columns:
-            cls = classes[det.label] if classes else str(det.label)
-            cols.append(fig.column(image_rgb, det, rows, geom,
-                                   header=f'q{det.query} {cls} {det.score:.2f}'))
-        return [(f'{tag}_attention', fig.figure(cols, figure_title(self.options, tag)))]
+        return [(f'{tag}_attention',
+                 fig.draw_record(record, image_rgb, figure_title(self.options, tag),
+                                 f'no detections above score_thr={self.score_thr}'))]
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:

@@ -28,6 +28,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
 from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
+from ..sinks import RunSinks
+from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore, resolve_fixed_samples
 
@@ -39,9 +41,14 @@ class HookConfigError(ValueError):
 class CaptureVisHook(Hook):
     """Shared lifecycle of mmattnvis visualisation hooks.
 
+    The hook decides *when*; its task's ``Run`` (``apis/``) turns what the capture recorded into
+    one result record per sample, exactly as the CLI does; :meth:`_draw_record` draws a record,
+    and the drawings go to the runner visualizer's backends (and PNGs under ``out_dir``), the
+    records to ``results_dir`` and an HTML report under ``report_dir``.
+
     Subclasses implement :meth:`_make_capture` (returns an object with ``attach``, ``remove``,
-    ``enable``, ``clear``), :meth:`_validate`, :meth:`_draw_sample` and, for training-time
-    evolution, :meth:`_evolution_rows`.
+    ``enable``, ``clear``), :meth:`_validate`, :meth:`_records`, :meth:`_draw_record` and, for
+    training-time evolution, :meth:`_evolution_rows`.
 
     Args:
         interval: Draw every ``interval``-th iteration (batch) of a val/test loop.
@@ -57,6 +64,10 @@ class CaptureVisHook(Hook):
         evolution_interval: Draw the fixed samples every k-th validation epoch.
         evolution_cell: Width in pixels of a cell of the evolution figure.
         evolution_video: ``'gif'``, ``'mp4'`` (needs imageio-ffmpeg) or ``None``.
+        results_dir: Save the result records here (relative: under ``work_dir``), one
+            directory per loop (``<results_dir>/<val|test|train>``); ``None``: not saved.
+        report_dir: Build the HTML report of each loop's records here (relative: under
+            ``work_dir``) when the loop ends (for training: when training ends), main rank.
     """
 
     priority = 'NORMAL'
@@ -71,7 +82,9 @@ class CaptureVisHook(Hook):
                  fixed_samples: Union[int, Sequence[Union[int, str]]] = 4,
                  evolution_interval: int = 1,
                  evolution_cell: int = 224,
-                 evolution_video: Optional[str] = 'gif') -> None:
+                 evolution_video: Optional[str] = 'gif',
+                 results_dir: Optional[str] = None,
+                 report_dir: Optional[str] = None) -> None:
         self.interval = interval
         self.max_samples = max_samples
         self.draw_pred = draw_pred
@@ -82,6 +95,9 @@ class CaptureVisHook(Hook):
         self.evolution_interval = evolution_interval
         self.evolution_cell = evolution_cell
         self.evolution_video = evolution_video
+        self.results_dir = results_dir
+        self.report_dir = report_dir
+        self._sinks: Optional[RunSinks] = None
         self._capture: Any = None
         self._selected = False
         self._drawn = 0
@@ -137,8 +153,16 @@ class CaptureVisHook(Hook):
     def _make_capture(self, model):
         raise NotImplementedError
 
-    def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
-        """Return ``[(name, rgb_image), ...]`` for one sample of a drawn batch."""
+    def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
+        """One result record per sample of a drawn batch, from what the capture recorded."""
+        raise NotImplementedError
+
+    def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,
+                     tag: str) -> List[tuple]:
+        """Return ``[(name, rgb_image), ...]`` for one record (``tag`` names the sample)."""
+        raise NotImplementedError
+
+    def _task(self) -> str:
         raise NotImplementedError
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
@@ -176,6 +200,7 @@ class CaptureVisHook(Hook):
     def after_run(self, runner) -> None:
         self._detach()
         self._unwrap_loops()
+        self._close_sinks()
 
     def _attach(self, runner, mode: str) -> None:
         self._detach()
@@ -201,9 +226,37 @@ class CaptureVisHook(Hook):
 
     def after_val(self, runner) -> None:
         self._detach()
+        if not self._training(runner):
+            self._close_sinks()
 
     def after_test(self, runner) -> None:
         self._detach()
+        self._close_sinks()
+
+    # -- saved records and the report -------------------------------------------------------
+    def _sink(self, runner) -> Optional[RunSinks]:
+        if self.results_dir is None and self.report_dir is None:
+            return None
+        if not is_main_process():
+            return None  # the main rank writes results and the report
+        if self._sinks is None:
+            mode = 'train' if self._training(runner) else self._mode
+
+            def under(d: Optional[str]) -> Optional[str]:
+                if d is None:
+                    return None
+                d = d if osp.isabs(d) else osp.join(runner.work_dir, d)
+                return osp.join(d, mode)
+
+            self._sinks = RunSinks(self._task(), under(self.results_dir),
+                                   under(self.report_dir),
+                                   {'hook': type(self).__name__, 'mode': mode})
+        return self._sinks
+
+    def _close_sinks(self) -> None:
+        sinks, self._sinks = self._sinks, None
+        if sinks is not None:
+            sinks.close()
 
     # -- where a loop runs -------------------------------------------------------------------
     @staticmethod
@@ -249,20 +302,16 @@ class CaptureVisHook(Hook):
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._draw_batch(runner, outputs)
 
-    def _prepare_batch(self, runner, outputs: Sequence[Any]) -> None:
-        """Called once per drawn batch before its samples are drawn."""
-
     def _draw_batch(self, runner, outputs: Optional[Sequence[Any]]) -> None:
         if self._capture is None or not self._selected:
             return
         try:
             step = self._step(runner)
-            self._prepare_batch(runner, outputs or [])
-            for i, sample in enumerate(outputs or []):
+            records = self._records(runner, outputs or [])
+            for sample, record in zip(outputs or [], records):
                 if self.max_samples is not None and self._drawn >= self.max_samples:
                     break
-                self._emit(runner, self._draw_sample(runner, self._load_image(sample), sample, i),
-                           step)
+                self._emit_record(runner, record, sample, step)
                 self._drawn += 1
             self._batch_step += 1
         finally:
@@ -270,6 +319,17 @@ class CaptureVisHook(Hook):
             self._capture.clear()
             self._capture.enable(False)
             self._selected = False
+
+    def _emit_record(self, runner, record: ResultRecord, sample, step: int) -> List[tuple]:
+        """Draw a record, send the drawings out, save the record; returns the drawings."""
+        tag = self._sample_tag(runner, sample)
+        drawings = self._draw_record(runner, self._load_image(sample), record, tag)
+        self._emit(runner, drawings, step)
+        sinks = self._sink(runner)
+        if sinks is not None:
+            record.info.update(step=step, tag=tag)
+            sinks.add(record, tag + self._suffix(runner))
+        return drawings
 
     def _emit(self, runner, drawings: Sequence[tuple], step: int) -> None:
         suffix = self._suffix(runner)
@@ -307,11 +367,10 @@ class CaptureVisHook(Hook):
                 with torch.no_grad():
                     outputs = model.val_step(batch)
                 self._capture.enable(False)
-                self._prepare_batch(runner, outputs)
                 sample = outputs[0]
+                record = self._records(runner, outputs)[0]
+                drawings = self._emit_record(runner, record, sample, step)
                 image = self._load_image(sample)
-                drawings = self._draw_sample(runner, image, sample, 0)
-                self._emit(runner, drawings, step)
                 gt = _ground_truth(dataset, idx)
                 evo = self._evolution_rows(runner, image, sample, 0, gt, drawings)
                 self._store.save(self._sample_tag(runner, sample), step, evo)
@@ -329,6 +388,7 @@ class CaptureVisHook(Hook):
                                                         for k, v in means.items()))
 
     def after_train(self, runner) -> None:
+        self._close_sinks()
         if self._store is None or not is_main_process():
             return
         for tag, figure, frames in self._store.figures(self.evolution_cell):

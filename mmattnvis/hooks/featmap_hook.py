@@ -3,13 +3,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..apis.featmap_runner import FeatMapOptions, FeatMapRun
+from ..apis.options import OptionError
 from ..capture import FeatureCapture
-from ..methods.featmap import build_reduction
 from ..registry import HOOKS
-from ..render.featmap import render_featmap
-from ..render.geometry import ImageGeometry
-from ..render.image import colormap_code
-from ..utils.errors import UserInputError
+from ..structures import ResultRecord
 from .base import CaptureVisHook
 
 
@@ -60,57 +58,39 @@ class FeatMapVisHook(CaptureVisHook):
         self.alpha = alpha
         self.colormap = colormap
         self.align = align
-        self._visualizer = None
+        self._run: Optional[FeatMapRun] = None
 
     def _validate(self, model) -> None:
         super()._validate(model)
-        if not self.target_layers:
-            self._fail('target_layers', 'is empty')
-        for field, check in (
-            ('channel_reduction', lambda: build_reduction(self.channel_reduction, 1, (1, 1))),
-            ('arrangement', lambda: build_reduction(self.channel_reduction, self.topk,
-                                                    self.arrangement)),
-            ('target_layers', lambda: FeatureCapture(model, self.target_layers)),
-        ):
-            try:
-                check()
-            except UserInputError as err:
-                self._fail(field, str(err))
-        self._method = build_reduction(self.channel_reduction, self.topk, self.arrangement)
+        options = FeatMapOptions(target_layers=self.target_layers,
+                                 channel_reduction=self.channel_reduction, topk=self.topk,
+                                 arrangement=self.arrangement, alpha=self.alpha,
+                                 colormap=self.colormap, score_thr=self.score_thr,
+                                 align=self.align, draw_pred=self.draw_pred)
         try:
-            colormap_code(self.colormap)
-        except ValueError as err:
-            self._fail('colormap', str(err))
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            self._fail('alpha', f'must be within [0, 1], got {self.alpha!r}')
+            self._run = FeatMapRun(model, options)
+        except OptionError as err:
+            self._fail(err.field, str(err))
+
+    def _task(self) -> str:
+        return 'featmap'
 
     def _make_capture(self, model) -> FeatureCapture:
         return FeatureCapture(model, self.target_layers, keep=False)
 
-    def _get_visualizer(self, runner):
-        if self._visualizer is None:
-            from ..visualization import FeatMapVisualizer
-            self._visualizer = FeatMapVisualizer(
-                name=f'mmattnvis_featmap_hook_{id(self)}', featmap_alpha=self.alpha,
-                colormap=self.colormap)
-        self._visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta', None) or \
-            getattr(self._unwrap(runner.model), 'dataset_meta', None)
-        return self._visualizer
+    def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
+        assert self._run is not None
+        self._run.visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta', None) \
+            or getattr(self._unwrap(runner.model), 'dataset_meta', None)
+        return self._run.records(self._capture.featmaps(), outputs)
 
-    def _draw_sample(self, runner, image_rgb: np.ndarray, sample, index: int) -> List[tuple]:
-        vis = self._get_visualizer(runner)
-        geometry = ImageGeometry.from_metainfo(sample.metainfo) if self.align else None
-        pred_layer = vis.draw_instances_layer(image_rgb.shape[:2], sample, self.score_thr,
-                                              self.draw_pred, self.draw_gt)
-        tag = self._sample_tag(runner, sample)
-        out = []
-        for name, fm in self._capture.featmaps().items():
-            if index >= fm.shape[0]:
-                continue
-            img = render_featmap(fm[index], image_rgb, self._method, geometry, self.alpha,
-                                 self.colormap, self.arrangement, pred_layer)
-            out.append((f'{tag}_{name}', img))
-        return out
+    def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,
+                     tag: str) -> List[tuple]:
+        assert self._run is not None
+        panels, _ = self._run.visualizer.record_panels(record, image_rgb, 1.0, self.arrangement,
+                                                       self.align, self.draw_pred,
+                                                       self.draw_gt)
+        return [(f'{tag}_{name}', img) for name, img in panels]
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:

@@ -4,8 +4,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..methods.base import Map2D, MapMethod
-from .geometry import ImageGeometry, align_to_image
+from ..structures import ImageGeometry, Map2D
+from .geometry import align_to_image
 from .image import SparseLayer, blend_rgba, heatmap_overlay, put_label, tile
 
 
@@ -60,7 +60,7 @@ def render_reduced(maps: Sequence[Map2D],
     """Render already-reduced maps on ``image_rgb``.
 
     Args:
-        maps: Output of a :class:`MapMethod` (one map, or the top-k channels).
+        maps: Reduced maps (one map, or the top-k channels).
         image_rgb: The original image (H x W x 3, uint8, RGB).
         geometry: Align through the test pipeline's geometry; ``None`` stretches each map over
             the image (MMEngine's ``draw_featmap`` behaviour).
@@ -73,16 +73,3 @@ def render_reduced(maps: Sequence[Map2D],
     """
     return finish_cells(render_cells(maps, image_rgb, geometry, alpha, colormap), maps,
                         arrangement, pred_layer, label_cells)
-
-
-def render_featmap(featmap,
-                   image_rgb: np.ndarray,
-                   method: MapMethod,
-                   geometry: Optional[ImageGeometry] = None,
-                   alpha: float = 0.5,
-                   colormap: str = 'jet',
-                   arrangement: Optional[Sequence[int]] = None,
-                   pred_layer: Optional[np.ndarray] = None) -> np.ndarray:
-    """Reduce a ``(C, H, W)`` feature map with ``method`` and render it on ``image_rgb``."""
-    return render_reduced(method.compute(featmap), image_rgb, geometry, alpha, colormap,
-                          arrangement, pred_layer)

@@ -75,10 +75,22 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_figure_args(parser: argparse.ArgumentParser) -> None:
-    """``--alpha``, ``--colormap`` and ``--cell-width`` of the per-detection figure tools."""
+    """``--alpha``, ``--colormap`` and ``--cell-width`` of the per-detection figure tools, and
+    their ``--save-results`` / ``--report``."""
     parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight')
     parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
     parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
+    add_result_args(parser)
+
+
+def add_result_args(parser: argparse.ArgumentParser) -> None:
+    """``--save-results DIR`` and ``--report DIR``: the records of the run (JSON + arrays) and
+    the HTML report built from them."""
+    parser.add_argument('--save-results', metavar='DIR', default=None,
+                        help='also save one result record per image here (JSON + compressed '
+                        'arrays; `mmattnvis report DIR` builds a report from them)')
+    parser.add_argument('--report', metavar='DIR', default=None,
+                        help='build an HTML report of the run here (open DIR/index.html)')
 
 
 def add_drise_args(parser: argparse.ArgumentParser) -> None:

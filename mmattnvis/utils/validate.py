@@ -161,7 +161,7 @@ def validate_cli_args(args: argparse.Namespace) -> argparse.Namespace:
         check_heads(args.heads)
     if getattr(args, 'device', None) is not None:
         args.device = check_device(args.device)
-    for dest in ('out_dir', 'work_dir'):
+    for dest in ('out_dir', 'work_dir', 'save_results', 'report'):
         if getattr(args, dest, None):
             check_out_dir(getattr(args, dest), '--' + dest.replace('_', '-'))
     return args

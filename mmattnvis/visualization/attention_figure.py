@@ -1,16 +1,17 @@
 """Figures for attention maps: a column per detected query, rows per layer / head / method."""
 import dataclasses
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from ..structures.detection import Detection
-from ..structures import Map2D
+from ..structures import Map2D, ResultRecord
 from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
 from ..render.points import draw_marker, draw_points
+from .samples import drawing_sample
 
 
 def detection_sample(det: Detection):
@@ -25,7 +26,8 @@ def detection_sample(det: Detection):
 
 
 class AttentionFigure:
-    """Builds the per-image figure.
+    """The per-detection figure of attention, relevance and explainer (CAM, D-RISE) records: a
+    column per detection (or point), a row per map.
 
     Args:
         visualizer: A :class:`FeatMapVisualizer` (draws the boxes with DetLocalVisualizer).
@@ -120,6 +122,58 @@ class AttentionFigure:
                 grid.append(cell)
         return add_title(tile(grid, rows, len(columns), pad=3), title)
 
+    def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, title: str,
+                    note: str = '') -> np.ndarray:
+        """The figure of one record with ``info['columns']`` (see :func:`columns_of`);
+        ``note`` (on the image) when there is no column."""
+        columns = columns_of(record)
+        if not columns:
+            return self.note(image_rgb, note)
+        aligned = all(m.meta.get('aligned') for _, _, maps in columns for m in maps)
+        geometry = None if aligned else record.geometry
+        cols = []
+        for col, head, rows in columns:
+            header = col.get('header')
+            ref = rows[0].meta if rows else {}
+            if col['kind'] == 'image':  # every detection on the image
+                sample = drawing_sample(record)
+                layer = self.visualizer.draw_instances_layer(image_rgb.shape[:2], sample, -1.0)
+                boxes = image_rgb if layer is None else blend_rgba(image_rgb, layer)
+                cols.append(self.column(boxes, None, rows, geometry,
+                                        header=header or 'image-level'))
+            elif col['kind'] == 'all':  # rollout: the mean over tokens
+                cols.append(self.column(image_rgb, None, rows, geometry,
+                                        header=header or 'all tokens'))
+            elif col['kind'] == 'point':
+                cols.append(self.column(image_rgb, None, rows, geometry, reference=ref,
+                                        header=header or f'point {head[0]:g},{head[1]:g}'))
+            else:
+                cls = head.class_name if head.class_name is not None else str(head.label)
+                cols.append(self.column(image_rgb, head, rows, geometry,
+                                        header=header or f'q{head.query} {cls} '
+                                        f'{head.score:.2f}'))
+        return self.figure(cols, title)
+
     def note(self, image_rgb: np.ndarray, text: str) -> np.ndarray:
         """The image with a message (e.g. no detections above the threshold)."""
         return add_title(put_label(self._resize(image_rgb.copy()), text), '')
+
+
+def columns_of(record: ResultRecord) -> List[Tuple[dict, object, List[Map2D]]]:
+    """The figure columns of a record: ``(column info, detection | (x, y) | None, maps)``.
+
+    ``record.info['columns']`` lists them (``kind``: ``detection`` with its rank, ``point``,
+    ``all`` tokens, or ``image``; optional ``header``); the maps of column ``j`` have
+    ``meta['column'] == j``.
+    """
+    by_rank = {d.rank: d for d in record.detections}
+    cols: List[Tuple[dict, object, List[Map2D]]] = []
+    for j, col in enumerate(record.info.get('columns', [])):
+        maps = [m for m in record.maps.values() if m.meta.get('column') == j]
+        head: object = None
+        if col['kind'] == 'detection':
+            head = by_rank[col['detection']]
+        elif col['kind'] == 'point':
+            head = tuple(col['point'])
+        cols.append((col, head, maps))
+    return cols

@@ -1,6 +1,6 @@
 """``FeatMapVisualizer``: MMDet's ``DetLocalVisualizer`` plus aligned feature-map panels."""
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -8,8 +8,11 @@ from mmdet.visualization import DetLocalVisualizer
 
 from ..methods.featmap import build_reduction
 from ..registry import VISUALIZERS
-from ..render.featmap import finish_cells, render_cells, render_featmap
+from ..methods.base import MapMethod
+from ..render.featmap import finish_cells, render_cells, render_reduced
 from ..render.geometry import ImageGeometry
+from ..structures import Map2D, ResultRecord
+from .samples import drawing_sample
 from ..render.image import SparseLayer, add_title, auto_arrange, blend_rgba, composite_rgba
 
 
@@ -189,6 +192,50 @@ class FeatMapVisualizer(DetLocalVisualizer):
             out = add_title(out, f'no detections above score_thr={score_thr}')
         return out
 
+    def record_panels(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
+                      arrangement: Sequence[int] = (2, 2), align: bool = True,
+                      draw_pred: bool = True, draw_gt: bool = False
+                      ) -> Tuple[List[Tuple[str, np.ndarray]], Optional[SparseLayer]]:
+        """``[(layer, panel)]`` of a feature-map record (untitled) and the predictions layer.
+
+        ``image_rgb`` is the original image scaled by ``scale`` (boxes are scaled with it).
+        """
+        sample = drawing_sample(record, scale)
+        pred_layer = self.draw_instances_layer(image_rgb.shape[:2], sample, -1.0, draw_pred,
+                                               draw_gt)
+        layer = None if pred_layer is None else SparseLayer(pred_layer)
+        geometry = record.geometry if align else None
+        groups: Dict[str, List[Map2D]] = {}
+        for m in record.maps.values():
+            groups.setdefault(m.meta['layer'], []).append(m)
+        panels = []
+        for name, maps in groups.items():
+            cells = render_cells(maps, image_rgb, geometry, self.featmap_alpha, self.colormap)
+            panels.append((name, finish_cells(cells, maps, arrangement, layer)))
+        return panels, layer
+
+    def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
+                    arrangement: Sequence[int] = (2, 2), align: bool = True,
+                    draw_pred: bool = True, draw_gt: bool = False) -> np.ndarray:
+        """One image with a titled panel per captured map of a feature-map record."""
+        panels, layer = self.record_panels(record, image_rgb, scale, arrangement, align,
+                                           draw_pred, draw_gt)
+        titled = []
+        for name, panel in panels:
+            shape = next(m.meta.get('shape') for m in record.maps.values()
+                         if m.meta['layer'] == name)
+            what = record.info.get('method', '')
+            titled.append(add_title(panel, f"{name}  ({'x'.join(str(s) for s in shape)}, "
+                                    f'{what})'))
+        if not titled:
+            return image_rgb if layer is None else blend_rgba(image_rgb, layer)
+        out = auto_arrange(titled)
+        if draw_pred and layer is None:
+            thr = record.info.get('score_thr')
+            out = add_title(out, 'no detections above score_thr='
+                            f'{thr if thr is not None else "?"}')
+        return out
+
 
 def describe(method) -> str:
     """How a panel's channels were reduced, for its title."""
@@ -196,3 +243,16 @@ def describe(method) -> str:
     if k is not None:
         return f'top-{k} channels'
     return getattr(method, 'name', type(method).__name__)
+
+
+def render_featmap(featmap,
+                   image_rgb: np.ndarray,
+                   method: MapMethod,
+                   geometry: Optional[ImageGeometry] = None,
+                   alpha: float = 0.5,
+                   colormap: str = 'jet',
+                   arrangement: Optional[Sequence[int]] = None,
+                   pred_layer: Optional[np.ndarray] = None) -> np.ndarray:
+    """Reduce a ``(C, H, W)`` feature map with ``method`` and render it on ``image_rgb``."""
+    return render_reduced(method.compute(featmap), image_rgb, geometry, alpha, colormap,
+                          arrangement, pred_layer)

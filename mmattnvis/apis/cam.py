@@ -1,0 +1,117 @@
+"""The explainer task (Grad-CAM family, ODAM, D-RISE): maps per detection as result records."""
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..capture.names import resolve_module
+from ..methods.cam import detect
+from ..methods.explainers import DRISEOptions, build_explainer
+from ..structures import ResultRecord
+from ..utils.errors import UserInputError
+from .inference import build_test_pipeline, prepare_batch
+from .options import OptionError, check_draw_options
+from .records import new_record, sample_detections
+
+
+@dataclass
+class CAMOptions:
+    """The ``tools/cam_vis.py`` flags."""
+    methods: Sequence[str] = ('gradcam', )
+    target_layers: Sequence[str] = ('neck', )
+    score_thr: float = 0.3
+    topk: int = 5
+    use_iou: bool = True
+    batch_size: int = 8
+    norm_in_bbox: bool = False
+    drise: DRISEOptions = field(default_factory=DRISEOptions)
+    colormap: str = 'jet'
+    alpha: float = 0.5
+
+
+class CAMRun:
+    """Explainers of a model's detections: one record per image with, per method, an
+    image-level map and one map per kept detection (all on the original image's grid).
+
+    Raises:
+        UserInputError: Unknown method or layer, bad drawing options (before any image).
+    """
+
+    def __init__(self, model, options: CAMOptions, progress: bool = False,
+                 explainers: Optional[list] = None) -> None:
+        self.explainers = explainers or self.build_explainers(options, progress)
+        for name in options.target_layers:
+            try:
+                resolve_module(model, name)
+            except UserInputError as err:
+                raise OptionError('target_layers', str(err)) from None
+        self.model = model
+        self.options = options
+        self._pipeline = None
+
+    @staticmethod
+    def build_explainers(options: CAMOptions, progress: bool = False) -> list:
+        """Check the options and build the explainers (no model needed: call it first)."""
+        check_draw_options(options.colormap, options.alpha, options.score_thr)
+        if not options.methods:
+            raise OptionError('methods', 'no method given')
+        return [build_explainer(m, options.target_layers, use_iou=options.use_iou,
+                                batch_size=options.batch_size, norm_in_bbox=options.norm_in_bbox,
+                                drise=options.drise, progress=progress)
+                for m in options.methods]
+
+    @property
+    def classes(self) -> Optional[Sequence[str]]:
+        return (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+
+    def run_batch(self, images_bgr: Sequence[np.ndarray],
+                  paths: Optional[Sequence[str]] = None, on_method=None) -> List[ResultRecord]:
+        """Explain the kept detections of a batch; ``on_method()`` is called after each method
+        (progress)."""
+        if self._pipeline is None:
+            self._pipeline = build_test_pipeline(self.model.cfg)
+        opts = self.options
+        data = prepare_batch(images_bgr, self._pipeline, paths)
+        detected = detect(self.model, data, opts.score_thr, opts.topk)  # shared by the methods
+        results = []
+        for cam in self.explainers:
+            results.append(cam.explain(self.model, detected=detected))
+            if on_method is not None:
+                on_method()
+        layers = ', '.join(opts.target_layers)
+        records = []
+        for b, sample in enumerate(detected.samples):
+            dets = sample_detections(sample, opts.score_thr, b, self.classes)
+            record = new_record(sample, 'cam', dets, None if paths is None else paths[b],
+                                {'methods': list(opts.methods), 'layers': list(opts.target_layers),
+                                 'score_thr': opts.score_thr, 'columns': []})
+            kept = detected.detections[b]
+            if kept:
+                record.info['columns'].append({'kind': 'image', 'header': 'image-level'})
+                for method, r in zip(opts.methods, results):
+                    m = r.image_maps[b]
+                    m.meta.update(kind='explainer', method=method, layer=_layer(method, layers),
+                                  column=0, aligned=True)
+                    record.add_map(f'image/{method}', m)
+            for j, det in enumerate(kept, start=1):
+                name = dets_name(det, self.classes)
+                record.info['columns'].append({'kind': 'detection', 'detection': det.rank,
+                                               'header': f'{name} {det.score:.2f}'})
+                for method, r in zip(opts.methods, results):
+                    m = r.maps[b][j - 1]
+                    m.meta.update(kind='explainer', method=method, layer=_layer(method, layers),
+                                  detection=det.rank, column=j, aligned=True)
+                    record.add_map(f'd{det.rank}/{method}', m)
+            records.append(record)
+        return records
+
+
+def _layer(method: str, layers: str) -> Optional[str]:
+    return None if method.lower() == 'drise' else layers
+
+
+def dets_name(det, classes: Optional[Sequence[str]]) -> str:
+    """The class name of a detection (its index when the classes are unknown)."""
+    if classes is not None and 0 <= det.label < len(classes):
+        return str(classes[det.label])
+    return str(det.label)

@@ -1,0 +1,62 @@
+"""Between MMDet data samples and result records: detections, ground truth, drawing samples."""
+import os.path as osp
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+
+from ..structures import Detection, ImageGeometry, ResultRecord
+
+
+def sample_detections(sample, score_thr: float, image: int = 0,
+                      classes: Optional[Sequence[str]] = None) -> List[Detection]:
+    """The predictions of a ``DetDataSample`` with score > ``score_thr`` (their rank is their
+    index in ``pred_instances``; ``query`` is the same index for non-DETR models)."""
+    if 'pred_instances' not in sample:
+        return []
+    pred = sample.pred_instances
+    scores = pred.scores.detach().float().cpu().numpy()
+    labels = pred.labels.detach().cpu().numpy()
+    boxes = pred.bboxes.detach().float().cpu().numpy()
+    return [Detection(image, i, i, int(labels[i]), float(scores[i]), boxes[i].copy(),
+                      _name(classes, int(labels[i])))
+            for i in np.flatnonzero(scores > score_thr)]
+
+
+def _name(classes: Optional[Sequence[str]], label: int) -> Optional[str]:
+    return str(classes[label]) if classes is not None and 0 <= label < len(classes) else None
+
+
+def name_detections(dets: Sequence[Detection], classes: Optional[Sequence[str]]) -> None:
+    """Fill ``class_name`` from the dataset's classes (in place)."""
+    for d in dets:
+        if d.class_name is None:
+            d.class_name = _name(classes, d.label)
+
+
+def new_record(sample, task: str, detections: Sequence[Detection],
+               path: Optional[str] = None, info: Optional[dict] = None) -> ResultRecord:
+    """A record for one data sample: its image path, geometry and ground truth (if any)."""
+    meta = sample.metainfo
+    record = ResultRecord(path if path is not None else str(meta.get('img_path') or ''),
+                          ImageGeometry.from_metainfo(meta), task, list(detections),
+                          info=dict(info or {}))
+    if 'img_id' in meta:
+        record.info.setdefault('img_id', _plain(meta['img_id']))
+    if 'gt_instances' in sample and len(sample.gt_instances):
+        gt = sample.gt_instances
+        record.arrays['gt_bboxes'] = gt.bboxes.detach().float().cpu().numpy() \
+            if hasattr(gt.bboxes, 'detach') else np.asarray(gt.bboxes, np.float32)
+        record.arrays['gt_labels'] = np.asarray(gt.labels.cpu(), np.int64)
+    return record
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, 'item') else v
+
+
+def record_stem(path: str, root: Optional[str]) -> str:
+    """A file stem for an image: its path relative to ``root`` without extension, ``/`` -> ``__``."""
+    rel = osp.relpath(path, root) if root else osp.basename(path)
+    if rel.startswith('..'):
+        rel = osp.basename(path)
+    return osp.splitext(rel)[0].replace(osp.sep, '__')

@@ -1,0 +1,75 @@
+"""The CLI and the hook share one Run: the same image and options give identical records."""
+import os.path as osp
+
+import numpy as np
+import torch
+from mmengine.runner import Runner
+
+from mmattnvis.sinks import load_results
+from mmattnvis.utils.package_data import shipped_model
+from runner_utils import make_dataset, runner_cfg
+
+
+def _runner_and_files(name, tmp_path, hook):
+    """A test runner of the shipped ``name`` model on fresh shapes images with ``hook``, and
+    the config + checkpoint files that give the CLI the same model and test pipeline."""
+    config, weights = shipped_model(name)
+    root, ann = make_dataset(tmp_path / 'data', num_images=3, seed=5)
+    cfg = runner_cfg(config, root, ann, tmp_path / 'work', custom_hooks=[hook], batch_size=1,
+                     scale=256)
+    cfg.load_from = weights
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+    cfg_path = str(tmp_path / 'model_cfg.py')
+    runner.cfg.dump(cfg_path)
+    ckpt = str(tmp_path / 'model.pth')
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    return osp.join(root, 'images'), cfg_path, ckpt
+
+
+def _compare(hook_dir, cli_dir, task):
+    hook_index, hook_records = load_results(hook_dir)
+    cli_index, cli_records = load_results(cli_dir)
+    assert hook_index['task'] == cli_index['task'] == task
+    by_image = {osp.basename(r.image_path): r for r in cli_records}
+    assert len(hook_records) == len(cli_records) == 3
+    compared = 0
+    for h in hook_records:
+        c = by_image[osp.basename(h.image_path)]
+        assert h.geometry == c.geometry
+        assert [(d.label, d.rank) for d in h.detections] == [(d.label, d.rank) for d in
+                                                             c.detections]
+        for dh, dc in zip(h.detections, c.detections):
+            np.testing.assert_allclose(dh.bbox, dc.bbox, atol=1e-3)
+        assert list(h.maps) == list(c.maps)
+        for key in h.maps:
+            assert h.maps[key].meta.get('layer') == c.maps[key].meta.get('layer')
+            np.testing.assert_allclose(h.maps[key].data, c.maps[key].data, rtol=1e-5,
+                                       atol=1e-5)
+            compared += 1
+    return compared
+
+
+def test_featmap_cli_and_hook_give_identical_maps(tmp_path):
+    from mmattnvis.cli.featmap_vis import main
+    hook = dict(type='mmattnvis.FeatMapVisHook', target_layers=['neck'],
+                channel_reduction='squeeze_mean', interval=1, results_dir='res', score_thr=0.3)
+    images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path, hook)
+    assert main([images, cfg_path, ckpt, '--target-layers', 'neck', '--channel-reduction',
+                 'squeeze_mean', '--device', 'cpu', '--out-dir', str(tmp_path / 'png'),
+                 '--save-results', str(tmp_path / 'cli')]) == 0
+    n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'featmap')
+    assert n == 3 * 3  # three images, three FPN levels
+
+
+def test_attention_cli_and_hook_give_identical_maps(tmp_path):
+    from mmattnvis.cli.attn_vis import main
+    hook = dict(type='mmattnvis.AttentionVisHook', mode='deformable', interval=1,
+                results_dir='res', score_thr=0.3, max_queries=3)
+    images, cfg_path, ckpt = _runner_and_files('dino_slim_shapes', tmp_path, hook)
+    assert main([images, cfg_path, ckpt, '--mode', 'deformable', '--max-queries', '3',
+                 '--device', 'cpu', '--out-dir', str(tmp_path / 'png'),
+                 '--save-results', str(tmp_path / 'cli')]) == 0
+    n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'attention')
+    assert n >= 3  # the trained model finds objects on every image
