@@ -267,8 +267,8 @@ def test_same_masks_as_vision_explanation_methods(monkeypatch):
         reason='vision-explanation-methods is not installed (test-only dependency)')
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
     from vision_explanation_methods.explanations.common import (
-    DetectionRecord,
-    GeneralObjectDetectionModelWrapper,
+        DetectionRecord,
+        GeneralObjectDetectionModelWrapper,
     )
     model = random_faster_rcnn(fasterrcnn_mobilenet_v3_large_320_fpn, 96)
     image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
