@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test lint bench clean-venv
 
 setup:
 	@bash scripts/setup_env.sh
@@ -12,6 +12,10 @@ demo: setup
 
 test: setup
 	@$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: setup
+	@.venv/bin/ruff check mmattnvis tools tests benchmarks
+	@.venv/bin/mypy mmattnvis
 
 bench: setup
 	@$(PY) benchmarks/run_all.py

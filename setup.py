@@ -92,7 +92,7 @@ if __name__ == '__main__':
         extras_require={
             'mmyolo': ['mmyolo>=0.6.0'],
             'mim': ['openmim'],
-            'tests': ['pytest', 'pytest-timeout', 'tensorboard', 'imageio-ffmpeg'],
+            'tests': ['pytest', 'pytest-timeout', 'tensorboard', 'imageio-ffmpeg', 'ruff', 'mypy'],
         },
         entry_points={'console_scripts': ['mmattnvis = mmattnvis.cli.main:main']},
         zip_safe=False,

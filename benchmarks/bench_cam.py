@@ -12,6 +12,7 @@ import os.path as osp
 
 import numpy as np
 import torch
+
 from common import ROOT, paired_median_times, report
 
 

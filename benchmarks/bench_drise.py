@@ -25,7 +25,9 @@ def bench_vs_vem(num_masks: int = 32, size: int = 320, batch: int = 16, repeat: 
     try:
         from vision_explanation_methods.explanations import drise as vem
         from vision_explanation_methods.explanations.common import (
-            DetectionRecord, GeneralObjectDetectionModelWrapper)
+            DetectionRecord,
+            GeneralObjectDetectionModelWrapper,
+        )
     except ImportError:
         print('vision-explanation-methods is not installed: comparison skipped')
         return []

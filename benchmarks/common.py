@@ -1,14 +1,12 @@
 """Timing helpers shared by the benchmark scripts (medians over repetitions after warm-up)."""
 import os.path as osp
 import statistics
-import sys
 import time
 import warnings
 from typing import Callable, Dict, List
 
 warnings.filterwarnings('ignore')
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
 SHARED = osp.abspath(osp.join(ROOT, '..', 'shared', 'fixtures'))
 
 

@@ -12,7 +12,6 @@ import bench_cam
 import bench_featmap_e2e
 import bench_hook_overhead
 import bench_render
-from common import ROOT  # noqa: F401  (sets sys.path)
 
 
 def main() -> int:

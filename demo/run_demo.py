@@ -5,10 +5,9 @@ demo runs as ``mmattnvis demo --out-dir DIR``.
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from mmattnvis.cli.demo import main
 
-from mmattnvis.cli.demo import main  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 if __name__ == '__main__':
     sys.exit(main(['--out-dir', osp.join(ROOT, 'outputs', 'demo')] + sys.argv[1:]))

@@ -1,12 +1,18 @@
 """mmattnvis: see what OpenMMLab detectors look at.
 
-Layers: ``capture`` (hooks by module name) -> ``methods`` (map-making classes) -> ``render`` (pure
-array-to-image functions) -> ``visualization`` / ``hooks`` / ``tools`` (thin integration).
+Layers, each importing only those below it (``tests/test_layering.py``):
+
+* ``structures`` (detections, maps, geometry, boxes, result records), ``utils``, ``compat``
+  (patches of other libraries' internals) and the registries;
+* ``capture`` (hooks by module name), ``render`` (pure array-to-image functions), ``sinks``
+  (writing results), ``datasets`` and ``models`` (registered for MMDet configs);
+* ``methods`` (map-making classes) and ``metrics`` (maps and boxes in, numbers out);
+* ``visualization``, then ``apis`` (running models), then ``hooks`` / ``cli`` / ``zoo``.
 """
-from .version import __version__
-from .registry import HOOKS, METHODS, MODELS, VISBACKENDS, VISUALIZERS  # noqa: F401
-from .utils.setup_env import register_all_modules
 from .compat import patch_config_resolution
+from .registry import HOOKS, METHODS, MODELS, VISBACKENDS, VISUALIZERS  # noqa: F401
+from .setup_env import register_all_modules
+from .version import __version__
 
 patch_config_resolution()  # mmattnvis:: configs in _base_ and Config.fromfile
 

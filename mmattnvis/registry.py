@@ -1,8 +1,8 @@
 """Registries of mmattnvis, children of MMEngine's root registries.
 
-``custom_hooks=[dict(type='mmattnvis.FeatMapVisHook')]`` resolves without an import: MMEngine imports
-``mmattnvis.registry`` for the ``mmattnvis`` scope, and the lazy ``locations`` below import the
-modules that register the classes.
+``custom_hooks=[dict(type='mmattnvis.FeatMapVisHook')]`` resolves without an import: MMEngine
+imports ``mmattnvis.registry`` for the ``mmattnvis`` scope, and the lazy ``locations`` below import
+the modules that register the classes.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS

@@ -13,7 +13,6 @@ YOLOV5N_CONFIG = 'mmyolo::yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.py'
 DETR_CONFIG = 'mmdet::detr/detr_r50_8xb2-150e_coco.py'
 RETINANET_CONFIG = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
 
-sys.path.insert(0, ROOT)
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 needs_shared = pytest.mark.skipif(

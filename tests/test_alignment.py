@@ -7,10 +7,11 @@ must light up the same place in the aligned map.
 import numpy as np
 import torch.nn.functional as F
 
-from conftest import square_image
 from mmattnvis.apis import build_test_pipeline, geometries, prepare_batch, run_test_step
 from mmattnvis.capture import FeatureCapture
 from mmattnvis.render import ImageGeometry, align_to_image
+
+from conftest import square_image
 
 
 def _input_maps(model, images, stride=8):

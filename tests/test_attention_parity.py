@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, hook_count, square_image
-from detr_utils import DETR_FAMILY, small_detr
 from mmattnvis.apis import build_test_pipeline, prepare_batch
 from mmattnvis.apis.attention_runner import AttentionOptions, run_attention
 from mmattnvis.capture import AttentionCapture
 from mmattnvis.capture.tokens import TokenAttentionCapture
+from mmattnvis.cli import attn_vis  # noqa: E402
 from mmattnvis.methods import CheferRelevance, EncoderSelfAttention
 from mmattnvis.methods.attention import point_to_token, token_box
 from mmattnvis.methods.relevance import chefer_rollout
@@ -25,8 +24,8 @@ from mmattnvis.methods.rollout import rollout_from_capture
 from mmattnvis.render.geometry import ImageGeometry, align_to_image, infer_stride
 from mmattnvis.utils.errors import UserInputError
 
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import attn_vis  # noqa: E402
+from conftest import ROOT, hook_count, square_image
+from detr_utils import DETR_FAMILY, small_detr
 
 _MODEL = {}
 

@@ -1,20 +1,19 @@
 """tools/attn_vis.py, tools/head_ablation.py and AttentionVisHook on small DETR-family models."""
 import csv
 import os
-import os.path as osp
-import sys
 
 import cv2
 import pytest
 from mmengine.runner import Runner
 
-from conftest import ROOT, YOLOV5N_CONFIG, square_image
+from mmattnvis.cli import (
+    attn_vis,  # noqa: E402
+    head_ablation,  # noqa: E402
+)
+
+from conftest import YOLOV5N_CONFIG, square_image
 from detr_utils import DETR_FAMILY
 from runner_utils import make_dataset, runner_cfg
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import attn_vis  # noqa: E402
-import head_ablation  # noqa: E402
 
 
 def small_opts(name, scale=160):

@@ -9,15 +9,12 @@ import importlib.util
 import os
 import os.path as osp
 import shutil
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 YOLO_CFG = osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py')
 YOLO_W = osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth')

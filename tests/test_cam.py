@@ -6,14 +6,21 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, hook_count
 from mmattnvis.apis import build_test_pipeline, init_model, load_config, prepare_batch
 from mmattnvis.capture.names import resolve_module
-from mmattnvis.methods.cam import (DetectionCAM, DetectorFunction,
-                                   MultiLevelActivationsAndGradients,
-                                   MultiLevelReshape, TokenReshape, _ablation_layer_class,
-                                   cam_class, normalize_in_box)
+from mmattnvis.methods.cam import (
+    DetectionCAM,
+    DetectorFunction,
+    MultiLevelActivationsAndGradients,
+    MultiLevelReshape,
+    TokenReshape,
+    ablation_layer_class,
+    cam_class,
+    normalize_in_box,
+)
 from mmattnvis.utils.errors import UserInputError
+
+from conftest import ROOT, hook_count
 
 SHAPES_YOLO = (osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py'),
                osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth'))
@@ -67,7 +74,7 @@ def test_recorder_equals_grad_cam_on_a_plain_layer():
 
 
 def test_fpn_ablation_layer_indexes_through_levels():
-    layer = _ablation_layer_class()()
+    layer = ablation_layer_class()()
     levels = (torch.ones(1, 2, 2, 2), torch.ones(1, 3, 1, 1))
     layer.set_next_batch(0, levels, 2)
     layer.indices = np.array([1, 3])  # level 0 channel 1; level 1 channel 1
@@ -164,8 +171,7 @@ def test_one_forward_equals_the_batch_of_copies(method, shapes_yolo, shapes_batc
 
 
 def test_principal_projection_equals_grad_cams():
-    from pytorch_grad_cam.utils.svd_on_activations import \
-        get_2d_projection_with_sign_correction
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
 
     from mmattnvis.methods.cam import principal_projection
     rng = np.random.default_rng(0)
@@ -185,7 +191,8 @@ def test_layer_off_the_score_path_is_one_line(shapes_yolo, shapes_batch):
     retina_data = prepare_batch([shapes_batch[0]], build_test_pipeline(retina.cfg), ['s.png'])
     from mmattnvis.methods.cam import detect
     assert len(detect(retina, retina_data, 0.0, 1).detections[0]) == 1
-    with pytest.raises(UserInputError, match="target layer bbox_head.retina_reg is not used for the detections'"):
+    with pytest.raises(UserInputError,
+                       match="target layer bbox_head.retina_reg is not used for the detections'"):
         # RetinaNet's box-regression conv: class scores do not depend on it (the IoU factor of
         # the target carries no gradient)
         DetectionCAM('gradcam', ['bbox_head.retina_reg']).explain(retina, retina_data, 0.0, 1)

@@ -1,18 +1,18 @@
 """tools/cam_vis.py and tools/eval_faithfulness.py on the shipped shapes YOLOv5-n."""
 import csv
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from mmattnvis.cli import (
+    cam_vis,  # noqa: E402
+    eval_faithfulness,  # noqa: E402
+)
 from mmattnvis.datasets import generate_shapes_dataset
 
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import cam_vis  # noqa: E402
-import eval_faithfulness  # noqa: E402
+from conftest import ROOT
 
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py')
 WEIGHTS = osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth')

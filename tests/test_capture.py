@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import hook_count
 from mmattnvis.capture import FeatureCapture, canonical_name, resolve_module, split_module_name
 from mmattnvis.utils.errors import UserInputError
+
+from conftest import hook_count
 
 
 class Neck(nn.Module):
@@ -95,7 +96,8 @@ def test_tuple_dict_and_repeated_calls_are_named():
     assert fm['backbone.2'].shape == (3, 4, 4, 5)
     assert [k for k in fm if k.startswith('neck')] == ['neck.0', 'neck.1', 'neck.2']
     assert fm['head.cls.1'].shape == (3, 2, 8, 10)
-    assert ['head.cls#0', 'head.cls#1', 'head.cls#2'] == [k for k in fm if k.startswith('head.cls#')]
+    assert ['head.cls#0', 'head.cls#1', 'head.cls#2'] == [k for k in fm
+                                                          if k.startswith('head.cls#')]
     # every image of the batch is kept and equals the real output
     assert torch.equal(fm['backbone.stage2'], model.backbone.stage2(model.backbone.stage1(
         model.backbone.stem(x))).detach())

@@ -102,3 +102,62 @@ def test_restricted_getattr_refuses_everything_else(tmp_path):
     with ckpt_compat.allow_runner_checkpoint_globals():
         loaded = torch.load(path, weights_only=True)['hb']
     assert loaded.mean() == buf.mean()
+
+
+# -- MMDet dense heads that keep the graph, grad-cam's recorder, DetLocalVisualizer ---------
+def test_dense_heads_keep_graph_per_instance_and_restored():
+    from mmdet.models.dense_heads import RetinaHead
+    from mmengine.config import ConfigDict
+    from mmengine.registry import init_default_scope
+
+    from mmattnvis.compat.mmdet_dense_head import DenseHeadsKeepGraph
+    init_default_scope('mmdet')
+    head = RetinaHead(num_classes=2, in_channels=4, feat_channels=4, stacked_convs=1,
+                      anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                            scales_per_octave=1, ratios=[1.0], strides=[4, 8]))
+    model = torch.nn.Sequential(head)
+    feats = [torch.rand(1, 4, 8, 8, requires_grad=True), torch.rand(1, 4, 4, 4)]
+    cls_scores, bbox_preds = head(feats)
+    metas = [dict(img_shape=(32, 32), scale_factor=(1.0, 1.0), ori_shape=(32, 32))]
+    cfg = ConfigDict(nms_pre=100, score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                     max_per_img=10)
+    detached = head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas, cfg=cfg)
+    assert not detached[0].scores.requires_grad  # MMDet's own: cut off from the network
+    with DenseHeadsKeepGraph(model):
+        assert 'predict_by_feat' in vars(head)  # the instance only, not the class
+        kept = head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas, cfg=cfg)
+    assert 'predict_by_feat' not in vars(head)
+    assert kept[0].scores.requires_grad
+    assert torch.equal(kept[0].scores.detach(), detached[0].scores)
+    assert torch.equal(kept[0].bboxes.detach(), detached[0].bboxes)
+
+
+def test_replace_recorder_releases_grad_cams_hooks():
+    from pytorch_grad_cam import GradCAM
+
+    from mmattnvis.compat.grad_cam import replace_recorder
+    conv = torch.nn.Conv2d(3, 2, 3)
+    cam = GradCAM(torch.nn.Sequential(conv), [conv])
+    assert conv._forward_hooks  # grad-cam hooks the layer when the CAM is built
+    recorder = object()
+    assert replace_recorder(cam, recorder) is recorder
+    assert cam.activations_and_grads is recorder and not conv._forward_hooks
+
+
+def test_draw_instances_draws_boxes():
+    import numpy as np
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.structures import InstanceData
+
+    from mmattnvis.compat.mmdet_visualizer import draw_instances
+    vis = DetLocalVisualizer(name='compat_draw_instances')
+    image = np.zeros((48, 64, 3), np.uint8)
+    vis.set_image(image)
+    inst = InstanceData(bboxes=torch.tensor([[4.0, 4.0, 40.0, 30.0]]), labels=torch.tensor([0]))
+    out = draw_instances(vis, image, inst, ('thing', ), [(255, 0, 0)])
+    assert out.shape == (48, 64, 3) and out.any()
+
+
+def test_checkpoint_schemes_is_mmengines_table():
+    from mmengine.runner.checkpoint import load_from_local
+    assert ckpt_compat.checkpoint_schemes()[''] is load_from_local

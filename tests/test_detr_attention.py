@@ -6,15 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import hook_count
-from detr_utils import DEFORMABLE, DETR_FAMILY, small_detr
 from mmattnvis.apis import build_test_pipeline, prepare_batch, run_test_step
 from mmattnvis.capture import AttentionCapture
-from mmattnvis.methods import (CheferRelevance, DecoderCrossAttention, DeformableSamplingPoints,
-                               HeadAblation, detections_for_queries, first_k_heads)
+from mmattnvis.methods import (
+    CheferRelevance,
+    DecoderCrossAttention,
+    DeformableSamplingPoints,
+    HeadAblation,
+    detections_for_queries,
+    first_k_heads,
+)
 from mmattnvis.methods.relevance import chefer_propagate, normalize_residual
 from mmattnvis.render import ImageGeometry
 from mmattnvis.utils.errors import UserInputError
+
+from conftest import hook_count
+from detr_utils import DEFORMABLE, DETR_FAMILY, small_detr
 
 _MODELS = {}
 

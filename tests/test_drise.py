@@ -1,18 +1,25 @@
 """D-RISE (mmattnvis.methods.drise): masks, the saliency core on constructed detectors, the
 shipped shapes YOLOv5-n, bad input, the tools, and vision-explanation-methods' D-RISE."""
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, hook_count
-from mmattnvis.methods.drise import (DRISE, FixedMasks, Predictions, RandomMasks,
-                                     content_region, drise_saliency, normalise,
-                                     similarity)
+from mmattnvis.methods.drise import (
+    DRISE,
+    FixedMasks,
+    Predictions,
+    RandomMasks,
+    content_region,
+    drise_saliency,
+    normalise,
+    similarity,
+)
 from mmattnvis.render.geometry import ImageGeometry
 from mmattnvis.utils.errors import UserInputError
+
+from conftest import ROOT, hook_count
 
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py')
 WEIGHTS = osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth')
@@ -186,8 +193,6 @@ def test_shapes_yolo_smoke_and_batch_invariance(shapes_yolo, shapes_batch):
 
 
 # ------------------------------------------------------------------------------------ tools
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
 
 @pytest.fixture(scope='module')
 def shapes_image(tmp_path_factory):
@@ -200,7 +205,7 @@ def shapes_image(tmp_path_factory):
 
 
 def _cam_vis(args, capfd):
-    import cam_vis
+    from mmattnvis.cli import cam_vis
     rc = cam_vis.main([str(a) for a in args])
     out, err = capfd.readouterr()
     return rc, out, err
@@ -260,9 +265,11 @@ def test_same_masks_as_vision_explanation_methods(monkeypatch):
     vem = pytest.importorskip(
         'vision_explanation_methods.explanations.drise',
         reason='vision-explanation-methods is not installed (test-only dependency)')
-    from vision_explanation_methods.explanations.common import (
-        DetectionRecord, GeneralObjectDetectionModelWrapper)
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+    from vision_explanation_methods.explanations.common import (
+        DetectionRecord,
+        GeneralObjectDetectionModelWrapper,
+    )
     model = random_faster_rcnn(fasterrcnn_mobilenet_v3_large_320_fpn, 96)
     image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -297,8 +304,7 @@ def test_same_masks_as_vision_explanation_methods(monkeypatch):
 def test_eval_faithfulness_drise_odam_and_odam_protocol(tmp_path, capfd):
     import csv
 
-    import eval_faithfulness
-
+    from mmattnvis.cli import eval_faithfulness
     from mmattnvis.datasets import generate_shapes_dataset
     generate_shapes_dataset(str(tmp_path / 'data'), num_images=1, seed=5)
     rc = eval_faithfulness.main([str(a) for a in [

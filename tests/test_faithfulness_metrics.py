@@ -2,9 +2,16 @@
 import numpy as np
 import pytest
 
-from mmattnvis.metrics import (auc, box_iou, detection_similarity, energy_pointing_game,
-                               perturbation_auc, perturbation_images, pointing_game,
-                               random_saliency)
+from mmattnvis.metrics import (
+    auc,
+    box_iou,
+    detection_similarity,
+    energy_pointing_game,
+    perturbation_auc,
+    perturbation_images,
+    pointing_game,
+    random_saliency,
+)
 
 
 def peak_map(h=40, w=60, r=10, c=20):

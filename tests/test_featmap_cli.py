@@ -7,11 +7,17 @@ import sys
 import cv2
 import pytest
 
-from conftest import (RETINANET_CONFIG, ROOT, SHARED_IMAGES, YOLOV5N_CONFIG, YOLOV5N_WEIGHTS,
-                      needs_shared, square_image)
+from mmattnvis.cli import featmap_vis  # noqa: E402
 
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import featmap_vis  # noqa: E402
+from conftest import (
+    RETINANET_CONFIG,
+    ROOT,
+    SHARED_IMAGES,
+    YOLOV5N_CONFIG,
+    YOLOV5N_WEIGHTS,
+    needs_shared,
+    square_image,
+)
 
 SMALL_RETINA = ['--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(256,256)']
 SMALL_YOLO = ['--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(320,320)',

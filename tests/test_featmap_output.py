@@ -2,17 +2,15 @@
 scale, a note when nothing is detected, wrapped grids, titles naming the reduction, --show
 without a display."""
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, square_image
+from mmattnvis.cli import featmap_vis  # noqa: E402
 
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import featmap_vis  # noqa: E402
+from conftest import ROOT, square_image
 
 YOLO_SHAPES = osp.join(ROOT, 'configs/shapes/yolov5_n_shapes.py')
 YOLO_SHAPES_W = osp.join(ROOT, 'models/shapes/yolov5_n_shapes/weights.pth')
@@ -108,9 +106,8 @@ def test_boxes_past_the_border_draw_without_warnings():
 def test_attention_figure_draws_boxes_at_cell_scale():
     """cam_vis / attn_vis figures of a 4000x3000 photo: the box is drawn on the 320-px cell, not
     drawn at full size and shrunk to faint 1-px lines."""
-    from mmattnvis.structures import Detection
-    from mmattnvis.structures import Map2D
     from mmattnvis.render.geometry import ImageGeometry
+    from mmattnvis.structures import Detection, Map2D
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
     vis = FeatMapVisualizer(name='t_cellscale')
     vis.dataset_meta = {'classes': ('thing', ), 'palette': [(255, 0, 0)]}

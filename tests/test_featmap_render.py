@@ -3,10 +3,21 @@ import numpy as np
 import pytest
 import torch
 
-from mmattnvis.methods import (PixelWiseMax, RawChannels, SelectMax, SqueezeMean, TopKChannels,
-                               build_reduction)
-from mmattnvis.render import (ImageGeometry, align_to_image, auto_arrange, heatmap_overlay,
-                              normalize_to_uint8)
+from mmattnvis.methods import (
+    PixelWiseMax,
+    RawChannels,
+    SelectMax,
+    SqueezeMean,
+    TopKChannels,
+    build_reduction,
+)
+from mmattnvis.render import (
+    ImageGeometry,
+    align_to_image,
+    auto_arrange,
+    heatmap_overlay,
+    normalize_to_uint8,
+)
 from mmattnvis.utils.errors import UserInputError
 from mmattnvis.visualization import FeatMapVisualizer
 

@@ -224,7 +224,8 @@ def test_distributed_two_cpu_ranks(shapes_data, tmp_path):
         port = sock.getsockname()[1]
     proc = subprocess.run([
         sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-        '--master_addr', '127.0.0.1', '--master_port', str(port), osp.join(ROOT, 'tools', 'test.py'), cfg_path,
+        '--master_addr', '127.0.0.1', '--master_port', str(port),
+        osp.join(ROOT, 'tools', 'test.py'), cfg_path,
         _random_checkpoint(tmp_path / 'random.pth'), '--launcher', 'pytorch', '--out-dir',
         str(tmp_path / 'vis')], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

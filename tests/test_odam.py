@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import ROOT, hook_count
 from mmattnvis.methods.odam import ODAM
 from mmattnvis.utils.errors import UserInputError
+
+from conftest import ROOT, hook_count
 
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'yolov5_n_shapes.py')
 WEIGHTS = osp.join(ROOT, 'models', 'shapes', 'yolov5_n_shapes', 'weights.pth')

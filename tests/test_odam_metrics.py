@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from mmattnvis.metrics import (object_discrimination_index, odam_perturbation_auc, odam_score,
-                               pointing_game, pointing_game_strict)
+from mmattnvis.metrics import (
+    object_discrimination_index,
+    odam_perturbation_auc,
+    odam_score,
+    pointing_game,
+    pointing_game_strict,
+)
 
 BOX = (2, 2, 7, 7)  # 25 pixels of a 10 x 10 image
 

@@ -7,8 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmattnvis.capture.tokens import (TokenAttentionCapture, find_token_attention,
-                                      token_attention_kind)
+from mmattnvis.capture.tokens import (
+    TokenAttentionCapture,
+    find_token_attention,
+    token_attention_kind,
+)
 from mmattnvis.methods.rollout import attention_rollout, rollout_from_capture
 from mmattnvis.utils.errors import UserInputError
 
@@ -201,9 +204,9 @@ def test_capture_cleans_up_on_exception():
 
 def test_detr_encoder_rollout():
     """DETR's encoder self-attention (mmcv MultiheadAttention -> nn.MultiheadAttention)."""
-    from detr_utils import small_detr
-
     from mmattnvis.apis import build_test_pipeline, prepare_batch
+
+    from detr_utils import small_detr
     model = small_detr('detr', scale=128)
     img = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
     data = prepare_batch([img], build_test_pipeline(model.cfg), ['d.png'])

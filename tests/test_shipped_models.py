@@ -5,10 +5,11 @@ import os.path as osp
 import pytest
 from mmengine.runner import Runner
 
-from conftest import ROOT
 from mmattnvis.apis.model import load_config
 from mmattnvis.datasets import generate_shapes_dataset
 from mmattnvis.utils.checkpoint import load_checkpoint_safely, read_checkpoint
+
+from conftest import ROOT
 
 MODELS = {
     'yolov5_n_shapes': 0.9,
@@ -49,7 +50,7 @@ def test_dino_cross_attention_peaks_inside_its_box(heldout):
     """The issue's bar: for >= 90 % of detections, the last decoder layer's cross-attention of
     the query (head-averaged sampling weights) peaks inside the query's predicted box."""
     from mmattnvis.apis import build_test_pipeline, init_model, load_image, prepare_batch
-    from mmattnvis.metrics.attention_pointing import cross_attention_pointing
+    from mmattnvis.apis.attention_pointing import cross_attention_pointing
     root, _ = heldout
     name = 'dino_slim_shapes'
     model = init_model(osp.join(ROOT, 'configs', 'shapes', f'{name}.py'),

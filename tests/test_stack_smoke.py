@@ -96,13 +96,14 @@ def test_multiscale_deformable_attention_on_cpu():
 
 @needs_shared
 def test_real_yolov5n_finds_dog_bicycle_car(yolov5_real):
-    from conftest import SHARED_IMAGES
     from mmattnvis.apis import load_image
+
+    from conftest import SHARED_IMAGES
     img = load_image(osp.join(SHARED_IMAGES, 'dog.jpg'))
     (sample, ) = _infer(yolov5_real, [img])
     pred = sample.pred_instances
     classes = yolov5_real.dataset_meta['classes']
-    found = {classes[int(l)]: float(s) for l, s in zip(pred.labels, pred.scores) if s > 0.3}
+    found = {classes[int(lab)]: float(s) for lab, s in zip(pred.labels, pred.scores) if s > 0.3}
     assert found.get('dog', 0) > 0.5, found
     assert 'bicycle' in found, found
     assert 'car' in found or 'truck' in found, found

@@ -7,13 +7,11 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import zoo_check  # noqa: E402
-
 from mmattnvis import zoo  # noqa: E402
+from mmattnvis.cli import zoo_check  # noqa: E402
 from mmattnvis.utils.errors import UserInputError  # noqa: E402
+
+from conftest import ROOT
 
 # Small, fast configs across families; every one must pass.
 CI_SUBSET = [

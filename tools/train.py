@@ -3,15 +3,10 @@
 Thin wrapper around ``mmattnvis/cli/train.py``. Installed (no clone):
 ``mim run mmattnvis train ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).
 """
-import os.path as osp
 import sys
 
-_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if osp.isfile(osp.join(_ROOT, 'mmattnvis', '__init__.py')):  # a source checkout: use its code
-    sys.path.insert(0, _ROOT)
-
-from mmattnvis.cli.train import *  # noqa: E402,F401,F403
-from mmattnvis.cli.train import main  # noqa: E402
+from mmattnvis.cli.train import *  # noqa: F401,F403
+from mmattnvis.cli.train import main
 
 if __name__ == '__main__':
     sys.exit(main())

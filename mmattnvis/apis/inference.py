@@ -77,6 +77,7 @@ def load_image(path: str) -> np.ndarray:
             problem = 'corrupt or truncated image data'
     if problem is not None:
         raise UserInputError(f'cannot read image {path}: {problem}')
+    assert img is not None
     if img.ndim == 2:
         img = np.stack([img] * 3, axis=-1)
     return img
@@ -192,7 +193,7 @@ def prepare_batch(images: Sequence[np.ndarray], pipeline: Compose,
 @torch.no_grad()
 def run_test_step(model: nn.Module, data: Dict[str, Any]) -> list:
     """``model.test_step`` without gradients; returns the data samples with predictions."""
-    return model.test_step(data)
+    return model.test_step(data)  # type: ignore[operator]  # nn.Module attributes are typed Tensor | Module
 
 
 def geometries(data_samples: Sequence[Any]) -> List[ImageGeometry]:

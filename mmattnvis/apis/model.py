@@ -139,7 +139,7 @@ def init_model(config: Union[str, Config],
                              f'{type(err).__name__}: {_first_line(err)}') from None
     logger = MMLogger.get_current_instance()
     meta: Dict[str, Any] = {}
-    if is_package_ref(checkpoint):
+    if checkpoint is not None and is_package_ref(checkpoint):
         checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is not None:
         meta = load_checkpoint_safely(model, checkpoint, unsafe=unsafe_load, strict=strict,
@@ -159,7 +159,7 @@ def _quiet_init_weights(model: nn.Module, logger) -> None:
     old = logger.level
     logger.setLevel(logging.WARNING)
     try:
-        model.init_weights()
+        model.init_weights()  # type: ignore[operator]  # nn.Module attributes are typed Tensor | Module
     finally:
         logger.setLevel(old)
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..utils.errors import UserInputError
+from .base import CaptureBase
 
 PARTS = ('encoder', 'decoder_self', 'decoder_cross')
 
@@ -61,7 +62,8 @@ def check_detr_family(model: nn.Module) -> None:
             'or DINO')
 
 
-def find_attention_modules(model: nn.Module) -> 'OrderedDict[Tuple[str, int], Tuple[str, nn.Module]]':
+def find_attention_modules(
+        model: nn.Module) -> 'OrderedDict[Tuple[str, int], Tuple[str, nn.Module]]':
     """``{(part, layer): (module_name, module)}`` for the encoder and decoder layers."""
     check_detr_family(model)
     found: 'OrderedDict[Tuple[str, int], Tuple[str, nn.Module]]' = OrderedDict()
@@ -79,7 +81,8 @@ def find_attention_modules(model: nn.Module) -> 'OrderedDict[Tuple[str, int], Tu
     return found
 
 
-def num_heads(module: nn.Module) -> int:
+def num_heads(module: Any) -> int:
+    """Heads of an attention module (its ``num_heads``)."""
     return int(module.num_heads)
 
 
@@ -125,7 +128,7 @@ class AttentionRecord:
         return sorted(i for p, i in keys if p == part)
 
 
-class AttentionCapture:
+class AttentionCapture(CaptureBase):
     """Context manager recording per-head attention of a DETR-family model.
 
     Args:
@@ -146,6 +149,7 @@ class AttentionCapture:
             if part not in PARTS:
                 raise UserInputError(f'unknown attention part {part!r}; choose from '
                                      f'{", ".join(PARTS)}')
+        super().__init__()
         self.model = model
         self.keep_grad = keep_grad
         modules = find_attention_modules(model)
@@ -157,7 +161,6 @@ class AttentionCapture:
                 self.targets[(part, i)] = modules[(part, i)]
         self.record = AttentionRecord()
         self.keep = True
-        self._handles: List[Any] = []
         self._pending: Dict[Tuple[str, int], Dict[str, Any]] = {}
 
     @staticmethod
@@ -170,21 +173,7 @@ class AttentionCapture:
             out.append(idx)
         return sorted(set(out))
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def attach(self) -> 'AttentionCapture':
-        """Register the hooks (idempotent); :meth:`remove` takes them all off."""
-        if self._handles:
-            return self
-        try:
-            self._attach()
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __enter__(self) -> 'AttentionCapture':
-        return self.attach()
-
+    # -- lifecycle (attach / remove / context manager: CaptureBase) ---------------------------
     def enable(self, keep: bool = True) -> None:
         """Record (or skip recording) on the next forward passes; hooks stay attached."""
         self.keep = keep
@@ -193,13 +182,7 @@ class AttentionCapture:
         """Forget what was recorded."""
         self.record = AttentionRecord()
 
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+    def _restore(self) -> None:
         self._pending = {}
 
     def _keep(self, t: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """Record module outputs (or inputs) by name with forward hooks that are always removed."""
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from .names import canonical_name, resolve_module
+from .base import CaptureBase
+from .names import resolve_module
 
 
 def flatten_tensors(obj: Any, prefix: str) -> 'OrderedDict[str, torch.Tensor]':
@@ -26,7 +27,7 @@ def flatten_tensors(obj: Any, prefix: str) -> 'OrderedDict[str, torch.Tensor]':
     return out
 
 
-class FeatureCapture:
+class FeatureCapture(CaptureBase):
     """Context manager that records what the named modules produce (or receive).
 
     Example:
@@ -52,6 +53,7 @@ class FeatureCapture:
                  targets: Union[str, Sequence[str]],
                  what: str = 'output',
                  keep: bool = True) -> None:
+        super().__init__()
         if what not in ('output', 'input'):
             raise ValueError(f"what must be 'output' or 'input', got {what!r}")
         if isinstance(targets, str):
@@ -62,43 +64,17 @@ class FeatureCapture:
         self.modules: 'OrderedDict[str, nn.Module]' = OrderedDict()
         for name in targets:
             self.modules[name] = resolve_module(model, name)
-        self.canonical = {n: canonical_name(model, n) for n in self.modules}
-        self._handles: List[Any] = []
         self._records: Dict[str, List['OrderedDict[str, torch.Tensor]']] = {}
         self.keep = keep
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def attach(self) -> 'FeatureCapture':
-        """Register the hooks (idempotent)."""
-        if self._handles:
-            return self
-        try:
-            for name, module in self.modules.items():
-                if self.what == 'output':
-                    handle = module.register_forward_hook(self._make_hook(name))
-                else:
-                    handle = module.register_forward_pre_hook(self._make_pre_hook(name))
-                self._handles.append(handle)
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def remove(self) -> None:
-        """Remove every hook this capture registered and drop what it recorded."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def __enter__(self) -> 'FeatureCapture':
-        return self.attach()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
-
-    @property
-    def attached(self) -> bool:
-        return bool(self._handles)
+    # -- lifecycle (attach / remove / context manager: CaptureBase) ---------------------------
+    def _attach(self) -> None:
+        for name, module in self.modules.items():
+            if self.what == 'output':
+                handle = module.register_forward_hook(self._make_hook(name))
+            else:
+                handle = module.register_forward_pre_hook(self._make_pre_hook(name))
+            self._handles.append(handle)
 
     def enable(self, keep: bool = True) -> None:
         """Start (or stop) recording without touching the hooks."""
@@ -206,8 +182,3 @@ def describe_module_outputs(model: nn.Module,
             desc = f'{len(calls)} calls, first: {calls[0]}'
         lines.append(f"{'  ' * (depth - 1)}{name} ({type(module).__name__}): {desc}")
     return lines
-
-
-def iter_names(model: nn.Module) -> Iterable[str]:
-    """Every module name of ``model`` (for suggestions and completion)."""
-    return (n for n, _ in model.named_modules() if n)

@@ -52,7 +52,8 @@ def resolve_module(model: nn.Module, name: str) -> nn.Module:
 
 
 def canonical_name(model: nn.Module, name: str) -> str:
-    """The ``named_modules`` spelling of ``name`` (``neck.out_layers[-1]`` -> ``neck.out_layers.2``)."""
+    """The ``named_modules`` spelling of ``name``
+    (``neck.out_layers[-1]`` -> ``neck.out_layers.2``)."""
     target = resolve_module(model, name)
     for full, mod in model.named_modules():
         if mod is target:

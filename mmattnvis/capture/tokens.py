@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..utils.errors import UserInputError
+from .base import CaptureBase
 from .names import resolve_module
 
 
@@ -46,7 +47,7 @@ def find_token_attention(model: nn.Module) -> 'OrderedDict[str, nn.Module]':
     return found
 
 
-class TokenAttentionCapture:
+class TokenAttentionCapture(CaptureBase):
     """Records ``(B, heads, N, N)`` attention probabilities of the chosen modules, per call.
 
     Args:
@@ -77,28 +78,18 @@ class TokenAttentionCapture:
                 raise UserInputError(f'{name} uses fused attention without a switch: its '
                                      'weights are recomputed, so gradient rollout is not '
                                      'available; use plain rollout')
+        super().__init__()
         self.keep_grad = keep_grad
         self.attentions: List[torch.Tensor] = []
         self.names: List[str] = []
-        self._handles: List[Any] = []
-        self._switches: Dict[nn.Module, bool] = {}
+        self._switches: Dict[Any, bool] = {}  # timm attention modules: their fused_attn
 
-    def __enter__(self) -> 'TokenAttentionCapture':
-        try:
-            for name, module in self.modules.items():
-                getattr(self, f'_attach_{token_attention_kind(module)}')(name, module)
-        except BaseException:
-            self.remove()
-            raise
-        return self
+    # -- lifecycle (attach / remove / context manager: CaptureBase) ---------------------------
+    def _attach(self) -> None:
+        for name, module in self.modules.items():
+            getattr(self, f'_attach_{token_attention_kind(module)}')(name, module)
 
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+    def _restore(self) -> None:
         for module, value in self._switches.items():
             module.fused_attn = value
         self._switches = {}
@@ -138,7 +129,7 @@ class TokenAttentionCapture:
         self._handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         self._handles.append(module.register_forward_hook(post, with_kwargs=True))
 
-    def _attach_timm(self, name: str, module: nn.Module) -> None:
+    def _attach_timm(self, name: str, module: Any) -> None:
         self._switches[module] = module.fused_attn
         module.fused_attn = False
 
@@ -147,7 +138,7 @@ class TokenAttentionCapture:
 
         self._handles.append(module.attn_drop.register_forward_hook(post))
 
-    def _attach_fused(self, name: str, module: nn.Module) -> None:
+    def _attach_fused(self, name: str, module: Any) -> None:
         heads = module.num_heads
 
         def post(mod, args, output):

@@ -23,7 +23,7 @@ import hashlib
 import inspect
 import pickle
 from contextlib import contextmanager
-from typing import Any, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ LOAD_FROM_LOCAL_SHA256 = 'aa24a2a99a65f3f6bfda9e682038e22fda6b6ebf0ef5b8fd751d9e
 TESTED_VERSIONS = ('0.10.7', )
 FINGERPRINTS = {
     'mmengine.runner.checkpoint.load_from_local': '7f682d985c3d8d84a9585bbe30c99c1d01693dc5',
+    'mmengine.runner.checkpoint.CheckpointLoader._get_checkpoint_loader':
+    '420b5ff5c7ba15a32ab69fcd2022762d9b23a279',
 }
 
 
@@ -61,11 +63,13 @@ def _numpy_globals() -> List[Any]:
     if int(np.__version__.split('.')[0]) >= 2:  # numpy 2 renamed numpy.core to numpy._core
         from numpy._core import multiarray
     else:
-        from numpy.core import multiarray
+        from numpy.core import multiarray  # type: ignore[no-redef]
     found: List[Any] = [np.ndarray, np.dtype]
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):  # either name in files
-        found.append((multiarray._reconstruct, f'{module}._reconstruct'))
-        found.append((multiarray.scalar, f'{module}.scalar'))
+        # private numpy functions that pickled arrays and scalars name
+        found.append((multiarray._reconstruct,  # type: ignore[attr-defined]
+                      f'{module}._reconstruct'))
+        found.append((multiarray.scalar, f'{module}.scalar'))  # type: ignore[attr-defined]
     dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25 pickles some dtypes by class
     if dtypes is not None:
         found += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')]
@@ -85,22 +89,29 @@ def allow_runner_checkpoint_globals() -> Iterator[None]:
         yield
 
 
+def checkpoint_schemes() -> Dict[str, Callable[..., Any]]:
+    """MMEngine's loaders by path prefix (the private ``CheckpointLoader._schemes``, read by
+    ``_get_checkpoint_loader``; ``''`` is local files), the dict itself: swap entries in place
+    and restore them."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    return CheckpointLoader._schemes
+
+
 @contextmanager
 def safe_runner_checkpoints(unsafe: bool = False) -> Iterator[None]:
     """MMEngine loads local checkpoints through mmattnvis' safe reader while active."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-
     from ..utils.checkpoint import read_checkpoint
-    original = CheckpointLoader._schemes.get('')
+    schemes = checkpoint_schemes()
+    original = schemes.get('')
 
     def load_from_local_safely(filename, map_location=None):
         return read_checkpoint(filename, unsafe=unsafe, map_location=map_location or 'cpu')
 
-    CheckpointLoader._schemes[''] = load_from_local_safely
+    schemes[''] = load_from_local_safely
     try:
         yield
     finally:
         if original is None:
-            CheckpointLoader._schemes.pop('', None)
+            schemes.pop('', None)
         else:
-            CheckpointLoader._schemes[''] = original
+            schemes[''] = original

@@ -37,7 +37,7 @@ def wrap_loop_run(loop: BaseLoop, on_error: Callable[[], None]) -> None:
             raise
 
     setattr(run_and_detach, _MARK, original)
-    loop.run = run_and_detach  # type: ignore[method-assign]
+    loop.run = run_and_detach
 
 
 def unwrap_loop_run(loop: BaseLoop) -> None:

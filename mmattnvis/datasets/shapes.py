@@ -67,11 +67,11 @@ def _draw_object(img: np.ndarray, mask: np.ndarray, cls: str, cx: float, cy: flo
         center = (int(round(cx * scale)), int(round(cy * scale)))
         rad = int(round(r * scale))
         cv2.circle(img, center, rad, color, -1, cv2.LINE_AA, shift)
-        cv2.circle(mask, center, rad, 1, -1, cv2.LINE_8, shift)
+        cv2.circle(mask, center, rad, 1, -1, cv2.LINE_8, shift)  # type: ignore[call-overload]  # stubs: colour must be a sequence
     else:
         pts = np.round(_polygon(cls, cx, cy, r, angle) * scale).astype(np.int32)
         cv2.fillPoly(img, [pts], color, cv2.LINE_AA, shift)
-        cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, shift)
+        cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, shift)  # type: ignore[call-overload]  # stubs: colour must be a sequence
 
 
 def _distractors(rng: np.random.Generator, img: np.ndarray) -> None:
@@ -120,7 +120,7 @@ def make_shapes_image(rng: np.random.Generator,
         mask = np.zeros((h, w), np.uint8)
         _draw_object(img, mask, SHAPES_CLASSES[cls_idx], cx, cy, r, float(rng.uniform(0, 2 *
                                                                                    math.pi)),
-                     tuple(int(c) for c in color))
+                     (int(color[0]), int(color[1]), int(color[2])))
         # Earlier objects that are now covered lose those pixels.
         for obj in objects:
             obj['_mask'][mask > 0] = 0

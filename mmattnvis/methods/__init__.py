@@ -1,11 +1,24 @@
 """Methods: one small class per way of making a map, behind :class:`MapMethod`."""
 from ..structures import Detection, Map2D
-from .base import MapMethod
 from .ablation import HeadAblation, first_k_heads, single_head
-from .attention import (DecoderCrossAttention, DeformableSamplingPoints, EncoderSelfAttention,
-                        detections_for_queries, fuse_heads)
-from .featmap import (CHANNEL_REDUCTIONS, PixelWiseMax, RawChannels, SelectMax, SqueezeMean,
-                      TopKChannels, build_reduction, check_arrangement)
+from .attention import (
+    DecoderCrossAttention,
+    DeformableSamplingPoints,
+    EncoderSelfAttention,
+    detections_for_queries,
+    fuse_heads,
+)
+from .base import MapMethod
+from .featmap import (
+    CHANNEL_REDUCTIONS,
+    PixelWiseMax,
+    RawChannels,
+    SelectMax,
+    SqueezeMean,
+    TopKChannels,
+    build_reduction,
+    check_arrangement,
+)
 
 __all__ = [
     'Map2D', 'MapMethod', 'CHANNEL_REDUCTIONS', 'PixelWiseMax', 'RawChannels', 'SelectMax',
@@ -14,7 +27,7 @@ __all__ = [
     'EncoderSelfAttention', 'Detection', 'detections_for_queries', 'fuse_heads',
     'CheferRelevance', 'attention_rollout', 'DRISE', 'ODAM'
 ]
-from .relevance import CheferRelevance  # noqa: E402
-from .rollout import attention_rollout  # noqa: E402
 from .drise import DRISE  # noqa: E402
 from .odam import ODAM  # noqa: E402
+from .relevance import CheferRelevance  # noqa: E402
+from .rollout import attention_rollout  # noqa: E402

@@ -5,18 +5,19 @@ input (heads are concatenated head-major before ``out_proj`` / ``output_proj`` i
 mmcv attention). Zeroing those weight columns removes exactly that head's contribution; the
 original columns are copied back on exit, also when an exception is raised.
 """
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..capture.attention import attention_kind, find_attention_modules
+from ..capture.attention import attention_kind, find_attention_modules, num_heads
+from ..structures.boxes import box_iou
 from ..utils.errors import UserInputError
 
 HeadKey = Tuple[str, int]
 
 
-def output_projection(module: nn.Module) -> nn.Linear:
+def output_projection(module: Any) -> nn.Linear:
     """The linear layer that mixes the concatenated heads of an attention module."""
     kind = attention_kind(module)
     if kind == 'mha':
@@ -52,7 +53,7 @@ class HeadAblation:
             if li not in layers:
                 raise UserInputError(f'{part} has layers 0..{len(layers) - 1}, got {layer}')
             module = modules[(part, li)][1]
-            n = int(module.num_heads)
+            n = num_heads(module)
             ids = sorted({h % n for h in head_ids if -n <= h < n})
             if len(ids) != len(set(head_ids)):
                 raise UserInputError(f'{part} layer {li} has heads 0..{n - 1}, got '
@@ -88,7 +89,7 @@ class HeadAblation:
 
 def all_heads(model: nn.Module, part: str = 'decoder_cross') -> Dict[int, int]:
     """``{layer: num_heads}`` of one part."""
-    return {i: int(m.num_heads) for (p, i), (_, m) in find_attention_modules(model).items()
+    return {i: num_heads(m) for (p, i), (_, m) in find_attention_modules(model).items()
             if p == part}
 
 
@@ -109,7 +110,6 @@ def match_detections(base_boxes: torch.Tensor, base_labels: torch.Tensor,
                      iou_thr: float = 0.5) -> List[Tuple[int, int]]:
     """Greedy one-to-one matching (inputs sorted by score, best first) of same-class boxes with
     IoU >= ``iou_thr``; returns ``(base_index, other_index)`` pairs."""
-    from torchvision.ops import box_iou
     if len(base_boxes) == 0 or len(other_boxes) == 0:
         return []
     iou = box_iou(base_boxes.float(), other_boxes.float())

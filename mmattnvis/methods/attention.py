@@ -1,5 +1,4 @@
 """Attention maps of DETR-family detectors, per detected query, layer and head."""
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -7,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from ..capture.attention import AttentionRecord
-from ..structures.detection import Detection
 from ..registry import METHODS
 from ..structures import ImageGeometry, infer_stride
+from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from ..utils.validate import check_heads
 from .base import Map2D, MapMethod
@@ -74,6 +73,12 @@ def fuse_heads(maps: torch.Tensor, fusion: Optional[str]) -> torch.Tensor:
     if fusion == 'max':
         return maps.max(0, keepdim=True).values
     return maps.min(0, keepdim=True).values
+
+
+def gradient_weighted(attn: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``mean_h (grad * attn)^+``: heads ``(heads, ...)`` fused by their positive gradient-weighted
+    mean (Chefer et al. relevance, gradient rollout)."""
+    return (grad * attn).clamp(min=0).mean(0)
 
 
 def _select_heads(maps: torch.Tensor, heads: Optional[Sequence[int]]) -> Tuple[torch.Tensor,

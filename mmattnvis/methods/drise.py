@@ -35,10 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..render.geometry import ImageGeometry
-from ..utils.errors import UserInputError
+from ..structures.boxes import box_iou
 from ..structures.detection import Detection
+from ..utils.errors import UserInputError
 from .base import Map2D, MapMethod
-from .cam import CAMResult, DetectedBatch, _EvalMode, detect
+from .cam import CAMResult, DetectedBatch, EvalMode, detect
 
 
 @dataclass
@@ -59,16 +60,6 @@ class Predictions:
     objectness: Optional[torch.Tensor] = None
 
 
-def box_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(T, P)`` IoU of every box of ``a`` with every box of ``b``."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-6)
-
-
 def similarity(targets: Predictions, preds: Predictions) -> torch.Tensor:
     """``(T,)`` best D-RISE similarity of each target among ``preds`` (0 without predictions).
 
@@ -77,7 +68,7 @@ def similarity(targets: Predictions, preds: Predictions) -> torch.Tensor:
     n_t = targets.boxes.shape[0]
     if preds.boxes.shape[0] == 0 or n_t == 0:
         return targets.boxes.new_zeros(n_t)
-    iou = box_iou_matrix(targets.boxes.float(), preds.boxes.float().to(targets.boxes.device))
+    iou = box_iou(targets.boxes.float(), preds.boxes.float().to(targets.boxes.device))
     if targets.class_vectors is not None and preds.class_vectors is not None:
         cos = F.normalize(targets.class_vectors.float(), dim=1) @ F.normalize(
             preds.class_vectors.float().to(iou.device), dim=1).T
@@ -259,7 +250,7 @@ def mmdet_predict(model: nn.Module, data_sample) -> Callable[[torch.Tensor], Lis
     def predict(batch: torch.Tensor) -> List[Predictions]:
         samples = [DetDataSample(metainfo=metainfo) for _ in range(batch.shape[0])]
         out = []
-        for r in model.predict(batch, samples, rescale=True):
+        for r in model.predict(batch, samples, rescale=True):  # type: ignore[operator]
             p = r.pred_instances
             out.append(Predictions(p.bboxes, p.scores, p.labels))
         return out
@@ -304,9 +295,9 @@ class DRISE(MapMethod):
         :meth:`~.cam.DetectionCAM.explain`); the image-level map weighs each mask by the sum
         of the targets' similarities."""
         if detected is None:
-            detected = detect(model, data, score_thr, topk)
+            detected = detect(model, data, score_thr, topk)  # type: ignore[arg-type]
         result = CAMResult(detected.samples, detected.detections, [], [])
-        with _EvalMode(model):
+        with EvalMode(model):
             for b, (sample, dets) in enumerate(zip(detected.samples, detected.detections)):
                 maps, image_map = self._explain_image(model, sample, detected.inputs[b:b + 1],
                                                       dets)
@@ -340,6 +331,6 @@ class DRISE(MapMethod):
         return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True))
 
 
-__all__ = ['Predictions', 'similarity', 'box_iou_matrix', 'RandomMasks', 'FixedMasks',
+__all__ = ['Predictions', 'similarity', 'RandomMasks', 'FixedMasks',
            'check_drise_options', 'drise_saliency', 'content_region', 'preprocessor_fill',
            'mmdet_predict', 'DRISE']

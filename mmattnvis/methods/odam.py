@@ -17,8 +17,9 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..utils.errors import UserInputError
+from ..structures.boxes import BoxLike
 from ..structures.detection import Detection
+from ..utils.errors import UserInputError
 from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.
@@ -55,7 +56,7 @@ class BoxCoordinateTarget(DetectionTarget):
     """One coordinate (``x1 y1 x2 y2`` = 0..3, original-image pixels) of the same-class
     prediction that overlaps the detection most (matched as :class:`DetectionTarget` does)."""
 
-    def __init__(self, bbox: Sequence[float], label: int, index: int) -> None:
+    def __init__(self, bbox: BoxLike, label: int, index: int) -> None:
         super().__init__(bbox, label, use_iou=False)
         self.index = int(index)
 

@@ -25,18 +25,13 @@ import torch
 
 from ..capture.attention import AttentionCapture, AttentionRecord
 from ..registry import METHODS
-from ..utils.errors import UserInputError
 from ..structures.detection import Detection
-from .attention import detections_for_queries
+from ..utils.errors import UserInputError
+from .attention import detections_for_queries, gradient_weighted
 from .base import Map2D, MapMethod
 from .rollout import attention_rollout
 
 Key = Tuple[str, int]
-
-
-def gradient_weighted(attn: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """``mean_h (grad * attn)^+`` for ``(heads, N, M)`` tensors."""
-    return (grad * attn).clamp(min=0).mean(0)
 
 
 def normalize_residual(rel: torch.Tensor) -> torch.Tensor:
@@ -174,17 +169,18 @@ class CheferRelevance(MapMethod):
         maps: List[List[Dict[str, List[Map2D]]]] = [[] for _ in dets]
         if not flat:
             return RelevanceResult(samples, dets, maps, record)
-        cls_scores = record.head_outputs[0]
+        cls_scores = record.head_outputs[0]  # type: ignore[index]  # set by the head's hook
         targets = torch.stack([cls_scores[d.image, d.query, d.label] for d in flat])
         keys = [k for k in sorted(record.graph, key=_order)]
-        grads = batched_attention_grads(targets, [record.graph[k] for k in keys], self.batched)
+        grad_list = batched_attention_grads(targets, [record.graph[k] for k in keys],
+                                            self.batched)
         batch = len(samples)
         attn = {k: _to_heads(record.graph[k].detach(), batch) for k in keys}
-        grads = {k: g for k, g in zip(keys, grads)}
+        grads = dict(zip(keys, grad_list))
         enc_keys = [k for k in keys if k[0] == 'encoder']
         self_keys = [k for k in keys if k[0] == 'decoder_self']
         cross_keys = [k for k in keys if k[0] == 'decoder_cross']
-        h, w = record.key_shape
+        h, w = record.key_shape  # type: ignore[misc]  # set with the dense attention
         rollouts = {}
         for t, det in enumerate(flat):
             b = det.image

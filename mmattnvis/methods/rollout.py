@@ -9,7 +9,7 @@ import torch
 
 from ..registry import METHODS
 from ..utils.errors import UserInputError
-from .attention import DIRECTIONS, fuse_heads
+from .attention import DIRECTIONS, fuse_heads, gradient_weighted
 from .base import Map2D, MapMethod
 
 
@@ -52,7 +52,7 @@ def attention_rollout(attns: Sequence[torch.Tensor],
     result = torch.eye(n, dtype=attns[0].dtype, device=attns[0].device)
     for i, attn in enumerate(attns):
         if grads is not None:
-            fused = (grads[i] * attn).clamp(min=0).mean(0)
+            fused = gradient_weighted(attn, grads[i])
         else:
             fused = fuse_heads(attn, head_fusion)[0]
         fused = _discard(fused, discard_ratio, keep_first)

@@ -2,8 +2,8 @@
 
 * **Pointing game** (Zhang et al., 2016): a hit when the map's maximum lies inside the box
   (within ``tolerance`` pixels).
-* **Energy-based pointing game** (Wang et al., Score-CAM 2020): the share of the map's (non-negative)
-  mass that falls inside the box.
+* **Energy-based pointing game** (Wang et al., Score-CAM 2020): the share of the map's
+  (non-negative) mass that falls inside the box.
 * **Deletion / insertion** (Petsiuk et al., RISE 2018; D-RISE 2021 for detectors): remove (or
   reveal) pixels in the map's order and follow the detection's similarity, IoU x class score of
   the best-matching prediction of the same class; the area under that curve over the removed
@@ -13,15 +13,16 @@
 Everything here works on numpy arrays in original-image pixels; the detector is reached only
 through a ``scorer`` callable, so the functions are testable on constructed cases.
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from ..render.geometry import box_slices
+from ..structures.boxes import BoxLike, box_iou
 
 
-def pointing_game(saliency: np.ndarray, box: Sequence[float], tolerance: float = 0.0) -> bool:
+def pointing_game(saliency: np.ndarray, box: BoxLike, tolerance: float = 0.0) -> bool:
     """Whether the map's maximum is inside ``box`` (``x1, y1, x2, y2``), give or take
     ``tolerance`` pixels. With several maxima, a hit if any of them is inside."""
     sal = np.asarray(saliency, dtype=np.float32)
@@ -36,7 +37,7 @@ def pointing_game(saliency: np.ndarray, box: Sequence[float], tolerance: float =
     return bool((np.hypot(dx, dy) <= tolerance).any())
 
 
-def energy_pointing_game(saliency: np.ndarray, box: Sequence[float]) -> float:
+def energy_pointing_game(saliency: np.ndarray, box: BoxLike) -> float:
     """Share of the map's non-negative mass inside ``box`` (0 for an all-zero map)."""
     sal = np.clip(np.asarray(saliency, dtype=np.float64), 0, None)
     total = sal.sum()
@@ -46,19 +47,7 @@ def energy_pointing_game(saliency: np.ndarray, box: Sequence[float]) -> float:
     return float(sal[rs, cs].sum() / total)
 
 
-def box_iou(box: Sequence[float], boxes: np.ndarray) -> np.ndarray:
-    """IoU of one box with each row of ``boxes`` (all ``x1, y1, x2, y2``)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(box, dtype=np.float64)
-    lt = np.maximum(b[:2], boxes[:, :2])
-    rb = np.minimum(b[2:], boxes[:, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=1)
-    area = np.clip(b[2:] - b[:2], 0, None).prod()
-    areas = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def detection_similarity(box: Sequence[float], label: int, pred_boxes: np.ndarray,
+def detection_similarity(box: BoxLike, label: int, pred_boxes: np.ndarray,
                          pred_scores: np.ndarray, pred_labels: np.ndarray) -> float:
     """D-RISE similarity with the class score as the class term: max over predictions of the
     same class of IoU(box, prediction) x score (0 when there is none)."""
@@ -135,7 +124,8 @@ def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'de
     return fractions, images
 
 
-def auc(fractions: Sequence[float], values: Sequence[float]) -> float:
+def auc(fractions: Union[Sequence[float], np.ndarray],
+        values: Union[Sequence[float], np.ndarray]) -> float:
     """Trapezoidal area under ``values`` over ``fractions`` (in [0, 1])."""
     x = np.asarray(fractions, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)

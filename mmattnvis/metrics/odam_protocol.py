@@ -19,13 +19,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..render.geometry import box_slices
-from .faithfulness import auc, box_iou, perturbation_images
+from ..structures.boxes import BoxLike, box_iou
+from .faithfulness import auc, perturbation_images
 
 #: Predictions of one image: ``(boxes (P, 4), scores (P,), labels (P,))``.
 Preds = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def pointing_game_strict(saliency: np.ndarray, box: Sequence[float]) -> bool:
+def pointing_game_strict(saliency: np.ndarray, box: BoxLike) -> bool:
     """Whether a maximum of the map lies strictly inside ``box`` (pixel centres, boundary
     excluded). A flat or non-finite map points nowhere."""
     sal = np.asarray(saliency, dtype=np.float64)
@@ -37,7 +38,7 @@ def pointing_game_strict(saliency: np.ndarray, box: Sequence[float]) -> bool:
     return bool(((cx > x1) & (cx < x2) & (cy > y1) & (cy < y2)).any())
 
 
-def odam_score(box: Sequence[float], label: int, pred_boxes: np.ndarray,
+def odam_score(box: BoxLike, label: int, pred_boxes: np.ndarray,
                pred_scores: np.ndarray, pred_labels: np.ndarray,
                iou_thr: float = 0.5) -> float:
     """Best score among predictions of class ``label`` with IoU > ``iou_thr`` with ``box``
@@ -52,7 +53,7 @@ def odam_score(box: Sequence[float], label: int, pred_boxes: np.ndarray,
     return float(scores[same][keep].max()) if keep.any() else 0.0
 
 
-def odam_perturbation_auc(image: np.ndarray, saliency: np.ndarray, box: Sequence[float],
+def odam_perturbation_auc(image: np.ndarray, saliency: np.ndarray, box: BoxLike,
                           label: int, predict: Callable[[List[np.ndarray]], List[Preds]],
                           mode: str = 'deletion', steps: int = 20,
                           baseline: Optional[np.ndarray] = None,
@@ -78,8 +79,8 @@ def odam_perturbation_auc(image: np.ndarray, saliency: np.ndarray, box: Sequence
     return auc(fractions, curve), curve
 
 
-def object_discrimination_index(saliency: np.ndarray, box: Sequence[float],
-                                other_boxes: Sequence[Sequence[float]]) -> Optional[float]:
+def object_discrimination_index(saliency: np.ndarray, box: BoxLike,
+                                other_boxes: Sequence[BoxLike]) -> Optional[float]:
     """Energy of the map on the other objects over its energy on all objects.
 
     Pixels are counted once: "all objects" is the union of ``box`` and ``other_boxes``,

@@ -32,6 +32,7 @@ class SlimDINO(DINO):
     """MMDet ``DINO`` that works with any ``embed_dims`` (see the module docstring)."""
 
     def _init_layers(self) -> None:
-        decoder_cfg = copy.deepcopy(self.decoder)
+        # MMDet's __init__ sets ``decoder`` to its config before ``_init_layers`` builds it
+        decoder_cfg = copy.deepcopy(self.decoder)  # type: ignore[has-type]
         super()._init_layers()
         self.decoder = SlimDinoTransformerDecoder(**decoder_cfg)

@@ -6,15 +6,16 @@ input: top-left aligned for MMDet ``Resize`` + ``Pad``, centred with ``pad_param
 ``LetterResize``. :class:`ImageGeometry` stores that box, and :func:`align_to_image` samples a map
 on the original image's pixel grid (one bilinear interpolation, padded borders cropped).
 """
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
+from ..structures.boxes import BoxLike
 from ..structures.geometry import ImageGeometry, infer_stride
 
 
-def box_slices(box: Sequence[float], shape: Sequence[int]) -> Tuple[slice, slice]:
+def box_slices(box: BoxLike, shape: Sequence[int]) -> Tuple[slice, slice]:
     """``(rows, cols)`` slices of the pixels an ``x1, y1, x2, y2`` box covers in an image of
     ``shape`` (outward rounding, clipped; empty slices for a box outside the image)."""
     h, w = int(shape[0]), int(shape[1])
@@ -50,7 +51,7 @@ def align_to_image(fmap: np.ndarray,
     h, w = (int(v) for v in (out_shape or geometry.ori_shape)[:2])
     if stride == 'auto':
         stride = infer_stride(geometry.input_shape, fmap.shape[:2])
-    matrix = geometry.image_to_feature_affine(fmap.shape[:2], stride)
+    matrix = geometry.image_to_feature_affine(fmap.shape[:2], stride)  # type: ignore[arg-type]
     if out_shape is not None and tuple(out_shape[:2]) != tuple(geometry.ori_shape):
         # Sample a resized original image: scale the destination grid first.
         sy, sx = geometry.ori_shape[0] / h, geometry.ori_shape[1] / w

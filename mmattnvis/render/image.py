@@ -29,7 +29,8 @@ def normalize_to_uint8(fmap: np.ndarray) -> np.ndarray:
     A constant map becomes all zeros.
     """
     fmap = np.asarray(fmap, dtype=np.float32)
-    out = cv2.normalize(fmap, None, 0, 255, cv2.NORM_MINMAX)
+    # OpenCV's stubs want an output array; None makes it allocate one
+    out = cv2.normalize(fmap, None, 0, 255, cv2.NORM_MINMAX)  # type: ignore[call-overload]
     return np.asarray(out, dtype=np.uint8)
 
 
@@ -41,7 +42,8 @@ def colorize(fmap_u8: np.ndarray, colormap: str = 'jet') -> np.ndarray:
     return cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
 
 
-def overlay(image_rgb: Optional[np.ndarray], heat_rgb: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(image_rgb: Optional[np.ndarray], heat_rgb: np.ndarray,
+            alpha: float = 0.5) -> np.ndarray:
     """``(1 - alpha) * image + alpha * heat`` as ``cv2.addWeighted`` rounds it."""
     if image_rgb is None:
         return heat_rgb

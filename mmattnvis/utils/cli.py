@@ -59,7 +59,7 @@ def cli_main(func: Callable[..., int]) -> Callable[..., int]:
 class OneLineArgumentParser(argparse.ArgumentParser):
     """``argparse`` that reports a bad argument as one ``error: ...`` line (exit code 2)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(EXIT_USAGE, f'error: {message} (see {self.prog} --help)\n')
 
 

@@ -176,7 +176,7 @@ class CfgOptionsAction(_cfg_action_base()):  # type: ignore[misc]
     """MMEngine's ``DictAction`` for ``--cfg-options`` that reports an item without ``=`` (or
     with an empty key) as one argparse error line instead of a ``ValueError`` traceback."""
 
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+    def __call__(self, parser, namespace, values, option_string=None):
         for kv in values or []:
             key, sep, _ = str(kv).partition('=')
             if not sep or not key.strip():

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from mmdet.visualization import DetLocalVisualizer
 
+from ..compat.mmdet_visualizer import draw_instances
 from ..methods.featmap import build_reduction
 from ..registry import VISUALIZERS
 from ..methods.base import MapMethod
@@ -142,7 +143,7 @@ class FeatMapVisualizer(DetLocalVisualizer):
     def _draw_sets(self, sets, blank, classes, palette) -> np.ndarray:
         layer = None
         for instances in sets:
-            rgba = self._draw_instances(blank, instances, classes, palette)
+            rgba = draw_instances(self, blank, instances, classes, palette)
             layer = rgba if layer is None else composite_rgba(layer, rgba)
         return layer
 

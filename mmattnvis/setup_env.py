@@ -1,4 +1,5 @@
-"""``register_all_modules`` as the other OpenMMLab packages offer it."""
+"""``register_all_modules`` as the other OpenMMLab packages offer it (at the package root, not in
+``utils``: it imports every layer that registers something)."""
 from mmengine import DefaultScope
 
 

@@ -1,0 +1,126 @@
+"""Activations and gradients of multi-level target layers, and AblationCAM's ablation layer for
+FPN tuples."""
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .reshape import MultiLevelReshape, _tensors
+
+
+class MultiLevelActivationsAndGradients:
+    """What ``grad-cam``'s ``ActivationsAndGradients`` does, for layers with several outputs.
+
+    A target layer may return a tuple / list / dict of tensors (an FPN) or be called several times
+    per forward (a head shared across levels); all of its tensors are gathered as levels and the
+    reshape transform merges them. Levels that receive no gradient count as zero gradient.
+    """
+
+    def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
+                 reshape_transform: Optional[Callable], detach: bool = True) -> None:
+        self.model = model
+        # Set by DetectionCAM for gradient methods: a layer that ran but got no gradient (it
+        # is not on the path of the explained score) is then an error, not a silently
+        # misaligned or missing gradient.
+        self.require_gradients = False
+        self.reshape_transform = reshape_transform or MultiLevelReshape()
+        self.detach = detach
+        self.handles = []
+        self._acts: List[List[torch.Tensor]] = [[] for _ in target_layers]
+        self._grads: List[Dict[int, torch.Tensor]] = [{} for _ in target_layers]
+        for i, layer in enumerate(target_layers):
+            self.handles.append(layer.register_forward_hook(self._hook(i)))
+
+    def _hook(self, index: int):
+
+        def hook(module, args, output):
+            for t in _tensors(output):
+                level = len(self._acts[index])
+                self._acts[index].append(t)
+                if t.requires_grad:
+                    t.register_hook(self._grad_hook(index, level))
+
+        return hook
+
+    def _grad_hook(self, index: int, level: int):
+
+        def hook(grad):
+            self._grads[index][level] = grad
+
+        return hook
+
+    def _merge(self, tensors: List[torch.Tensor]) -> torch.Tensor:
+        merged = self.reshape_transform(tensors if len(tensors) > 1 else tensors[0])
+        return merged.detach().cpu() if self.detach else merged
+
+    @property
+    def activations(self) -> List[torch.Tensor]:
+        for index, acts in enumerate(self._acts):
+            if not acts:
+                raise LayerNotOnScorePath(index, ran=False)
+        return [self._merge(a) for a in self._acts if a]
+
+    @property
+    def gradients(self) -> List[torch.Tensor]:
+        out = []
+        for index, (acts, grads) in enumerate(zip(self._acts, self._grads)):
+            if self.require_gradients and acts and not grads:
+                raise LayerNotOnScorePath(index, ran=True)
+            if acts and grads:
+                out.append(self._merge([grads.get(i, torch.zeros_like(a))
+                                        for i, a in enumerate(acts)]))
+        return out
+
+    def __call__(self, x: torch.Tensor):
+        self.clear()
+        return self.model(x)
+
+    def clear(self) -> None:
+        for a in self._acts:
+            a.clear()
+        for g in self._grads:
+            g.clear()
+
+    def release(self) -> None:
+        self.clear()
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+
+class LayerNotOnScorePath(RuntimeError):
+    """A target layer did not run, or no gradient of the explained score reached it."""
+
+    def __init__(self, index: int, ran: bool) -> None:
+        super().__init__(index, ran)
+        self.index = index
+        self.ran = ran
+
+
+def ablation_layer_class():
+    from pytorch_grad_cam.ablation_layer import AblationLayer
+
+    class MultiLevelAblationLayer(AblationLayer):
+        """Stands in for a multi-level layer during AblationCAM: zeroes one channel per batch item.
+
+        Channel indices count through the levels in order (the reshape transform's channel
+        order), so index ``i`` of the merged map is channel ``i - offset_l`` of level ``l``.
+        """
+
+        def set_next_batch(self, input_batch_index, activations, num_channels_to_ablate):
+            self.levels = [t[input_batch_index].detach().clone().unsqueeze(0).repeat(
+                num_channels_to_ablate, *([1] * (t.dim() - 1))) for t in _tensors(activations)]
+            self.container = type(activations) if isinstance(activations, (tuple, list)) else None
+
+        def __call__(self, *args, **kwargs):
+            offsets = np.cumsum([0] + [t.shape[1] for t in self.levels])
+            for i in range(self.levels[0].shape[0]):
+                ch = int(self.indices[i])
+                level = int(np.searchsorted(offsets, ch, side='right') - 1)
+                self.levels[level][i, ch - offsets[level]] = 0
+            if self.container is None:
+                return self.levels[0]
+            return self.container(self.levels)
+
+    return MultiLevelAblationLayer
