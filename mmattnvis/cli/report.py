@@ -15,7 +15,6 @@ from mmattnvis.utils.cli import OneLineArgumentParser, cli_main
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Options of ``mmattnvis report``."""
     parser = OneLineArgumentParser(
-        prog='mmattnvis report',
         description='Build the HTML report (gallery, maps, interactive DETR attention) of a '
         'results directory written with --save-results.')
     parser.add_argument('results_dir', metavar='RESULTS_DIR', help='results directory')

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
+import jinja2
 import numpy as np
 
 from ..render.geometry import align_to_image
@@ -33,7 +34,7 @@ from ..render.image import colorize, colormap_code, normalize_to_uint8
 from ..render.labels import draw_labelled_boxes
 from ..render.points import LEVEL_COLORS
 from ..sinks.records import load_results
-from ..structures import Detection, Map2D, ResultRecord
+from ..structures import Detection, Map2D, ResultRecord, infer_stride
 from ..utils.errors import UserInputError
 
 MARKER = '.mmattnvis-report'  # a folder with this file may be replaced by a new report
@@ -43,6 +44,9 @@ STATIC_FILES = ('report.js', 'report.css')
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
            (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0)]
+
+# map kinds on a DETR token grid (aligned as strided grids, as the attention figures do)
+TOKEN_KINDS = ('cross_attention', 'encoder_attention', 'relevance')
 
 Progress = Callable[[int, int], None]
 
@@ -200,7 +204,9 @@ def heat_layer(m: Map2D, record: ResultRecord, out_shape: Sequence[int],
         raise ValueError(f'map of shape {data.shape} is not 2-D')
     data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
     geom = None if m.meta.get('aligned') else record.geometry
-    aligned = align_to_image(data, geom, out_shape=tuple(out_shape[:2]))
+    # token grids of attention maps are strided (cell j covers input pixels [s*j, s*(j+1)))
+    stride = m.meta.get('stride') or ('auto' if m.meta.get('kind') in TOKEN_KINDS else None)
+    aligned = align_to_image(data, geom, out_shape=tuple(out_shape[:2]), stride=stride)
     return colorize(normalize_to_uint8(aligned), colormap)
 
 
@@ -379,11 +385,16 @@ class _Builder:
                           self.quality))
         map_dir = osp.join(out, 'maps', rid)
         os.mkdir(map_dir)
-        maps, facets = [], []
+        maps, facets, left_out = [], [], []
         for k, (name, m) in enumerate(record.maps.items()):
             src = f'maps/{rid}/{k:04d}.jpg'
+            try:
+                heat = heat_layer(m, record, (sh, sw), self.colormap)
+            except ValueError as e:  # e.g. a map that is not 2-D: noted, the rest goes on
+                left_out.append(f'map {name!r} left out ({e})')
+                continue
             with open(osp.join(out, src), 'wb') as f:
-                f.write(_jpeg(heat_layer(m, record, (sh, sw), self.colormap), self.quality))
+                f.write(_jpeg(heat, self.quality))
             lay, meth = _facet_layer(m.meta), _facet_method(m.meta)
             for value, seen in ((lay, layers), (meth, methods)):
                 if value not in seen:
@@ -415,7 +426,7 @@ class _Builder:
             'geometry': record.geometry.to_dict(), 'detections': dets, 'maps': maps,
             'groups': map_groups(record), 'encoder': self._encoder(record),
             'sampling': self._sampling(record), 'faithfulness': faith,
-            'settings': settings, 'info': info, 'note': note,
+            'settings': settings, 'info': info, 'note': note, 'left_out': left_out,
             'arrays': {n: [list(np.shape(a)), str(np.asarray(a).dtype)]
                        for n, a in record.arrays.items()},
         }
@@ -426,7 +437,7 @@ class _Builder:
                  'facets': facets, 'maps': len(maps), 'task': record.task,
                  'interactive': ('encoder' if detail['encoder'] else
                                  'sampling' if detail['sampling'] else '')}
-        return entry, faith, note
+        return entry, faith, '; '.join(([note] if note else []) + left_out) or None
 
     def _scaled_dets(self, record: ResultRecord, scale: float) -> List[Detection]:
         if scale == 1.0:
@@ -450,7 +461,9 @@ class _Builder:
                 f'{record.image_path or "a record"}: encoder_attention must be uint8 [{n}, {n}] '
                 f'with encoder_attention_scale [{n}] for encoder_grid {[h, w]}, got '
                 f'{q.dtype} {list(q.shape)} and {list(np.shape(s))}')
-        return {'grid': [h, w], 'q': _b64(q),
+        # the grid covers [0, w * s) x [0, h * s) of the input for a strided grid
+        stride = infer_stride(record.geometry.input_shape, (h, w))
+        return {'grid': [h, w], 'stride': stride, 'q': _b64(q),
                 's': _b64(np.asarray(s, dtype='<f4'))}
 
     @staticmethod
@@ -484,7 +497,6 @@ class _Builder:
 
     def _write_html(self, out: str, title: str, index: Dict[str, Any], info: Dict[str, Any],
                     tasks: List[str]) -> None:
-        import jinja2
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(osp.join(PKG_DIR, 'templates')),
             autoescape=jinja2.select_autoescape(['html']), undefined=jinja2.StrictUndefined)

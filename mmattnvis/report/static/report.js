@@ -244,6 +244,7 @@
       main,
       hint ? el('p', { class: 'hint', text: hint }) : null,
       rec.note ? el('p', { class: 'warn', text: 'Image: ' + rec.note + ' (grey placeholder)' }) : null,
+      rec.left_out.length ? el('p', { class: 'warn', text: rec.left_out.join('; ') }) : null,
       rec.encoder ? encoderPanel(rec) : null,
       el('h3', { text: 'Map metadata' }),
       el('table', { class: 'data meta', id: 'd-meta' })
@@ -428,7 +429,7 @@
   function encoderPanel(rec) {
     var g = rec.geometry;
     var box = g.content_box, ow = g.ori_shape[1], oh = g.ori_shape[0];
-    var W = g.input_shape[1], H = g.input_shape[0];
+    var cover = encoderCover(rec), W = cover[1], H = cover[0];
     // the encoder grid covers the network input; place it in original-image coordinates
     var X0 = (0 - box[0]) * ow / (box[2] - box[0]), X1 = (W - box[0]) * ow / (box[2] - box[0]);
     var Y0 = (0 - box[1]) * oh / (box[3] - box[1]), Y1 = (H - box[1]) * oh / (box[3] - box[1]);
@@ -456,13 +457,18 @@
       ])
     ]);
   }
+  function encoderCover(rec) {
+    // input pixels (h, w) under the grid: cell j of a strided grid covers [s*j, s*(j+1))
+    var e = rec.encoder;
+    return e.stride ? [e.grid[0] * e.stride, e.grid[1] * e.stride] : rec.geometry.input_shape;
+  }
   function tokenAt(rec, x, y) {
-    var g = rec.geometry, b = g.content_box;
+    var g = rec.geometry, b = g.content_box, cover = encoderCover(rec);
     var xi = b[0] + x * (b[2] - b[0]) / g.ori_shape[1];
     var yi = b[1] + y * (b[3] - b[1]) / g.ori_shape[0];
     var gh = rec.encoder.grid[0], gw = rec.encoder.grid[1];
-    var col = Math.min(gw - 1, Math.max(0, Math.floor(xi * gw / g.input_shape[1])));
-    var row = Math.min(gh - 1, Math.max(0, Math.floor(yi * gh / g.input_shape[0])));
+    var col = Math.min(gw - 1, Math.max(0, Math.floor(xi * gw / cover[1])));
+    var row = Math.min(gh - 1, Math.max(0, Math.floor(yi * gh / cover[0])));
     return [row, col];
   }
   function paint(cv, values) {
