@@ -52,7 +52,8 @@ def featmap_record(path: str, seed: int, layers: Sequence[str] = ('stage2', 'sta
     side = max(h, w)
     pad = (side - h * side / w) / 2 if w >= h else 0.0
     geom = ImageGeometry((h, w), (side, side), (0.0, pad, float(side), side - pad))
-    rec = ResultRecord(path, geom, 'featmap', _dets(rng, h, w, n_dets), info={'layers': list(layers)})
+    rec = ResultRecord(path, geom, 'featmap', _dets(rng, h, w, n_dets),
+                       info={'layers': list(layers)})
     for k, layer in enumerate(layers):
         g = side // (8 * 2**k)
         rec.add_map(f'{layer}/mean', Map2D(rng.random((g, g)).astype(np.float32), f'{layer} mean',

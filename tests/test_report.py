@@ -1,5 +1,6 @@
 """The HTML report without a browser: bad results directories, atomic writes, the files it
 writes and where their maps land (browser tests: test_report_browser.py)."""
+import base64
 import glob
 import json
 import os
@@ -18,6 +19,12 @@ from mmattnvis.structures import ImageGeometry, Map2D, ResultRecord
 from mmattnvis.utils.errors import UserInputError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _decode(data_url: str) -> np.ndarray:
+    head, b64 = data_url.split(',', 1)
+    assert head in ('data:image/png;base64', 'data:image/jpeg;base64')
+    return cv2.imdecode(np.frombuffer(base64.b64decode(b64), np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def _load_js(path: str, prefix: str) -> object:
@@ -89,8 +96,13 @@ def test_report_files(results, tmp_path):
         detail = _load_js(osp.join(out, 'data', entry['id'] + '.js'),
                           f'MMATTNVIS_RECORD("{entry["id"]}",')
         assert [m['name'] for m in detail['maps']] == list(rec.maps)
-        for m in detail['maps']:  # full resolution, on the image's pixel grid
-            assert cv2.imread(osp.join(out, m['src'])).shape[:2] == rec.geometry.ori_shape
+        assert detail['pixels'] == list(rec.geometry.ori_shape)
+        for m in detail['maps']:  # aligned with the image: its aspect, 2 px per map cell
+            stored = _decode(m['data'])
+            assert list(stored.shape) == m['stored']
+            oh, ow = rec.geometry.ori_shape
+            assert abs(stored.shape[0] / stored.shape[1] - oh / ow) < 0.02
+            assert stored.shape[0] <= oh and stored.shape[1] <= ow
     # the DETR record: a layer x head grid per detection and the quantised encoder matrix
     detr = _load_js(osp.join(out, 'data', 'r00001.js'), 'MMATTNVIS_RECORD("r00001",')
     grids = [g for g in detr['groups'] if g['type'] == 'grid']
@@ -99,7 +111,6 @@ def test_report_files(results, tmp_path):
     assert grids[0]['cols'] == ['0', '1', '2', '3', 'fused']
     assert grids[0]['cells'][3][:4] == [None] * 4
     assert detr['encoder']['grid'] == [7, 11]
-    import base64
     q = np.frombuffer(base64.b64decode(detr['encoder']['q']), np.uint8).reshape(77, 77)
     assert np.array_equal(q, recs[1].arrays['encoder_attention'])
     # faithfulness rows link to the map they were measured on; the random baseline has none
@@ -126,11 +137,13 @@ def test_map_is_aligned_through_the_geometry(tmp_path):
     fmap = np.zeros((20, 20), np.float32)
     fmap[12, 4] = 1.0  # input pixels x 40..50, y 120..130 -> image x 40..50, y 70..80
     rec = ResultRecord(img, geom, 'featmap', maps={'m': Map2D(fmap, 'm', {'kind': 'featmap'})})
-    out = osp.dirname(build_report([rec], str(tmp_path / 'rep'), jpeg_quality=100))
-    heat = cv2.imread(glob.glob(osp.join(out, 'maps', '*', '*.jpg'))[0])[..., ::-1]
-    red = heat[..., 0].astype(int) - heat[..., 2].astype(int)  # jet: hot = red
-    y, x = np.unravel_index(np.argmax(red), red.shape)
-    assert 70 <= y < 80 and 40 <= x < 50
+    out = osp.dirname(build_report([rec], str(tmp_path / 'rep')))
+    detail = _load_js(osp.join(out, 'data', 'r00000.js'), 'MMATTNVIS_RECORD("r00000",')
+    stored = _decode(detail['maps'][0]['data'])
+    assert stored.shape == (20, 40)  # 2 px per cell: 10 x 20 cells over the image
+    y, x = np.unravel_index(np.argmax(stored), stored.shape)
+    assert (y, x) in {(14, 8), (14, 9), (15, 8), (15, 9)}  # image y 70..80, x 40..50 at 1/5
+    assert stored.max() == 255 and stored[:10].max() == 0
 
 
 def test_records_api_and_missing_image(tmp_path):
@@ -158,14 +171,14 @@ def test_failure_leaves_previous_report_and_no_temporary_folder(results, tmp_pat
             raise RuntimeError('disk on fire')
         return real(*args, **kwargs)
 
-    real = report_builder.heat_layer
-    monkeypatch.setattr(report_builder, 'heat_layer', failing)
+    real = report_builder.map_layer
+    monkeypatch.setattr(report_builder, 'map_layer', failing)
     with pytest.raises(RuntimeError, match='disk on fire'):
         build_report(results_dir, str(out))
     assert sorted(glob.glob(str(out / '**'), recursive=True)) == before
     assert sorted(os.listdir(tmp_path)) == ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg', 'rep', 'results']
     # a new report replaces the old one only when complete
-    monkeypatch.setattr(report_builder, 'heat_layer', real)
+    monkeypatch.setattr(report_builder, 'map_layer', real)
     (out / 'stale.txt').write_text('old')
     build_report(results_dir, str(out))
     assert not (out / 'stale.txt').exists() and (out / 'index.html').exists()

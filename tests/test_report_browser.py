@@ -68,7 +68,8 @@ class Page:
     def open_image(self, i: int):
         self.js('i => { location.hash = "#i=" + i; }', i)
         self.page.wait_for_function(
-            'i => window.MMATTNVIS.state.current && window.MMATTNVIS.state.current.index === i', arg=i)
+            'i => window.MMATTNVIS.state.current && window.MMATTNVIS.state.current.index === i',
+            arg=i)
 
 
 @pytest.fixture
@@ -217,8 +218,7 @@ def test_faithfulness_table_sorts_and_links_to_maps(page, report):
     m = rec.maps[name]
     assert (m.meta['method'], str(m.meta['detection'])) == (cells['method'], cells['detection'])
     assert page.page.text_content('#d-map-title').startswith(name)
-    src = page.page.get_attribute('#d-body .stage.main img.heat', 'src')
-    assert src.startswith('maps/r00006/')
+    page.page.wait_for_selector(f'#d-body .stage.main canvas.heat[data-map="{name}"]')
     assert page.errors == []
 
 
@@ -271,8 +271,38 @@ def test_screenshots_are_not_blank(page, report, tmp_path):
     _not_blank(page.page.screenshot())
     page.open_image(0)
     page.page.locator('#d-body .tile').first.click()
-    page.page.wait_for_function('(() => { const i = document.querySelector('
-                                '"#d-body .stage.main img.heat"); '
-                                'return i.complete && i.naturalWidth > 0; })()')
+    page.page.wait_for_selector('#d-body .stage.main canvas.heat[data-map]')
     _not_blank(page.page.screenshot(full_page=True))
     assert page.errors == []
+
+
+def test_heat_map_drawn_where_the_geometry_puts_it(browser, tmp_path):
+    """The page draws a stored map at full resolution with the colormap of render.colorize: a
+    hot feature cell of a letterboxed input lands on its image pixels, the padding is cropped."""
+    from mmattnvis.structures import ImageGeometry, Map2D, ResultRecord
+    img = write_image(str(tmp_path / 'x.jpg'), 100, 200, 0)
+    geom = ImageGeometry((100, 200), (200, 200), (0.0, 50.0, 200.0, 150.0))
+    fmap = np.zeros((20, 20), np.float32)
+    fmap[12, 4] = 1.0  # input pixels x 40..50, y 120..130 -> image x 40..50, y 70..80
+    rec = ResultRecord(img, geom, 'featmap', maps={'m': Map2D(fmap, 'm', {'kind': 'featmap'})})
+    p = Page(browser, 'file://' + build_report([rec], str(tmp_path / 'rep')))
+    try:
+        p.open_image(0)
+        p.page.locator('#d-body .tile').first.click()
+        p.page.wait_for_selector('#d-body .stage.main canvas.heat[data-map="m"]')
+        rgba = np.asarray(p.js('() => { const c = document.querySelector("#d-body .stage.main '
+                               'canvas.heat"); return [c.width, c.height].concat(Array.from('
+                               'c.getContext("2d").getImageData(0, 0, c.width, c.height)'
+                               '.data)); }'))
+        w, h = rgba[:2]
+        rgba = rgba[2:].reshape(h, w, 4).astype(np.uint8)
+        assert (w, h) == (200, 100)
+        lut = np.asarray(colormap_lut('jet'), np.uint8)
+        np.testing.assert_array_equal(rgba[75, 45, :3], lut[255])
+        np.testing.assert_array_equal(rgba[20, 150, :3], lut[0])
+        red = rgba[..., 0].astype(int) - rgba[..., 2].astype(int)
+        ys, xs = np.nonzero(red == red.max())
+        assert 70 <= ys.min() and ys.max() < 80 and 40 <= xs.min() and xs.max() < 50
+        assert p.errors == []
+    finally:
+        p.context.close()

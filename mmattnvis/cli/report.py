@@ -27,8 +27,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--thumb-size', type=int, default=320,
                         help='longest side of the gallery thumbnails (px)')
     parser.add_argument('--max-side', type=int, default=2048,
-                        help='longest side of full-resolution images and maps (px)')
-    parser.add_argument('--jpeg-quality', type=int, default=85, help='JPEG quality (1-100)')
+                        help='longest side of the full-resolution view (px)')
+    parser.add_argument('--jpeg-quality', type=int, default=75,
+                        help='JPEG quality of images and thumbnails (1-100)')
     parser.add_argument('--quiet', action='store_true', help='no progress output')
     return parser.parse_args(argv)
 

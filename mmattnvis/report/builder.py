@@ -8,13 +8,17 @@ The report is a folder that opens from ``file://`` with no server and no network
     OUT_DIR/data/<id>.js       one image's details, loaded on demand by a <script> tag
     OUT_DIR/thumbs/<id>.jpg    thumbnail with the detections drawn
     OUT_DIR/images/<id>.jpg    the original image at full resolution
-    OUT_DIR/maps/<id>/<k>.jpg  the colourised heat layer of map ``k``, aligned with the image at
-                               full resolution (the page blends it over the image)
 
 Browsers refuse ``fetch()`` of local files from a ``file://`` page, so every data file is a
-script that hands its JSON to a global callback. Encoder self-attention stays quantised
-(uint8 per row + float32 row scale, base64) and is dequantised in the page when a point is
-clicked. The folder is built next to ``out_dir`` and renamed into place only when complete.
+script that hands its JSON to a global callback.
+
+Maps are aligned with the image through the record's geometry and normalised here
+(:func:`map_layer`), stored as grey PNG ``data:`` URLs at two pixels per map cell (a heat map of
+a 640x480 image as a full-resolution colour JPEG weighs 30-120 kB; this weighs 0.3-5 kB), and the
+page draws them at full resolution: bilinear upscaling, then the colormap of
+:func:`~mmattnvis.render.image.colorize` as a 256-entry table. Encoder self-attention stays
+quantised (uint8 per row + float32 row scale, base64) and is dequantised in the page when a
+point is clicked. The folder is built next to ``out_dir`` and renamed into place only when complete.
 """
 import base64
 import json
@@ -60,7 +64,7 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
                  colormap: str = 'jet',
                  thumb_size: int = 320,
                  max_side: int = 2048,
-                 jpeg_quality: int = 85,
+                 jpeg_quality: int = 75,
                  progress: Optional[Progress] = None) -> str:
     """Write the HTML report of a run; returns the path of its ``index.html``.
 
@@ -74,8 +78,8 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
         alpha: Initial weight of the heat layers over the image (a slider changes it).
         colormap: OpenCV colormap of the heat layers and the encoder attention.
         thumb_size: Longest side of the gallery thumbnails (pixels).
-        max_side: Longest side of full-resolution images and maps; larger images are scaled.
-        jpeg_quality: JPEG quality of images, maps and thumbnails.
+        max_side: Longest side of the full-resolution view; larger images are scaled down.
+        jpeg_quality: JPEG quality of the images and thumbnails.
         progress: Called as ``progress(done, total)`` after each image.
 
     Raises:
@@ -193,10 +197,10 @@ def load_image(record: ResultRecord) -> Tuple[np.ndarray, Optional[str]]:
     return np.full((h, w, 3), 128, np.uint8), why
 
 
-def heat_layer(m: Map2D, record: ResultRecord, out_shape: Sequence[int],
-               colormap: str = 'jet') -> np.ndarray:
+def map_layer(m: Map2D, record: ResultRecord, out_shape: Sequence[int]) -> np.ndarray:
     """Map ``m`` aligned with the original image (through the record's geometry, unless
-    ``meta.aligned``), min-max normalised and colourised: RGB uint8 of ``out_shape``."""
+    ``meta.aligned``) on an ``out_shape`` grid over the whole image, min-max normalised to
+    uint8 (:func:`~mmattnvis.render.image.normalize_to_uint8`)."""
     data = np.asarray(m.data, dtype=np.float32)
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[..., 0]
@@ -207,7 +211,35 @@ def heat_layer(m: Map2D, record: ResultRecord, out_shape: Sequence[int],
     # token grids of attention maps are strided (cell j covers input pixels [s*j, s*(j+1)))
     stride = m.meta.get('stride') or ('auto' if m.meta.get('kind') in TOKEN_KINDS else None)
     aligned = align_to_image(data, geom, out_shape=tuple(out_shape[:2]), stride=stride)
-    return colorize(normalize_to_uint8(aligned), colormap)
+    return normalize_to_uint8(aligned)
+
+
+def storage_shape(m: Map2D, record: ResultRecord, full_shape: Sequence[int],
+                  px_per_cell: float = 2.0) -> Tuple[int, int]:
+    """Grid a map is stored on: ``px_per_cell`` pixels per map cell over the image (the page
+    interpolates bilinearly up to ``full_shape``), never finer than ``full_shape``."""
+    fh, fw = np.shape(m.data)[:2]
+    oh, ow = record.geometry.ori_shape
+    if m.meta.get('aligned'):
+        cells_h, cells_w = float(fh), float(fw)
+    else:
+        (in_h, in_w), (x0, y0, x1, y1) = record.geometry.input_shape, record.geometry.content_box
+        cells_h, cells_w = fh * (y1 - y0) / in_h, fw * (x1 - x0) / in_w
+    s = min(1.0, max(px_per_cell * cells_h / oh, px_per_cell * cells_w / ow))
+    return (min(int(full_shape[0]), max(1, int(np.ceil(full_shape[0] * s)))),
+            min(int(full_shape[1]), max(1, int(np.ceil(full_shape[1] * s)))))
+
+
+def _data_url(u8: np.ndarray) -> str:
+    """A grey map as a ``data:`` URL: lossless PNG, or JPEG (quality 92) for large maps when
+    smaller. ``data:`` images keep the page's canvas readable (``file://`` images do not)."""
+    ok, png = cv2.imencode('.png', u8, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    best, mime = png.tobytes(), 'png'
+    if u8.size > 128 * 128:
+        ok, jpg = cv2.imencode('.jpg', u8, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if ok and len(jpg) < len(best):
+            best, mime = jpg.tobytes(), 'jpeg'
+    return f'data:image/{mime};base64,' + base64.b64encode(best).decode('ascii')
 
 
 def colormap_lut(colormap: str) -> List[List[int]]:
@@ -335,7 +367,7 @@ class _Builder:
         ]
 
     def write(self, out: str, title: str, alpha: float, progress: Optional[Progress]) -> None:
-        for sub in ('assets', 'data', 'thumbs', 'images', 'maps'):
+        for sub in ('assets', 'data', 'thumbs', 'images'):
             os.mkdir(osp.join(out, sub))
         for f in STATIC_FILES:
             shutil.copyfile(osp.join(PKG_DIR, 'static', f), osp.join(out, 'assets', f))
@@ -383,18 +415,13 @@ class _Builder:
         with open(osp.join(out, 'thumbs', rid + '.jpg'), 'wb') as f:
             f.write(_jpeg(thumbnail(image, self._scaled_dets(record, scale), self.thumb_size),
                           self.quality))
-        map_dir = osp.join(out, 'maps', rid)
-        os.mkdir(map_dir)
         maps, facets, left_out = [], [], []
-        for k, (name, m) in enumerate(record.maps.items()):
-            src = f'maps/{rid}/{k:04d}.jpg'
+        for name, m in record.maps.items():
             try:
-                heat = heat_layer(m, record, (sh, sw), self.colormap)
+                stored = map_layer(m, record, storage_shape(m, record, (sh, sw)))
             except ValueError as e:  # e.g. a map that is not 2-D: noted, the rest goes on
                 left_out.append(f'map {name!r} left out ({e})')
                 continue
-            with open(osp.join(out, src), 'wb') as f:
-                f.write(_jpeg(heat, self.quality))
             lay, meth = _facet_layer(m.meta), _facet_method(m.meta)
             for value, seen in ((lay, layers), (meth, methods)):
                 if value not in seen:
@@ -402,8 +429,9 @@ class _Builder:
             pair = [layers.index(lay), methods.index(meth)]
             if pair not in facets:
                 facets.append(pair)
-            maps.append({'name': name, 'label': m.label, 'meta': m.meta, 'src': src,
-                         'shape': list(np.shape(m.data))})
+            maps.append({'name': name, 'label': m.label, 'meta': m.meta,
+                         'shape': list(np.shape(m.data)), 'stored': list(stored.shape),
+                         'data': _data_url(stored)})
         dets = []
         for d in record.detections:
             cname = _class_name(d)
@@ -423,6 +451,7 @@ class _Builder:
         detail = {
             'id': rid, 'index': i, 'name': self.names[i], 'path': record.image_path,
             'task': record.task, 'image': f'images/{rid}.jpg', 'width': ow, 'height': oh,
+            'pixels': [sh, sw],
             'geometry': record.geometry.to_dict(), 'detections': dets, 'maps': maps,
             'groups': map_groups(record), 'encoder': self._encoder(record),
             'sampling': self._sampling(record), 'faithfulness': faith,

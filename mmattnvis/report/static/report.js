@@ -197,8 +197,31 @@
     stage.style.aspectRatio = rec.width + ' / ' + rec.height;
     stage.style.maxWidth = Math.max(rec.width, Math.min(960, 3 * rec.width)) + 'px';  // small images upscaled
     stage.appendChild(el('img', { class: 'base', src: rec.image, alt: rec.name, draggable: 'false' }));
-    if (withHeat) stage.appendChild(el('img', { class: 'heat', alt: '', draggable: 'false', hidden: '' }));
+    if (withHeat) stage.appendChild(el('canvas', { class: 'heat', width: rec.pixels[1], height: rec.pixels[0], hidden: '' }));
     return stage;
+  }
+  /* A stored map (grey PNG/JPEG data: URL, aligned with the image in Python) drawn on a canvas:
+   * bilinear upscaling to the canvas size, then the colormap table. data: images keep the
+   * canvas readable, where file:// images would taint it. */
+  function paintHeat(canvas, map, done) {
+    var img = new Image();
+    var ticket = canvas.paintTicket = (canvas.paintTicket || 0) + 1;
+    img.onload = function () {
+      if (canvas.paintTicket !== ticket) return;  // a later map was asked for meanwhile
+      var ctx = canvas.getContext('2d');
+      ctx.imageSmoothingEnabled = true;
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+      var d = ctx.getImageData(0, 0, canvas.width, canvas.height), px = d.data, lut = IDX.lut;
+      for (var i = 0; i < px.length; i += 4) {
+        var c = lut[px[i]];
+        px[i] = c[0]; px[i + 1] = c[1]; px[i + 2] = c[2]; px[i + 3] = 255;
+      }
+      ctx.putImageData(d, 0, 0);
+      canvas.setAttribute('data-map', map.name);
+      if (done) done();
+    };
+    img.src = map.data;
   }
   function boxesLayer(rec) {
     var svg = svgEl('svg', { class: 'boxes', viewBox: '0 0 ' + rec.width + ' ' + rec.height, preserveAspectRatio: 'none' });
@@ -216,10 +239,12 @@
   }
   function tile(rec, k, caption) {
     var m = rec.maps[k];
+    var tw = 104, th = Math.max(1, Math.round(tw * rec.height / rec.width));
+    var cv = el('canvas', { class: 'heat', width: tw, height: th });
+    paintHeat(cv, m);
     return el('button', { class: 'tile', 'data-k': k, title: m.name + (m.label ? ' — ' + m.label : ''), onclick: function () { selectMap(k, true); } }, [
       el('span', { class: 'tthumb', style: 'aspect-ratio: ' + rec.width + ' / ' + rec.height }, [
-        el('img', { src: rec.image, loading: 'lazy', alt: '' }),
-        el('img', { class: 'heat', src: m.src, loading: 'lazy', alt: m.name })
+        el('img', { src: rec.image, loading: 'lazy', alt: '' }), cv
       ]),
       el('span', { class: 'tcap', text: caption || m.label || m.name })
     ]);
@@ -331,9 +356,10 @@
   function selectMap(k, push) {
     var rec = state.current;
     state.map = k;
-    var heat = document.querySelector('#d-body .stage.main img.heat');
+    var heat = document.querySelector('#d-body .stage.main canvas.heat');
     var m = k >= 0 ? rec.maps[k] : null;
-    if (m) { heat.src = m.src; heat.hidden = false; } else { heat.hidden = true; heat.removeAttribute('src'); }
+    heat.removeAttribute('data-map');
+    if (m) { paintHeat(heat, m, function () { heat.hidden = state.map !== k; }); } else { heat.hidden = true; }
     $('d-map-title').textContent = m ? m.name + (m.label ? ' — ' + m.label : '') : 'image and detections';
     Array.prototype.forEach.call(document.querySelectorAll('#d-body .tile'), function (t) {
       t.classList.toggle('selected', +t.getAttribute('data-k') === k);
@@ -341,7 +367,7 @@
     var meta = $('d-meta');
     meta.innerHTML = '';
     if (m) {
-      var rows = [['name', m.name], ['label', m.label], ['shape', m.shape.join(' × ')], ['file', m.src]];
+      var rows = [['name', m.name], ['label', m.label], ['shape', m.shape.join(' × ')], ['stored', m.stored.join(' × ') + ' (aligned with the image)']];
       for (var key in m.meta) rows.push([key, m.meta[key]]);
       rows.forEach(function (r) { meta.appendChild(el('tr', {}, [el('th', { text: r[0] }), el('td', { text: fmt(r[1]) })])); });
       if (typeof m.meta.detection === 'number') highlight(m.meta.detection);
