@@ -306,3 +306,43 @@ def test_heat_map_drawn_where_the_geometry_puts_it(browser, tmp_path):
         assert p.errors == []
     finally:
         p.context.close()
+
+
+def test_real_detr_run(browser, tmp_path):
+    """A real forward pass of a small DETR (random weights, ResNet-18): its saved records make a
+    report whose encoder click shows the stored row and column; the stride-32 token grid reaches
+    past the padded input (155 x 192 input, 5 x 6 tokens)."""
+    from detr_utils import small_detr
+    from report_utils import real_attention_record
+
+    from mmattnvis.sinks.records import load_results
+    image = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'demo', 'images',
+                     'shapes_1.jpg')
+    record = real_attention_record(small_detr('detr'), image)
+    results = write_results(str(tmp_path / 'results'), [record], 'attention')
+    rec = load_results(results)[1][0]
+    gh, gw = rec.info['encoder_grid']
+    stride = infer_stride(rec.geometry.input_shape, (gh, gw))
+    assert stride == 32 and gh * stride > rec.geometry.input_shape[0]
+    p = Page(browser, 'file://' + build_report(results, str(tmp_path / 'rep')))
+    try:
+        p.open_image(0)
+        n_tiles = p.page.locator('#d-body table.grid .tile').count()
+        assert n_tiles == len(rec.maps) == 3 * 2 * 9  # detections x layers x (8 heads + fused)
+        geom = rec.geometry
+        box = p.page.locator('#d-body .stage.main').bounding_box()
+        q = rec.arrays['encoder_attention'].astype(np.float64)
+        s = rec.arrays['encoder_attention_scale'].astype(np.float64)
+        for r, c in ((1, 2), (gh - 2, gw - 1)):
+            x, y = geom.input_to_image(((c + 0.5) * stride, (r + 0.5) * stride))
+            p.page.mouse.click(box['x'] + x / geom.ori_shape[1] * box['width'],
+                               box['y'] + y / geom.ori_shape[0] * box['height'])
+            tok = r * gw + c
+            p.page.wait_for_function(f'window.MMATTNVIS.state.encoder && '
+                                     f'window.MMATTNVIS.state.encoder.token === {tok}')
+            got = p.js('MMATTNVIS.state.encoder')
+            np.testing.assert_array_equal(np.asarray(got['row']), q[tok] * s[tok] / 255)
+            np.testing.assert_array_equal(np.asarray(got['col']), q[:, tok] * s / 255)
+        assert p.errors == []
+    finally:
+        p.context.close()
