@@ -221,3 +221,19 @@ def test_templates_and_scripts_are_package_data():
     needed = {osp.join('report', 'templates', 'index.html')}
     needed |= {osp.join('report', 'static', f) for f in report_builder.STATIC_FILES}
     assert needed <= shipped
+
+
+def test_labels_of_boxes_on_one_object_do_not_overlap():
+    """Sigmoid DETRs give one query several classes: same box, labels placed apart."""
+    from mmattnvis.structures import Detection
+    box = np.array([50, 40, 90, 80], np.float32)
+    dets = [Detection(0, i, 1, i, 0.9 - 0.1 * i, box, name)
+            for i, name in enumerate(['square', 'circle', 'star'])]
+    font = report_builder.label_font((244, 303))
+    rects = report_builder.label_rects(dets, (244, 303), font)
+    for i, (a, d) in enumerate(zip(rects, dets)):
+        text = f'{d.class_name} {d.score:.2f}'
+        assert a[2] - a[0] >= 0.6 * font * len(text) and a[3] - a[1] >= font
+        assert 0 <= a[0] and a[2] <= 303 and 0 <= a[1] and a[3] <= 244
+        for b in rects[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..render.geometry import align_to_image
 from ..render.image import colorize, colormap_code, normalize_to_uint8
-from ..render.labels import draw_labelled_boxes
+from ..render.labels import draw_labelled_boxes, place_labels
 from ..render.points import LEVEL_COLORS
 from ..sinks.records import load_results
 from ..structures import Detection, Map2D, ResultRecord, infer_stride
@@ -267,6 +267,26 @@ def thumbnail(image_rgb: np.ndarray, detections: Sequence[Detection], size: int)
     return draw_labelled_boxes(small, boxes, texts, colors, scale=0.35)
 
 
+def label_font(shape: Sequence[int]) -> float:
+    """Font size (original-image pixels) of the labels the page draws over an image."""
+    return max(6.0, min(int(shape[0]), int(shape[1])) / 32)
+
+
+def label_rects(detections: Sequence[Detection], shape: Sequence[int],
+                font: float) -> List[Tuple[int, int, int, int]]:
+    """Where the page puts each detection's label (``x0, y0, x1, y1``, original-image pixels):
+    :func:`~mmattnvis.render.labels.place_labels`, so that labels never cover each other (text
+    width estimated at 0.6 em a character)."""
+    sizes = [(int(np.ceil(0.6 * font * len(f'{_class_name(d)} {d.score:.2f}') + font * 0.4)),
+              int(np.ceil(font * 1.3))) for d in detections]
+    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
+    rects = place_labels([detections[i].bbox for i in order], [sizes[i] for i in order], shape)
+    out: List[Tuple[int, int, int, int]] = [(0, 0, 0, 0)] * len(detections)
+    for i, r in zip(order, rects):
+        out[i] = tuple(int(v) for v in r)
+    return out
+
+
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode('ascii')
 
@@ -433,13 +453,16 @@ class _Builder:
                          'shape': list(np.shape(m.data)), 'stored': list(stored.shape),
                          'data': _data_url(stored)})
         dets = []
-        for d in record.detections:
+        font = label_font(record.geometry.ori_shape)
+        for d, rect in zip(record.detections, label_rects(record.detections, record.geometry
+                                                          .ori_shape, font)):
             cname = _class_name(d)
             if cname not in classes:
                 classes.append(cname)
             dets.append({'rank': d.rank, 'query': d.query, 'label': d.label, 'cls': cname,
                          'score': round(float(d.score), 4),
-                         'bbox': [round(float(v), 2) for v in np.asarray(d.bbox)[:4]]})
+                         'bbox': [round(float(v), 2) for v in np.asarray(d.bbox)[:4]],
+                         'text_box': list(rect)})
         info = dict(record.info)
         rows = info.pop('rows', None) or []
         settings = info.pop('settings', None) or []
@@ -451,6 +474,7 @@ class _Builder:
         detail = {
             'id': rid, 'index': i, 'name': self.names[i], 'path': record.image_path,
             'task': record.task, 'image': f'images/{rid}.jpg', 'width': ow, 'height': oh,
+            'font': font,
             'pixels': [sh, sw],
             'geometry': record.geometry.to_dict(), 'detections': dets, 'maps': maps,
             'groups': map_groups(record), 'encoder': self._encoder(record),

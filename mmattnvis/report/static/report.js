@@ -224,13 +224,16 @@
     img.src = map.data;
   }
   function boxesLayer(rec) {
+    // boxes with labels placed in Python (render.labels.place_labels: they never overlap)
     var svg = svgEl('svg', { class: 'boxes', viewBox: '0 0 ' + rec.width + ' ' + rec.height, preserveAspectRatio: 'none' });
-    var lw = Math.max(1.5, Math.min(rec.width, rec.height) / 200);
+    var fs = rec.font;
     rec.detections.forEach(function (d) {
       var c = IDX.palette[d.label % IDX.palette.length];
       var g = svgEl('g', { 'data-rank': d.rank });
-      g.appendChild(svgEl('rect', { x: d.bbox[0], y: d.bbox[1], width: d.bbox[2] - d.bbox[0], height: d.bbox[3] - d.bbox[1], stroke: rgb(c), 'stroke-width': lw, fill: 'none' }));
-      var t = svgEl('text', { x: d.bbox[0] + lw, y: Math.max(d.bbox[1] - lw, lw * 8), fill: rgb(c), 'font-size': lw * 8 });
+      g.appendChild(svgEl('rect', { class: 'box', x: d.bbox[0], y: d.bbox[1], width: d.bbox[2] - d.bbox[0], height: d.bbox[3] - d.bbox[1], stroke: rgb(c) }));
+      var tb = d.text_box;
+      g.appendChild(svgEl('rect', { class: 'tag', x: tb[0], y: tb[1], width: tb[2] - tb[0], height: tb[3] - tb[1], fill: rgb(c) }));
+      var t = svgEl('text', { x: tb[0] + fs * 0.2, y: tb[1] + fs * 1.0, 'font-size': fs, fill: (c[0] + c[1] + c[2]) / 3 > 140 ? '#000' : '#fff' });
       t.textContent = d.cls + ' ' + d.score.toFixed(2);
       g.appendChild(t);
       svg.appendChild(g);
