@@ -270,6 +270,7 @@ def test_screenshots_are_not_blank(page, report, tmp_path):
                                 '.every(i => i.complete && i.naturalWidth > 0)')
     _not_blank(page.page.screenshot())
     page.open_image(0)
+    page.page.wait_for_selector('#d-body .tile canvas.heat[data-map]')  # tiles in view painted
     page.page.locator('#d-body .tile').first.click()
     page.page.wait_for_selector('#d-body .stage.main canvas.heat[data-map]')
     _not_blank(page.page.screenshot(full_page=True))

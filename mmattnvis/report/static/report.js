@@ -240,11 +240,20 @@
     });
     return svg;
   }
+  // tiles are painted when they scroll into view (a DETR image can have thousands)
+  var tileObserver = 'IntersectionObserver' in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      tileObserver.unobserve(e.target);
+      paintHeat(e.target, e.target.pendingMap);
+    });
+  }, { rootMargin: '300px' }) : null;
   function tile(rec, k, caption) {
     var m = rec.maps[k];
     var tw = 104, th = Math.max(1, Math.round(tw * rec.height / rec.width));
     var cv = el('canvas', { class: 'heat', width: tw, height: th });
-    paintHeat(cv, m);
+    cv.pendingMap = m;
+    if (tileObserver) tileObserver.observe(cv); else paintHeat(cv, m);
     return el('button', { class: 'tile', 'data-k': k, title: m.name + (m.label ? ' — ' + m.label : ''), onclick: function () { selectMap(k, true); } }, [
       el('span', { class: 'tthumb', style: 'aspect-ratio: ' + rec.width + ' / ' + rec.height }, [
         el('img', { src: rec.image, loading: 'lazy', alt: '' }), cv
@@ -259,6 +268,7 @@
     var main = makeStage(rec, 'main', true);
     main.appendChild(el('canvas', { class: 'pts', width: rec.width, height: rec.height }));
     main.appendChild(boxesLayer(rec));
+    if (rec.encoder) main.appendChild(el('div', { class: 'marker', hidden: '' }));
     main.addEventListener('click', function (ev) {
       var r = main.getBoundingClientRect();
       var x = (ev.clientX - r.left) / r.width * rec.width;
@@ -527,7 +537,7 @@
     }
     var cvs = document.querySelectorAll('#d-encoder canvas.enc');
     var idxTo = paint(cvs[0], row), idxFrom = paint(cvs[1], col);
-    Array.prototype.forEach.call(document.querySelectorAll('#d-encoder .marker'), function (mk) {
+    Array.prototype.forEach.call(document.querySelectorAll('#d-body .marker'), function (mk) {
       mk.hidden = false;
       mk.style.left = (x / rec.width * 100) + '%';
       mk.style.top = (y / rec.height * 100) + '%';
