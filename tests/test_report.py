@@ -237,3 +237,20 @@ def test_labels_of_boxes_on_one_object_do_not_overlap():
         assert 0 <= a[0] and a[2] <= 303 and 0 <= a[1] and a[3] <= 244
         for b in rects[i + 1:]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+def test_relative_image_paths_found_next_to_the_results(tmp_path, monkeypatch):
+    """A hook's records with relative image paths and epochs: images are looked up from the
+    results folder's parent, the epoch goes on the card."""
+    write_image(str(tmp_path / 'im.jpg'), 240, 320, 5)
+    rec = featmap_record('im.jpg', 5)
+    rec.info['epoch'] = 3
+    results = write_results(str(tmp_path / 'results'), [rec], 'featmap')
+    monkeypatch.chdir(osp.dirname(ROOT))  # somewhere else
+    out = osp.dirname(build_report(results, str(tmp_path / 'rep')))
+    detail = _load_js(osp.join(out, 'data', 'r00000.js'), 'MMATTNVIS_RECORD("r00000",')
+    assert detail['note'] is None
+    img = cv2.imread(osp.join(out, 'images', 'r00000.jpg'))
+    assert img.std() > 20  # the picture, not the grey placeholder
+    index = _load_js(osp.join(out, 'data', 'index.js'), 'window.MMATTNVIS_INDEX = ')
+    assert index['images'][0]['when'] == 'epoch 3'

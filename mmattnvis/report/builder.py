@@ -100,6 +100,9 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
     title = title or ' · '.join(p for p in ('mmattnvis report', task, name) if p)
     builder = _Builder(records, doc, colormap=colormap, thumb_size=thumb_size,
                        max_side=max_side, quality=jpeg_quality)
+    if isinstance(results, (str, os.PathLike)):  # relative image paths: also from the results
+        src = osp.abspath(os.fspath(results))
+        builder.search = (src, osp.dirname(src))
     with atomic_directory(os.fspath(out_dir)) as tmp:
         builder.write(tmp, title=title, alpha=alpha, progress=progress)
     return osp.join(os.fspath(out_dir), 'index.html')
@@ -183,11 +186,15 @@ def _scaled_shape(shape: Sequence[int], max_side: int) -> Tuple[int, int]:
     return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
-def load_image(record: ResultRecord) -> Tuple[np.ndarray, Optional[str]]:
+def load_image(record: ResultRecord, search: Sequence[str] = ()) -> Tuple[np.ndarray,
+                                                                          Optional[str]]:
     """The record's original image (RGB) and a note when it could not be read (a grey
-    placeholder of the original size is returned then)."""
+    placeholder of the original size is returned then). A relative ``image_path`` that is not
+    found from the working directory is looked up under each folder of ``search``."""
     h, w = record.geometry.ori_shape
     path = record.image_path
+    if path and not osp.isabs(path) and not osp.isfile(path):
+        path = next((osp.join(d, path) for d in search if osp.isfile(osp.join(d, path))), path)
     img = cv2.imread(path, cv2.IMREAD_COLOR) if path and osp.isfile(path) else None
     if img is not None and img.shape[:2] == (h, w):
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), None
@@ -380,6 +387,7 @@ class _Builder:
         self.thumb_size = thumb_size
         self.max_side = max_side
         self.quality = quality
+        self.search: Sequence[str] = ()
         stems = list(doc.get('records') or [])
         self.names = [
             stems[i] if i < len(stems) else
@@ -424,7 +432,7 @@ class _Builder:
     def _write_record(self, out: str, rid: str, i: int, record: ResultRecord,
                       classes: List[str], layers: List[str], methods: List[str]
                       ) -> Tuple[Dict[str, Any], List[Dict[str, Any]], Optional[str]]:
-        image, note = load_image(record)
+        image, note = load_image(record, self.search)
         oh, ow = record.geometry.ori_shape
         sh, sw = _scaled_shape((oh, ow), self.max_side)
         scale = sw / ow
@@ -485,7 +493,9 @@ class _Builder:
         }
         with open(osp.join(out, 'data', rid + '.js'), 'w', encoding='utf-8') as f:
             f.write(_js('MMATTNVIS_RECORD', rid, _clean(detail)))
-        entry = {'id': rid, 'name': self.names[i], 'thumb': f'thumbs/{rid}.jpg',
+        when = ' · '.join(f'{k} {record.info[k]}' for k in ('epoch', 'iter')
+                          if record.info.get(k) is not None)
+        entry = {'id': rid, 'name': self.names[i], 'thumb': f'thumbs/{rid}.jpg', 'when': when,
                  'dets': [[classes.index(d['cls']), d['score']] for d in dets],
                  'facets': facets, 'maps': len(maps), 'task': record.task,
                  'interactive': ('encoder' if detail['encoder'] else

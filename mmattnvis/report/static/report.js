@@ -122,7 +122,7 @@
       box.appendChild(el('a', { class: 'card', href: hashOf({ i: i }), 'data-index': i, title: e.name }, [
         el('img', { src: e.thumb, loading: 'lazy', alt: e.name }),
         el('span', { class: 'cap' }, [
-          el('b', { text: e.name }),
+          el('b', { text: e.name + (e.when ? ' · ' + e.when : '') }),
           el('span', { text: dets + ' det' + (dets === 1 ? '' : 's') + ' · ' + e.maps + ' map' + (e.maps === 1 ? '' : 's') +
             (e.interactive === 'encoder' ? ' · click: encoder' : e.interactive === 'sampling' ? ' · sampling points' : '') })
         ])
