@@ -4,6 +4,7 @@ The report is opened from ``file://`` (as a user opens it: no server). Skipped, 
 when Playwright or ``/usr/bin/chromium`` is missing (``make test`` installs Chromium with
 apt-get when it runs as root; Playwright comes with the ``tests`` extra).
 """
+import os
 import os.path as osp
 
 import cv2
@@ -15,7 +16,7 @@ from report_utils import (ablation_record, cam_record, deformable_record, detr_r
 from mmattnvis.report import build_report, colormap_lut
 from mmattnvis.structures import infer_stride
 
-CHROMIUM = '/usr/bin/chromium'
+CHROMIUM = os.environ.get('MMATTNVIS_CHROMIUM', '/usr/bin/chromium')  # another build: set it
 
 
 @pytest.fixture(scope='module')
