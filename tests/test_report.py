@@ -254,3 +254,16 @@ def test_relative_image_paths_found_next_to_the_results(tmp_path, monkeypatch):
     assert img.std() > 20  # the picture, not the grey placeholder
     index = _load_js(osp.join(out, 'data', 'index.js'), 'window.MMATTNVIS_INDEX = ')
     assert index['images'][0]['when'] == 'epoch 3'
+
+
+def test_a_map_that_cannot_be_drawn_is_left_out_with_a_note(tmp_path):
+    rec = featmap_record(write_image(str(tmp_path / 'a.jpg'), 240, 320, 1), 1)
+    maps = list(rec.maps.items())
+    rec.maps = dict([maps[0], ('bad', Map2D(np.zeros(5, np.float32), 'bad', {'kind': 'featmap'})),
+                     *maps[1:]])
+    out = osp.dirname(build_report([rec], str(tmp_path / 'rep')))
+    detail = _load_js(osp.join(out, 'data', 'r00000.js'), 'MMATTNVIS_RECORD("r00000",')
+    assert [m['name'] for m in detail['maps']] == [n for n, _ in maps]
+    assert detail['left_out'] == ["map 'bad' left out (map of shape (5,) is not 2-D)"]
+    # the groups index the maps the page has
+    assert sorted(k for g in detail['groups'] for k in g['items']) == [0, 1, 2]

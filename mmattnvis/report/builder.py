@@ -21,6 +21,7 @@ quantised (uint8 per row + float32 row scale, base64) and is dequantised in the 
 point is clicked. The folder is built next to ``out_dir`` and renamed into place only when complete.
 """
 import base64
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -85,10 +86,12 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
     Raises:
         UserInputError: Missing, empty or incompatible results; unusable ``out_dir``.
     """
+    search: Tuple[str, ...] = ()
     if isinstance(results, (str, os.PathLike)):
-        src = os.fspath(results)
-        doc, records = load_results(src)
-        name = osp.basename(osp.normpath(osp.abspath(src)))
+        src = osp.abspath(os.fspath(results))
+        doc, records = load_results(os.fspath(results))
+        name = osp.basename(osp.normpath(src))
+        search = (src, osp.dirname(src))  # relative image paths: also from the results
     else:
         records = list(results)
         doc = dict(index or {})
@@ -99,10 +102,7 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
     task = doc.get('task') or (records[0].task if records else '')
     title = title or ' · '.join(p for p in ('mmattnvis report', task, name) if p)
     builder = _Builder(records, doc, colormap=colormap, thumb_size=thumb_size,
-                       max_side=max_side, quality=jpeg_quality)
-    if isinstance(results, (str, os.PathLike)):  # relative image paths: also from the results
-        src = osp.abspath(os.fspath(results))
-        builder.search = (src, osp.dirname(src))
+                       max_side=max_side, quality=jpeg_quality, search=search)
     with atomic_directory(os.fspath(out_dir)) as tmp:
         builder.write(tmp, title=title, alpha=alpha, progress=progress)
     return osp.join(os.fspath(out_dir), 'index.html')
@@ -204,16 +204,21 @@ def load_image(record: ResultRecord, search: Sequence[str] = ()) -> Tuple[np.nda
     return np.full((h, w, 3), 128, np.uint8), why
 
 
+def _map_data(m: Map2D) -> np.ndarray:
+    """``m.data`` as a 2-D float32 array; ``ValueError`` when it is not one."""
+    data = np.asarray(m.data, dtype=np.float32)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[..., 0]
+    if data.ndim != 2 or min(data.shape) < 1:
+        raise ValueError(f'map of shape {tuple(np.shape(m.data))} is not 2-D')
+    return data
+
+
 def map_layer(m: Map2D, record: ResultRecord, out_shape: Sequence[int]) -> np.ndarray:
     """Map ``m`` aligned with the original image (through the record's geometry, unless
     ``meta.aligned``) on an ``out_shape`` grid over the whole image, min-max normalised to
     uint8 (:func:`~mmattnvis.render.image.normalize_to_uint8`)."""
-    data = np.asarray(m.data, dtype=np.float32)
-    if data.ndim == 3 and data.shape[2] == 1:
-        data = data[..., 0]
-    if data.ndim != 2:
-        raise ValueError(f'map of shape {data.shape} is not 2-D')
-    data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+    data = np.nan_to_num(_map_data(m), nan=0.0, posinf=0.0, neginf=0.0)
     geom = None if m.meta.get('aligned') else record.geometry
     # token grids of attention maps are strided (cell j covers input pixels [s*j, s*(j+1)))
     stride = m.meta.get('stride') or ('auto' if m.meta.get('kind') in TOKEN_KINDS else None)
@@ -225,7 +230,7 @@ def storage_shape(m: Map2D, record: ResultRecord, full_shape: Sequence[int],
                   px_per_cell: float = 2.0) -> Tuple[int, int]:
     """Grid a map is stored on: ``px_per_cell`` pixels per map cell over the image (the page
     interpolates bilinearly up to ``full_shape``), never finer than ``full_shape``."""
-    fh, fw = np.shape(m.data)[:2]
+    fh, fw = _map_data(m).shape
     oh, ow = record.geometry.ori_shape
     if m.meta.get('aligned'):
         cells_h, cells_w = float(fh), float(fw)
@@ -380,14 +385,15 @@ class _Builder:
     """Turns records into the report's files."""
 
     def __init__(self, records: Sequence[ResultRecord], doc: Dict[str, Any], colormap: str,
-                 thumb_size: int, max_side: int, quality: int) -> None:
+                 thumb_size: int, max_side: int, quality: int,
+                 search: Sequence[str] = ()) -> None:
         self.records = list(records)
         self.doc = doc
         self.colormap = colormap
         self.thumb_size = thumb_size
         self.max_side = max_side
         self.quality = quality
-        self.search: Sequence[str] = ()
+        self.search = tuple(search)
         stems = list(doc.get('records') or [])
         self.names = [
             stems[i] if i < len(stems) else
@@ -443,13 +449,14 @@ class _Builder:
         with open(osp.join(out, 'thumbs', rid + '.jpg'), 'wb') as f:
             f.write(_jpeg(thumbnail(image, self._scaled_dets(record, scale), self.thumb_size),
                           self.quality))
-        maps, facets, left_out = [], [], []
+        maps, facets, left_out, kept = [], [], [], {}
         for name, m in record.maps.items():
             try:
                 stored = map_layer(m, record, storage_shape(m, record, (sh, sw)))
             except ValueError as e:  # e.g. a map that is not 2-D: noted, the rest goes on
                 left_out.append(f'map {name!r} left out ({e})')
                 continue
+            kept[name] = m
             lay, meth = _facet_layer(m.meta), _facet_method(m.meta)
             for value, seen in ((lay, layers), (meth, methods)):
                 if value not in seen:
@@ -485,7 +492,8 @@ class _Builder:
             'font': font,
             'pixels': [sh, sw],
             'geometry': record.geometry.to_dict(), 'detections': dets, 'maps': maps,
-            'groups': map_groups(record), 'encoder': self._encoder(record),
+            'groups': map_groups(dataclasses.replace(record, maps=kept)),
+            'encoder': self._encoder(record),
             'sampling': self._sampling(record), 'faithfulness': faith,
             'settings': settings, 'info': info, 'note': note, 'left_out': left_out,
             'arrays': {n: [list(np.shape(a)), str(np.asarray(a).dtype)]
