@@ -190,6 +190,17 @@ def test_faithfulness_table_sorts_and_links_to_maps(page, report):
     page.page.wait_for_selector('#faithfulness-view:not([hidden])')
     n = len(rec.info['rows'])
     assert page.page.locator('#faith-table tr').count() == n + 1
+    # the mean per method, empty cells left out
+    rows = rec.info['rows']
+    for method in ('gradcam', 'eigencam', 'random'):
+        cells = page.page.locator(f'#faith-summary tr[data-method="{method}"] td')
+        heads = page.js('Array.from(document.querySelectorAll("#faith-summary th"))'
+                        '.map(t => t.textContent)')
+        got = dict(zip(heads, cells.all_text_contents()))
+        mine = [r for r in rows if r['method'] == method]
+        assert got['rows'] == str(len(mine))
+        dels = [r['deletion_auc'] for r in mine if r['deletion_auc'] is not None]
+        assert got['deletion_auc'] == (f'{np.mean(dels):.4f}' if dels else '—')
 
     def column(name):
         cols = page.js('Array.from(document.querySelectorAll("#faith-table th"))'

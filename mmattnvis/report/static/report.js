@@ -585,6 +585,31 @@
       render();
     }
     render();
+    buildFaithSummary(cols);
+  }
+  function buildFaithSummary(cols) {
+    // mean of every numeric column per method (empty cells left out), as the runner's summary
+    var t = $('faith-summary');
+    var methods = [], acc = {};
+    IDX.faithfulness.forEach(function (r) {
+      var m = String(r.values.method);
+      if (!acc[m]) { acc[m] = { n: 0, sum: {}, cnt: {} }; methods.push(m); }
+      acc[m].n += 1;
+      cols.forEach(function (c) {
+        var v = r.values[c];
+        if (typeof v === 'number' && ['detection', 'label', 'score', 'image'].indexOf(c) < 0) {
+          acc[m].sum[c] = (acc[m].sum[c] || 0) + v;
+          acc[m].cnt[c] = (acc[m].cnt[c] || 0) + 1;
+        }
+      });
+    });
+    var metric = cols.filter(function (c) { return methods.some(function (m) { return acc[m].cnt[c]; }); });
+    t.appendChild(el('tr', {}, ['method', 'rows'].concat(metric).map(function (c) { return el('th', { text: c }); })));
+    methods.forEach(function (m) {
+      t.appendChild(el('tr', { 'data-method': m }, [el('td', { text: m }), el('td', { text: acc[m].n })].concat(metric.map(function (c) {
+        return el('td', { text: acc[m].cnt[c] ? (acc[m].sum[c] / acc[m].cnt[c]).toFixed(4) : '—' });
+      }))));
+    });
   }
   function buildAblationTable() {
     var t = $('ablation-table');
