@@ -21,7 +21,7 @@ from common import ROOT
 
 sys.path.insert(0, osp.join(ROOT, 'tests'))
 
-from report_utils import featmap_record, write_image, write_results  # noqa: E402
+from report_utils import detr_record, featmap_record, write_image, write_results  # noqa: E402
 
 from mmattnvis.report import build_report  # noqa: E402
 
@@ -73,6 +73,33 @@ def open_times(index_html: str, opens: int) -> Dict[str, float]:
             'detail_s': statistics.median(detail)}
 
 
+def detr_detail(root: str) -> Dict[str, float]:
+    """One DETR-R50-sized image (800x1199, 25 x 38 = 950 encoder tokens, 6 layers x 8 heads,
+    10 detections): the size of its data file and the seconds from asking for its detail view
+    to the encoder attention of a clicked point drawn (median of 3)."""
+    from playwright.sync_api import sync_playwright
+    rec = detr_record(write_image(osp.join(root, 'detr.jpg'), 800, 1199, 0), 0,
+                      shape=(800, 1199), grid=(25, 38), layers=6, heads=8, n_dets=10)
+    out = osp.dirname(build_report([rec], osp.join(root, 'detr_report')))
+    times: List[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox'])
+        for _ in range(3):
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            page.goto('file://' + osp.join(out, 'index.html'))
+            t0 = time.perf_counter()
+            page.evaluate('() => { location.hash = "#i=0"; }')
+            page.wait_for_selector('#d-body .stage.main')
+            box = page.locator('#d-body .stage.main').bounding_box()
+            page.mouse.click(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+            page.wait_for_function('window.MMATTNVIS.state.encoder !== null')
+            times.append(time.perf_counter() - t0)
+            page.close()
+        browser.close()
+    return {'data_mb': osp.getsize(osp.join(out, 'data', 'r00000.js')) / 1e6,
+            'maps': len(rec.maps), 'click_s': statistics.median(times)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--images', type=int, default=500)
@@ -108,6 +135,10 @@ def main() -> int:
             print(f'open in headless chromium (median of {args.opens}): load event '
                   f'{t["load_s"]:.2f} s, first cards visible {t["first_cards_s"]:.2f} s '
                   f'(goal < 2 s); an image\'s detail view with a map drawn {t["detail_s"]:.2f} s')
+            d = detr_detail(root)
+            print(f'DETR image (950 encoder tokens, {d["maps"]} cross-attention maps): data file '
+                  f'{d["data_mb"]:.2f} MB, detail view to encoder attention of a clicked point '
+                  f'drawn {d["click_s"]:.2f} s')
         else:
             print('open time not measured: needs playwright and /usr/bin/chromium')
     finally:
