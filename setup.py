@@ -15,6 +15,8 @@ from setuptools import find_packages, setup
 ROOT = osp.dirname(osp.abspath(__file__))
 MIM_ITEMS = ('configs', 'tools', 'demo', 'models', 'model-index.yml')
 # training logs and scalars stay in the repository; the model cards (README.md) ship
+# the HTML report's templates and scripts (mmattnvis/report/)
+REPORT_DATA = ['report/templates/*.html', 'report/static/*.js', 'report/static/*.css']
 MIM_SKIP = ('__pycache__', '*.pyc', 'train.log', 'train_scalars.json')
 
 
@@ -75,7 +77,7 @@ if __name__ == '__main__':
         python_requires='>=3.8',
         packages=find_packages(exclude=('tests', 'tests.*', 'tools', 'benchmarks', 'configs',
                                         'demo', 'models')),
-        package_data={'mmattnvis': _mim_package_data()},
+        package_data={'mmattnvis': _mim_package_data() + REPORT_DATA},
         include_package_data=False,
         install_requires=[
             'torch>=2.0',
@@ -88,11 +90,13 @@ if __name__ == '__main__':
             'opencv-python-headless',
             'imageio>=2.20',
             'scipy',
+            'jinja2>=3.0',
         ],
         extras_require={
             'mmyolo': ['mmyolo>=0.6.0'],
             'mim': ['openmim'],
-            'tests': ['pytest', 'pytest-timeout', 'tensorboard', 'imageio-ffmpeg', 'ruff', 'mypy'],
+            'tests': ['pytest', 'pytest-timeout', 'tensorboard', 'imageio-ffmpeg', 'ruff', 'mypy',
+                      'playwright'],
         },
         entry_points={'console_scripts': ['mmattnvis = mmattnvis.cli.main:main']},
         zip_safe=False,

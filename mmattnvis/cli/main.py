@@ -16,6 +16,7 @@ COMMANDS = {
     'cam': ('cam_vis', 'Grad-CAM family maps per detection'),
     'ablation': ('head_ablation', 'detections with attention heads turned off'),
     'faithfulness': ('eval_faithfulness', 'pointing game and deletion/insertion AUC per method'),
+    'report': ('report', 'HTML report of a results directory (gallery, maps, DETR attention)'),
     'zoo': ('zoo_check', 'check every MMDet / MMYOLO config against mmattnvis'),
     'demo': ('demo', 'the README demo on the shipped shapes models'),
     'train': ('train', 'train a detector (MMEngine Runner)'),
