@@ -61,7 +61,7 @@ def _check_render(tensors: 'OrderedDict', targets: Sequence[str], image_bgr: np.
                   sample: Any) -> np.ndarray:
     from ..apis.inference import bgr_to_rgb
     from ..methods.featmap import build_reduction
-    from ..render.featmap import render_featmap
+    from ..visualization import render_featmap
     from ..render.geometry import ImageGeometry
     last = [k for k in tensors if k.split('.')[0].split('#')[0] == targets[-1]] or list(tensors)
     fmap = tensors[last[0]][0]
