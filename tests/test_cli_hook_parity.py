@@ -1,4 +1,6 @@
 """The CLI and the hook share one Run: the same image and options give identical records."""
+import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -54,13 +56,25 @@ def _compare(hook_dir, cli_dir, task):
 def test_featmap_cli_and_hook_give_identical_maps(tmp_path):
     from mmattnvis.cli.featmap_vis import main
     hook = dict(type='mmattnvis.FeatMapVisHook', target_layers=['neck'],
-                channel_reduction='squeeze_mean', interval=1, results_dir='res', score_thr=0.3)
+                channel_reduction='squeeze_mean', interval=1, results_dir='res', score_thr=0.3,
+                report_dir='rep')
     images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path, hook)
     assert main([images, cfg_path, ckpt, '--target-layers', 'neck', '--channel-reduction',
                  'squeeze_mean', '--device', 'cpu', '--out-dir', str(tmp_path / 'png'),
                  '--save-results', str(tmp_path / 'cli')]) == 0
     n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'featmap')
     assert n == 3 * 3  # three images, three FPN levels
+    # the hook's report of the test loop: one card per drawn image
+    text = (tmp_path / 'work' / 'rep' / 'test' / 'data' / 'index.js').read_text()
+    page = json.loads(text[text.index('=') + 1:].strip().rstrip(';'))
+    assert page['task'] == 'featmap' and page['layers'] == ['neck.0', 'neck.1', 'neck.2']
+    assert sorted(im['name'].rsplit('_id', 1)[0] for im in page['images']) == sorted(
+        osp.splitext(n)[0] for n in os.listdir(images))
+    assert all(im['maps'] == 3 for im in page['images'])
+    saved = sorted(os.listdir(tmp_path / 'work' / 'res' / 'test' / 'records'))
+    assert sorted({f.rsplit('_id', 1)[0] for f in saved}) == sorted(
+        osp.splitext(n)[0] for n in os.listdir(images))
+    assert len(saved) == 2 * 3 and {osp.splitext(f)[1] for f in saved} == {'.json', '.npz'}
 
 
 def test_attention_cli_and_hook_give_identical_maps(tmp_path):

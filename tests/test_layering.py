@@ -37,7 +37,7 @@ FORBIDDEN: Dict[str, Set[str]] = {
 TOO_LONG_FOR_NOW: Set[str] = set()
 #: Upward imports being removed elsewhere (issue 15: render functions take maps, so
 #: ``render/featmap.py`` stops calling a method). Nothing else may be added.
-KNOWN_UPWARD: Set[Tuple[str, str]] = {('mmattnvis/render/featmap.py', 'mmattnvis.methods.base')}
+KNOWN_UPWARD: Set[Tuple[str, str]] = set()
 
 
 def _modules() -> List[Tuple[str, List[str]]]:

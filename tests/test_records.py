@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from mmattnvis.sinks import RecordSink, RunSinks, load_record, load_results, read_index
+from mmattnvis.apis.run_sinks import RunSinks
+from mmattnvis.sinks import RecordSink, load_record, load_results, read_index
 from mmattnvis.structures import (RECORD_VERSION, Detection, ImageGeometry, IncompatibleResults,
                                   Map2D, ResultRecord)
 from mmattnvis.utils.errors import UserInputError

@@ -2,9 +2,8 @@
 import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
 from ..capture.attention import (AttentionCapture, AttentionRecord, attention_kind,
@@ -15,11 +14,9 @@ from ..methods.attention import (DIRECTION_TITLES, DIRECTIONS, HEAD_FUSIONS,
                                  point_to_token, token_box, token_stride)
 from ..methods.relevance import CheferRelevance, _to_heads, batched_attention_grads
 from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
-from ..structures import Detection, ImageGeometry, Map2D, ResultRecord
+from ..structures import Detection, ImageGeometry, Map2D
 from ..utils.errors import UserInputError
-from .inference import build_test_pipeline, prepare_batch
 from .options import OptionError
-from .records import new_record
 
 MODES = ('decoder', 'encoder', 'deformable', 'relevance', 'rollout')
 
@@ -152,51 +149,6 @@ def run_attention(model, data, options: AttentionOptions, keep: Optional[list] =
         keep.append(cap.record)
     return (samples, ) + build_columns(model, cap.record, samples, options)
 
-
-class AttentionRun:
-    """The attention task: a DETR-family model and validated options -> result records.
-
-    ``run_batch`` (images) and ``records`` (an :class:`AttentionRecord` captured elsewhere, e.g.
-    by :class:`~mmattnvis.hooks.AttentionVisHook` during a runner's loop) give the same records.
-
-    Args:
-        model: A DETR-family detector.
-        options: What to draw.
-        keep_encoder: Also keep the dense encoder self-attention in each record (for the
-            report's click-anywhere view; DETR, Conditional/DAB-DETR).
-
-    Raises:
-        UserInputError: The model cannot give what the mode draws.
-    """
-
-    def __init__(self, model, options: AttentionOptions, keep_encoder: bool = False) -> None:
-        check_mode(model, options)
-        self.model = model
-        self.options = options
-        self.keep_encoder = keep_encoder and options.mode in ('decoder', 'deformable',
-                                                              'encoder')
-        self._pipeline = None
-
-    @property
-    def classes(self) -> Optional[Sequence[str]]:
-        return (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
-
-    def run_batch(self, images_bgr: Sequence[np.ndarray],
-                  paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
-        """Forward one batch and return one result record per image."""
-        if self._pipeline is None:
-            self._pipeline = build_test_pipeline(self.model.cfg)
-        data = prepare_batch(images_bgr, self._pipeline, paths)
-        keep: Optional[list] = [] if self.keep_encoder else None
-        samples, dets, columns = run_attention(self.model, data, self.options, keep)
-        return attention_records(samples, dets, columns, self.options, self.classes, paths,
-                                 keep[0] if keep else None)
-
-    def records(self, record: AttentionRecord, samples: Sequence[Any]) -> List[ResultRecord]:
-        """Records from a forward recorded elsewhere (decoder / deformable modes)."""
-        dets, columns = build_columns(self.model, record, samples, self.options)
-        return attention_records(samples, dets, columns, self.options, self.classes, None,
-                                 record if self.keep_encoder else None)
 
 
 def run_rollout(model, data, options: AttentionOptions):
@@ -333,67 +285,6 @@ def _with_reference(maps: List[Map2D], ref: torch.Tensor, geom: ImageGeometry) -
     return maps
 
 
-MODE_KINDS = {'decoder': 'cross_attention', 'deformable': 'sampling_points',
-              'encoder': 'encoder_attention', 'relevance': 'relevance', 'rollout': 'rollout'}
-
-
-def attention_records(samples: Sequence[Any], dets: Sequence[Sequence[Detection]],
-                      columns: Sequence[Sequence[tuple]], options: AttentionOptions,
-                      classes: Optional[Sequence[str]] = None,
-                      paths: Optional[Sequence[Optional[str]]] = None,
-                      record: Optional[AttentionRecord] = None) -> List[ResultRecord]:
-    """One result record per image from :func:`run_attention`'s output (CLI and hook alike).
-
-    Column ``j`` of the figure becomes the maps ``c<j>/<i>`` with ``meta['column'] = j``;
-    ``info['columns']`` says what each column is (a detection's rank, a point, all tokens).
-    With the forward's ``record`` holding dense encoder self-attention, each record also keeps
-    it, quantised (see docs/results_format.md), for the report's click-anywhere view.
-    """
-    out = []
-    kind = MODE_KINDS[options.mode]
-    for b, sample in enumerate(samples):
-        for d in dets[b]:
-            d.class_name = d.class_name or (str(classes[d.label]) if classes is not None
-                                            and 0 <= d.label < len(classes) else None)
-        rec = new_record(sample, 'attention', dets[b], None if paths is None else paths[b],
-                         {'mode': options.mode, 'head_fusion': options.head_fusion,
-                          'score_thr': options.score_thr, 'columns': []})
-        for j, (head, rows) in enumerate(columns[b]):
-            if head is None:
-                rec.info['columns'].append({'kind': 'all'})
-            elif isinstance(head, tuple):
-                rec.info['columns'].append({'kind': 'point', 'point': [float(v) for v in head]})
-            else:
-                rec.info['columns'].append({'kind': 'detection', 'detection': head.rank})
-            for i, m in enumerate(rows):
-                m.meta.setdefault('kind', kind)
-                m.meta['column'] = j
-                if not isinstance(head, tuple) and head is not None:
-                    m.meta.setdefault('detection', head.rank)
-                    m.meta.setdefault('query', head.query)
-                rec.add_map(f'c{j}/{i}', m)
-        if record is not None:
-            keep_encoder_attention(rec, record, b)
-        out.append(rec)
-    return out
-
-
-def keep_encoder_attention(rec: ResultRecord, record: AttentionRecord, b: int) -> None:
-    """Store the last encoder layer's dense self-attention of image ``b`` (heads averaged),
-    each row scaled to 0..255 with its maximum kept in ``encoder_attention_scale``."""
-    layers = [i for p, i in record.dense if p == 'encoder']
-    if not layers or record.key_shape is None:
-        return
-    layer = max(layers)
-    attn = record.dense[('encoder', layer)][b].detach().float().mean(0).cpu().numpy()
-    scale = attn.max(axis=1).astype(np.float32)
-    q = np.round(attn / np.maximum(scale, 1e-12)[:, None] * 255.0)
-    rec.arrays['encoder_attention'] = q.clip(0, 255).astype(np.uint8)
-    rec.arrays['encoder_attention_scale'] = scale
-    rec.info['encoder_grid'] = [int(v) for v in record.key_shape]
-    rec.info['encoder_stride'] = token_stride(rec.geometry, record.key_shape)
-    rec.info['encoder_layer'] = layer
-
 
 def parse_points(values: Optional[Sequence[str]]) -> List[Tuple[float, float]]:
     """``['120,80', '30,40']`` -> ``[(120.0, 80.0), (30.0, 40.0)]``."""
@@ -447,5 +338,5 @@ def points_in_image(points, shape) -> None:
 __all__ = [
     'AttentionOptions', 'MODES', 'check_mode', 'run_attention', 'build_columns',
     'parse_points', 'figure_title', 'no_detection_note', 'points_in_image', 'Detection',
-    'run_rollout', 'quiet_library_warnings', 'attention_records', 'AttentionRun'
+    'run_rollout', 'quiet_library_warnings'
 ]

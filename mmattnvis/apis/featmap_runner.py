@@ -21,7 +21,7 @@ from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeli
                         collect_images, geometries, load_image, prepare_batch, run_test_step)
 from .model import init_model_from_args
 from .records import new_record, record_stem, sample_detections
-from ..sinks import RunSinks
+from .run_sinks import RunSinks
 
 
 @dataclass

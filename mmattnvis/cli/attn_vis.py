@@ -57,13 +57,14 @@ def main(argv=None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
-    from mmattnvis.apis.attention_runner import (AttentionOptions, AttentionRun,
+    from mmattnvis.apis.attention import AttentionRun
+    from mmattnvis.apis.attention_runner import (AttentionOptions,
                                                  figure_title, no_detection_note,
                                                  parse_points, points_in_image)
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.options import check_draw_options
     from mmattnvis.apis.records import record_stem
-    from mmattnvis.sinks import RunSinks
+    from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
 

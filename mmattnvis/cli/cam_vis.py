@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import record_stem
     from mmattnvis.methods.explainers import DRISEOptions
-    from mmattnvis.sinks import RunSinks
+    from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
 

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
                                                      args.drise_prob, args.drise_batch,
                                                      args.seed))
     from mmattnvis.apis.records import record_stem
-    from mmattnvis.sinks import RunSinks
+    from mmattnvis.apis.run_sinks import RunSinks
     sinks = RunSinks('faithfulness', args.save_results, args.report,
                      {'tool': 'eval_faithfulness', 'config': args.config,
                       'methods': list(args.methods), 'layers': list(args.target_layers)})

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     if args.preview_model:
         print('\n'.join(run.preview(max_depth=args.preview_depth)))
         return 0
-    from mmattnvis.sinks import RunSinks
+    from mmattnvis.apis.run_sinks import RunSinks
     sinks = RunSinks('featmap', args.save_results, args.report,
                      {'tool': 'featmap_vis', 'config': args.config,
                       'target_layers': list(args.target_layers),

@@ -4,7 +4,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from ..apis.attention_runner import AttentionOptions, AttentionRun, figure_title
+from ..apis.attention import AttentionRun
+from ..apis.attention_runner import AttentionOptions, figure_title
 from ..apis.options import OptionError, check_draw_options
 from ..capture.attention import AttentionCapture
 from ..methods.attention import (DecoderCrossAttention, DeformableSamplingPoints,

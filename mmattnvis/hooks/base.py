@@ -28,10 +28,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
 from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
-from ..sinks import RunSinks
+from ..apis.run_sinks import RunSinks
 from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore, resolve_fixed_samples
+from .fields import check_common_fields
 
 
 class HookConfigError(ValueError):
@@ -112,43 +113,7 @@ class CaptureVisHook(Hook):
         raise HookConfigError(f'{type(self).__name__}.{field}: {problem}')
 
     def _validate(self, model) -> None:
-        def positive_int(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-        if not positive_int(self.interval):
-            self._fail('interval', f'must be a positive integer, got {self.interval!r}')
-        if self.max_samples is not None and (not isinstance(self.max_samples, int)
-                                             or self.max_samples < 0):
-            self._fail('max_samples', f'must be None or an integer >= 0, got '
-                       f'{self.max_samples!r}')
-        try:
-            thr = float(self.score_thr)
-        except (TypeError, ValueError):
-            thr = float('nan')
-        if not 0.0 <= thr <= 1.0:
-            self._fail('score_thr', f'must be within [0, 1], got {self.score_thr!r}')
-        if not positive_int(self.evolution_interval):
-            self._fail('evolution_interval', 'must be a positive integer, got '
-                       f'{self.evolution_interval!r}')
-        if not positive_int(self.evolution_cell) or self.evolution_cell < 32:
-            self._fail('evolution_cell', f'must be an integer >= 32, got {self.evolution_cell!r}')
-        if self.evolution_video not in (None, 'gif', 'mp4'):
-            self._fail('evolution_video', "must be 'gif', 'mp4' or None, got "
-                       f'{self.evolution_video!r}')
-        if self.evolution_video == 'mp4':
-            try:
-                import imageio_ffmpeg  # noqa: F401
-            except ImportError:
-                self._fail('evolution_video', "'mp4' needs imageio-ffmpeg (pip install "
-                           "imageio-ffmpeg); or use 'gif'")
-        fixed = self.fixed_samples
-        ok = (isinstance(fixed, int) and not isinstance(fixed, bool) and fixed >= 0) or (
-            isinstance(fixed, (list, tuple)) and all(
-                isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
-                for v in fixed))
-        if not ok:
-            self._fail('fixed_samples', 'must be a count >= 0 or a list of dataset indices / '
-                       f'image file names, got {fixed!r}')
+        check_common_fields(self)
 
     def _make_capture(self, model):
         raise NotImplementedError
@@ -167,8 +132,8 @@ class CaptureVisHook(Hook):
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
-        """Rows of the evolution figure for one fixed sample at this epoch (``drawings``: what
-        :meth:`_draw_sample` returned for it).
+        """Rows of the evolution figure of a fixed sample at this epoch (``drawings``: its
+        :meth:`_draw_record` output).
 
         Returns:
             ``{'rows': [(row_key, label, rgb_cell)], 'scalars': {name: value}, 'meta': {...}}``.
@@ -235,21 +200,14 @@ class CaptureVisHook(Hook):
 
     # -- saved records and the report -------------------------------------------------------
     def _sink(self, runner) -> Optional[RunSinks]:
-        if self.results_dir is None and self.report_dir is None:
-            return None
-        if not is_main_process():
+        if (self.results_dir is None and self.report_dir is None) or not is_main_process():
             return None  # the main rank writes results and the report
         if self._sinks is None:
             mode = 'train' if self._training(runner) else self._mode
-
-            def under(d: Optional[str]) -> Optional[str]:
-                if d is None:
-                    return None
-                d = d if osp.isabs(d) else osp.join(runner.work_dir, d)
-                return osp.join(d, mode)
-
-            self._sinks = RunSinks(self._task(), under(self.results_dir),
-                                   under(self.report_dir),
+            dirs = [None if d is None else osp.join(
+                d if osp.isabs(d) else osp.join(runner.work_dir, d), mode)
+                for d in (self.results_dir, self.report_dir)]
+            self._sinks = RunSinks(self._task(), dirs[0], dirs[1],
                                    {'hook': type(self).__name__, 'mode': mode})
         return self._sinks
 

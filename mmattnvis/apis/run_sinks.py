@@ -5,8 +5,8 @@ import shutil
 import tempfile
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ..sinks.records import RecordSink
 from ..structures import ResultRecord
-from .records import RecordSink
 
 
 class RunSinks:
