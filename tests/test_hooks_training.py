@@ -1,6 +1,7 @@
 """The hooks inside runner.train(): nothing changes in training, per-epoch files do not overwrite
 each other, TensorBoard steps are epochs, evolution figures follow one object per row, resume
 continues the evolution, every hook is removed (also on failure)."""
+import json
 import os
 import os.path as osp
 
@@ -74,7 +75,8 @@ def retina_runs(data, tmp_path_factory):
     base = _train(train_cfg(RETINA, train, val, tmp_path_factory.mktemp('plain'), []))
     probe = HeldProbe()
     work = tmp_path_factory.mktemp('hooked')
-    hooked = _train(train_cfg(RETINA, train, val, work, [FEAT], vis_backends=TB), probe)
+    feat = dict(FEAT, results_dir='res', report_dir='rep')
+    hooked = _train(train_cfg(RETINA, train, val, work, [feat], vis_backends=TB), probe)
     return base, hooked, work, probe
 
 
@@ -86,6 +88,21 @@ def test_training_is_unchanged_by_the_hook(retina_runs):
         assert torch.equal(sa[k], sb[k]), k
     assert hook_count(_model(hooked)) == 0
     assert probe.held == [0, 0]  # captures cleared after each epoch's drawing
+
+
+def test_training_records_and_report_cover_every_epoch(retina_runs):
+    from mmattnvis.sinks import load_results
+    _, _, work, _ = retina_runs
+    index, records = load_results(str(work / 'res' / 'train'))
+    assert index['task'] == 'featmap' and index['info']['mode'] == 'train'
+    # the 2 fixed samples at epochs 1 and 2, each with one map per FPN level (5)
+    assert sorted(r.info['step'] for r in records) == [1, 1, 2, 2]
+    assert all(s.endswith(('_epoch1', '_epoch2')) for s in index['records'])
+    assert all([m.meta['layer'] for m in r.maps.values()] == [f'neck.{i}' for i in range(5)]
+               for r in records)
+    text = (work / 'rep' / 'train' / 'data' / 'index.js').read_text()
+    page = json.loads(text[text.index('=') + 1:].strip().rstrip(';'))
+    assert len(page['images']) == 4
 
 
 def test_per_epoch_files_and_tensorboard_steps(retina_runs):
