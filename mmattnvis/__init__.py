@@ -10,13 +10,13 @@ Layers, each importing only those below it (``tests/test_layering.py``):
 * ``visualization``, then ``apis`` (running models), then ``hooks`` / ``cli`` / ``zoo``.
 """
 from .compat import patch_config_resolution
-from .registry import HOOKS, METHODS, MODELS, VISBACKENDS, VISUALIZERS  # noqa: F401
+from .registry import HOOKS, METHODS, MODELS, VISUALIZERS  # noqa: F401
 from .setup_env import register_all_modules
 from .version import __version__
 
 patch_config_resolution()  # mmattnvis:: configs in _base_ and Config.fromfile
 
 __all__ = [
-    '__version__', 'register_all_modules', 'HOOKS', 'METHODS', 'MODELS', 'VISBACKENDS',
+    '__version__', 'register_all_modules', 'HOOKS', 'METHODS', 'MODELS',
     'VISUALIZERS'
 ]

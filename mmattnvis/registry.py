@@ -8,7 +8,6 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODEL_WRAPPERS as MMENGINE_MODEL_WRAPPERS
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
@@ -19,16 +18,11 @@ VISUALIZERS = Registry(
     parent=MMENGINE_VISUALIZERS,
     scope='mmattnvis',
     locations=['mmattnvis.visualization'])
-VISBACKENDS = Registry(
-    'vis_backend',
-    parent=MMENGINE_VISBACKENDS,
-    scope='mmattnvis',
-    locations=['mmattnvis.visualization'])
 MODELS = Registry(
     'model',
     parent=MMENGINE_MODELS,
     scope='mmattnvis',
-    locations=['mmattnvis.methods', 'mmattnvis.models'])
+    locations=['mmattnvis.models'])
 DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, scope='mmattnvis', locations=['mmattnvis.datasets'])
 MODEL_WRAPPERS = Registry(
@@ -36,6 +30,6 @@ MODEL_WRAPPERS = Registry(
     parent=MMENGINE_MODEL_WRAPPERS,
     scope='mmattnvis',
     locations=['mmattnvis.utils.dist'])
-# Map-making methods (feature-map reductions, attention, relevance, CAM) share one registry so
-# tools and hooks build them by name from configs.
+# Map-making methods (channel reductions, attention maps, explainers) share one registry:
+# ``methods.base.build_method(dict(type='squeeze_mean'))``, ``dict(type='drise', ...)``.
 METHODS = Registry('method', scope='mmattnvis', locations=['mmattnvis.methods'])

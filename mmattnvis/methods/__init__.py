@@ -1,4 +1,4 @@
-"""Methods: one small class per way of making a map, behind :class:`MapMethod`."""
+"""Methods: one small class per way of making a map, in typed families (see :mod:`.base`)."""
 from ..structures import Detection, Map2D
 from .ablation import HeadAblation, first_k_heads, single_head
 from .attention import (
@@ -8,7 +8,7 @@ from .attention import (
     detections_for_queries,
     fuse_heads,
 )
-from .base import MapMethod
+from .base import AttentionMaps, ChannelReduction, Explainer, MapMethod, build_method
 from .featmap import (
     CHANNEL_REDUCTIONS,
     PixelWiseMax,
@@ -21,7 +21,8 @@ from .featmap import (
 )
 
 __all__ = [
-    'Map2D', 'MapMethod', 'CHANNEL_REDUCTIONS', 'PixelWiseMax', 'RawChannels', 'SelectMax',
+    'Map2D', 'MapMethod', 'ChannelReduction', 'AttentionMaps', 'Explainer', 'build_method',
+    'CHANNEL_REDUCTIONS', 'PixelWiseMax', 'RawChannels', 'SelectMax',
     'SqueezeMean', 'TopKChannels', 'build_reduction', 'check_arrangement', 'HeadAblation',
     'first_k_heads', 'single_head', 'DecoderCrossAttention', 'DeformableSamplingPoints',
     'EncoderSelfAttention', 'Detection', 'detections_for_queries', 'fuse_heads',

@@ -11,7 +11,8 @@ from ..structures import ImageGeometry, infer_stride
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from ..utils.validate import check_heads
-from .base import Map2D, MapMethod
+from ..structures import Map2D
+from .base import AttentionMaps
 
 HEAD_FUSIONS = ('mean', 'max', 'min')
 
@@ -105,7 +106,7 @@ def _grid_maps(vectors: torch.Tensor, key_shape: Tuple[int, int], labels: List[s
 
 
 @METHODS.register_module()
-class DecoderCrossAttention(MapMethod):
+class DecoderCrossAttention(AttentionMaps):
     """Cross-attention of one detected query over the image tokens, per head or fused.
 
     ``compute((record, detection, layer))`` -> maps on the feature grid (align them with
@@ -175,7 +176,7 @@ def token_box(token: Tuple[int, int], geometry: ImageGeometry, grid: Tuple[int, 
 
 
 @METHODS.register_module()
-class EncoderSelfAttention(MapMethod):
+class EncoderSelfAttention(AttentionMaps):
     """Encoder self-attention at the token under a reference point (original-image pixels).
 
     ``direction='to'`` (default, the DETR notebook's ``sattn[..., y, x]``): the column, how much
@@ -215,7 +216,7 @@ class EncoderSelfAttention(MapMethod):
 
 
 @METHODS.register_module()
-class DeformableSamplingPoints(MapMethod):
+class DeformableSamplingPoints(AttentionMaps):
     """Sampling locations and weights of a deformable-attention query.
 
     ``compute((record, part, layer, image_index, query_index, geometry))`` -> one :class:`Map2D`

@@ -38,7 +38,9 @@ from ..render.geometry import ImageGeometry
 from ..structures.boxes import box_iou
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
-from .base import Map2D, MapMethod
+from ..registry import METHODS
+from ..structures import Map2D
+from .base import Explainer
 from .cam import CAMResult, DetectedBatch, EvalMode, detect
 
 
@@ -258,7 +260,8 @@ def mmdet_predict(model: nn.Module, data_sample) -> Callable[[torch.Tensor], Lis
     return predict
 
 
-class DRISE(MapMethod):
+@METHODS.register_module(name='drise')
+class DRISE(Explainer):
     """D-RISE maps per kept detection of an MMDet / MMYOLO detector (the CAM contract).
 
     Args:
@@ -283,11 +286,6 @@ class DRISE(MapMethod):
         self.num_masks, self.grid, self.prob = int(num_masks), int(grid), float(prob)
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.center, self.progress = center, progress
-
-    def compute(self, source) -> List[Map2D]:
-        """``(model, data, score_thr, topk)`` of one image -> its per-detection maps."""
-        model, data, score_thr, topk = source
-        return self.explain(model, data, score_thr, topk).maps[0]
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
                 topk: int = 10, detected: Optional[DetectedBatch] = None) -> CAMResult:

@@ -3,9 +3,10 @@ coordinates) and ``drise``, all with ``explain(model, detected=...) -> CAMResult
 from dataclasses import dataclass
 from typing import Sequence
 
-from .cam import DetectionCAM, cam_class
-from .drise import DRISE
-from .odam import ODAM, ODAM_ATTRIBUTES
+from . import drise as _drise  # noqa: F401  (registers 'drise')
+from .base import build_method
+from .cam import cam_class
+from .odam import ODAM_ATTRIBUTES
 
 
 @dataclass
@@ -36,15 +37,17 @@ def check_method(name: str) -> None:
 def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_iou: bool = True,
                     batch_size: int = 8, norm_in_bbox: bool = False,
                     drise: DRISEOptions = DRISEOptions(), progress: bool = True):
-    """A :class:`DRISE`, :class:`ODAM` or :class:`DetectionCAM` for ``name``."""
+    """A :class:`~.drise.DRISE`, :class:`~.odam.ODAM` or :class:`~.cam.DetectionCAM` for
+    ``name``, built from :data:`~mmattnvis.registry.METHODS`."""
     if name.lower() == 'drise':
-        return DRISE(drise.num_masks, drise.grid, drise.prob, drise.batch_size, drise.seed,
-                     progress=progress)
+        return build_method(dict(type='drise', num_masks=drise.num_masks, grid=drise.grid,
+                                 prob=drise.prob, batch_size=drise.batch_size,
+                                 seed=drise.seed, progress=progress))
     attribute = _odam_attribute(name)
     if attribute is not None:
-        return ODAM(target_layers, attribute, batch_size=batch_size, norm_in_bbox=norm_in_bbox)
-    return DetectionCAM(name, target_layers, use_iou=use_iou, batch_size=batch_size,
-                        norm_in_bbox=norm_in_bbox)
-
+        return build_method(dict(type='odam', target_layers=target_layers, attribute=attribute,
+                                 batch_size=batch_size, norm_in_bbox=norm_in_bbox))
+    return build_method(dict(type='cam', method=name, target_layers=target_layers,
+                             use_iou=use_iou, batch_size=batch_size, norm_in_bbox=norm_in_bbox))
 
 __all__ = ['DRISEOptions', 'build_explainer', 'check_method']

@@ -15,7 +15,8 @@ import torch
 
 from ..registry import METHODS
 from ..utils.errors import UserInputError
-from .base import Map2D, MapMethod
+from .base import ChannelReduction, MapMethod, build_method
+from ..structures import Map2D
 
 CHANNEL_REDUCTIONS = ('squeeze_mean', 'select_max', 'pixel_wise_max', None)
 
@@ -29,8 +30,8 @@ def _as_chw(featmap) -> torch.Tensor:
     return featmap.detach().float().cpu()
 
 
-@METHODS.register_module()
-class SqueezeMean(MapMethod):
+@METHODS.register_module(name='squeeze_mean')
+class SqueezeMean(ChannelReduction):
     """Mean over channels."""
     name = 'squeeze_mean'
 
@@ -39,8 +40,8 @@ class SqueezeMean(MapMethod):
         return [Map2D(fm.mean(0).numpy(), 'mean', {'reduction': self.name})]
 
 
-@METHODS.register_module()
-class SelectMax(MapMethod):
+@METHODS.register_module(name='select_max')
+class SelectMax(ChannelReduction):
     """The channel with the largest spatial sum."""
     name = 'select_max'
 
@@ -51,8 +52,8 @@ class SelectMax(MapMethod):
                                                           'reduction': self.name})]
 
 
-@METHODS.register_module()
-class PixelWiseMax(MapMethod):
+@METHODS.register_module(name='pixel_wise_max')
+class PixelWiseMax(ChannelReduction):
     """The largest activation over channels at each pixel."""
     name = 'pixel_wise_max'
 
@@ -61,8 +62,8 @@ class PixelWiseMax(MapMethod):
         return [Map2D(fm.max(0).values.numpy(), 'max', {'reduction': self.name})]
 
 
-@METHODS.register_module()
-class TopKChannels(MapMethod):
+@METHODS.register_module(name='topk')
+class TopKChannels(ChannelReduction):
     """The ``topk`` channels with the largest spatial sums, largest first."""
     name = 'topk'
 
@@ -81,8 +82,8 @@ class TopKChannels(MapMethod):
         ]
 
 
-@METHODS.register_module()
-class RawChannels(MapMethod):
+@METHODS.register_module(name='raw')
+class RawChannels(ChannelReduction):
     """A 1- or 3-channel map as it is (``channel_reduction=None, topk<=0``)."""
     name = 'raw'
 
@@ -112,16 +113,12 @@ def build_reduction(channel_reduction: Optional[str],
         raise UserInputError(
             f'unknown channel_reduction {channel_reduction!r}; choose one of '
             "squeeze_mean, select_max, pixel_wise_max, None")
-    if channel_reduction == 'squeeze_mean':
-        return SqueezeMean()
-    if channel_reduction == 'select_max':
-        return SelectMax()
-    if channel_reduction == 'pixel_wise_max':
-        return PixelWiseMax()
+    if channel_reduction is not None:
+        return build_method(dict(type=channel_reduction))
     if topk <= 0:
-        return RawChannels()
+        return build_method(dict(type='raw'))
     check_arrangement(arrangement, topk)
-    return TopKChannels(topk)
+    return build_method(dict(type='topk', topk=topk))
 
 
 def check_arrangement(arrangement: Sequence[int], topk: int) -> Tuple[int, int]:

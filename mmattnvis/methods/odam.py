@@ -20,6 +20,7 @@ import torch
 from ..structures.boxes import BoxLike
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
+from ..registry import METHODS
 from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.
@@ -70,6 +71,7 @@ class BoxCoordinateTarget(DetectionTarget):
         return boxes[int(ious.argmax()), self.index] + scores.sum() * 0.0
 
 
+@METHODS.register_module(name='odam')
 class ODAM(DetectionCAM):
     """ODAM maps per kept detection (the CAM contract: ``explain`` -> ``CAMResult``).
 

@@ -28,7 +28,8 @@ from ..registry import METHODS
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from .attention import detections_for_queries, gradient_weighted
-from .base import Map2D, MapMethod
+from ..structures import Map2D
+from .base import Explainer
 from .rollout import attention_rollout
 
 Key = Tuple[str, int]
@@ -131,7 +132,7 @@ class RelevanceResult:
 
 
 @METHODS.register_module()
-class CheferRelevance(MapMethod):
+class CheferRelevance(Explainer):
     """Chefer et al.'s relevance for every detection of a batch (dense-attention DETRs).
 
     Args:
@@ -146,11 +147,6 @@ class CheferRelevance(MapMethod):
         self.per_layer = per_layer
         self.batched = batched
         self.max_detections = max_detections
-
-    def compute(self, source) -> List[Map2D]:
-        model, data, score_thr = source
-        result = self.explain(model, data, score_thr)
-        return [m for per_img in result.maps for d in per_img for m in d['relevance']]
 
     def explain(self, model, data, score_thr: float = 0.3) -> RelevanceResult:
         """One forward, one backward: relevance, raw-attention and rollout maps."""

@@ -10,7 +10,8 @@ import torch
 from ..registry import METHODS
 from ..utils.errors import UserInputError
 from .attention import DIRECTIONS, fuse_heads, gradient_weighted
-from .base import Map2D, MapMethod
+from ..structures import Map2D
+from .base import AttentionMaps
 
 
 def _discard(fused: torch.Tensor, ratio: float, keep_first: bool) -> torch.Tensor:
@@ -79,7 +80,7 @@ def rollout_from_capture(capture, batch_index: int = 0, head_fusion: str = 'mean
 
 
 @METHODS.register_module()
-class TokenRollout(MapMethod):
+class TokenRollout(AttentionMaps):
     """Maps from an ``(N, N)`` rollout over an ``(h, w)`` token grid (no extra tokens).
 
     ``compute((rollout, grid, tokens))``: one :class:`Map2D` per ``(row, col)`` token, the

@@ -12,7 +12,9 @@ from ...render.geometry import ImageGeometry, align_to_image, box_slices
 from ...structures.boxes import BoxLike
 from ...structures.detection import Detection
 from ...utils.errors import UserInputError
-from ..base import Map2D, MapMethod
+from ...registry import METHODS
+from ...structures import Map2D
+from ..base import Explainer
 from .detector import DetectedBatch, DetectionTarget, DetectorFunction, SumTarget, detect
 from .guards import EvalMode, FrozenParams, RestoredLayers
 from .methods import cam_class
@@ -41,7 +43,8 @@ class CAMResult:
     image_maps: List[Map2D] = field(default_factory=list)
 
 
-class DetectionCAM(MapMethod):
+@METHODS.register_module(name='cam')
+class DetectionCAM(Explainer):
     """One ``grad-cam`` method, one map per kept detection plus an image-level map.
 
     Args:
@@ -86,11 +89,6 @@ class DetectionCAM(MapMethod):
             fn, layers, self.reshape_transform))
         recorder.require_gradients = bool(getattr(cam, 'uses_gradients', False))
         return cam
-
-    def compute(self, source: Tuple[nn.Module, dict, float, int]) -> List[Map2D]:
-        """``(model, data, score_thr, topk)`` of one image -> its per-detection maps."""
-        model, data, score_thr, topk = source
-        return self.explain(model, data, score_thr, topk).maps[0]
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
                 topk: int = 10, detected: Optional['DetectedBatch'] = None) -> CAMResult:
