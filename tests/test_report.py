@@ -200,7 +200,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(results, tmp_path, cap
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--alpha', '2'], 'alpha must be in [0, 1]'),
+    (['--alpha', '2'], '--alpha must be within [0, 1]'),
     (['--colormap', 'nope'], "unknown colormap 'nope'"),
     (['--jpeg-quality', '0'], 'jpeg_quality'),
 ])

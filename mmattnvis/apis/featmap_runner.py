@@ -18,7 +18,7 @@ from ..utils.errors import UserInputError
 from ..utils.validate import check_at_least
 from .options import OptionError, check_draw_options
 from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeline,
-                        collect_images, geometries, load_image, prepare_batch, run_test_step)
+                        collect_images, load_image, prepare_batch, run_test_step)
 from .model import init_model_from_args
 from .records import new_record, record_stem, sample_detections
 from .run_sinks import RunSinks

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..render.image import colormap_code
+from ..render.options import check_draw_options
 from ..render.points import LEVEL_COLORS
 from ..sinks.records import load_results
 from ..structures import ResultRecord
@@ -110,12 +110,7 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
 def _check_options(alpha: float, colormap: str, thumb_size: int, max_side: int,
                    quality: int) -> None:
     """Refuse out-of-range options with a :class:`UserInputError`."""
-    if not 0.0 <= alpha <= 1.0:
-        raise UserInputError(f'alpha must be in [0, 1], got {alpha:g}')
-    try:
-        colormap_code(colormap)
-    except ValueError as e:
-        raise UserInputError(str(e)) from None
+    check_draw_options(colormap, alpha)
     if thumb_size < 16 or max_side < 16:
         raise UserInputError(f'thumb_size and max_side must be >= 16, got {thumb_size}, '
                              f'{max_side}')
