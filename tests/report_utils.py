@@ -171,8 +171,11 @@ def real_attention_record(model, image_path: str, max_dets: int = 3,
 
     from mmattnvis.apis import build_test_pipeline, prepare_batch
     from mmattnvis.capture import AttentionCapture
-    from mmattnvis.methods.attention import (DecoderCrossAttention, DeformableSamplingPoints,
-                                             detections_for_queries)
+    from mmattnvis.methods.attention import (
+        DecoderCrossAttention,
+        DeformableSamplingPoints,
+        detections_for_queries,
+    )
     img = cv2.imread(image_path)
     data = prepare_batch([img], build_test_pipeline(model.cfg), [image_path])
     with AttentionCapture(model, parts=('encoder', 'decoder_cross')) as cap, torch.no_grad():

@@ -4,13 +4,13 @@ import os.path as osp
 
 import cv2
 import numpy as np
-
-from detr_utils import small_detr
 from report_utils import real_attention_record
 
 from mmattnvis.apis.attention import AttentionRun
 from mmattnvis.apis.attention_runner import AttentionOptions
 from mmattnvis.apis.run_sinks import RunSinks
+
+from detr_utils import small_detr
 
 IMAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'demo', 'images',
                  'shapes_1.jpg')

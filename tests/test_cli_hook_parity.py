@@ -9,6 +9,7 @@ from mmengine.runner import Runner
 
 from mmattnvis.sinks import load_results
 from mmattnvis.utils.package_data import shipped_model
+
 from runner_utils import make_dataset, runner_cfg
 
 

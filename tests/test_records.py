@@ -7,8 +7,14 @@ import pytest
 
 from mmattnvis.apis.run_sinks import RunSinks
 from mmattnvis.sinks import RecordSink, load_record, load_results, read_index
-from mmattnvis.structures import (RECORD_VERSION, Detection, ImageGeometry, IncompatibleResults,
-                                  Map2D, ResultRecord)
+from mmattnvis.structures import (
+    RECORD_VERSION,
+    Detection,
+    ImageGeometry,
+    IncompatibleResults,
+    Map2D,
+    ResultRecord,
+)
 from mmattnvis.utils.errors import UserInputError
 
 

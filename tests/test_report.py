@@ -9,8 +9,14 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from report_utils import (ablation_record, cam_record, detr_record, featmap_record,
-                          write_image, write_results)
+from report_utils import (
+    ablation_record,
+    cam_record,
+    detr_record,
+    featmap_record,
+    write_image,
+    write_results,
+)
 
 from mmattnvis.cli import main as cli
 from mmattnvis.report import MARKER, build_report, colormap_lut

@@ -10,8 +10,15 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-from report_utils import (ablation_record, cam_record, deformable_record, detr_record,
-                          featmap_record, write_image, write_results)
+from report_utils import (
+    ablation_record,
+    cam_record,
+    deformable_record,
+    detr_record,
+    featmap_record,
+    write_image,
+    write_results,
+)
 
 from mmattnvis.report import build_report, colormap_lut
 from mmattnvis.structures import infer_stride
@@ -325,10 +332,11 @@ def test_real_detr_run(browser, tmp_path):
     """A real forward pass of a small DETR (random weights, ResNet-18): its saved records make a
     report whose encoder click shows the stored row and column; the stride-32 token grid reaches
     past the padded input (155 x 192 input, 5 x 6 tokens)."""
-    from detr_utils import small_detr
     from report_utils import real_attention_record
 
     from mmattnvis.sinks.records import load_results
+
+    from detr_utils import small_detr
     image = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'demo', 'images',
                      'shapes_1.jpg')
     record = real_attention_record(small_detr('detr'), image)

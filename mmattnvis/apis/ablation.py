@@ -4,8 +4,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..capture.attention import check_detr_family
-from ..methods.ablation import (HeadAblation, all_heads, compare_detections, first_k_heads,
-                                single_head)
+from ..methods.ablation import (
+    HeadAblation,
+    all_heads,
+    compare_detections,
+    first_k_heads,
+    single_head,
+)
 from ..structures import Detection, ResultRecord
 from ..utils.errors import UserInputError
 from .inference import build_test_pipeline, prepare_batch, run_test_step

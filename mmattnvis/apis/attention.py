@@ -11,6 +11,7 @@ from .attention_runner import AttentionOptions, build_columns, check_mode, run_a
 from .inference import build_test_pipeline, prepare_batch
 from .records import new_record
 
+
 class AttentionRun:
     """The attention task: a DETR-family model and validated options -> result records.
 

@@ -6,12 +6,25 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..capture.attention import (AttentionCapture, AttentionRecord, attention_kind,
-                                 check_detr_family, find_attention_modules)
-from ..methods.attention import (DIRECTION_TITLES, DIRECTIONS, HEAD_FUSIONS,
-                                 DecoderCrossAttention, DeformableSamplingPoints,
-                                 EncoderSelfAttention, detections_for_queries,
-                                 point_to_token, token_box, token_stride)
+from ..capture.attention import (
+    AttentionCapture,
+    AttentionRecord,
+    attention_kind,
+    check_detr_family,
+    find_attention_modules,
+)
+from ..methods.attention import (
+    DIRECTION_TITLES,
+    DIRECTIONS,
+    HEAD_FUSIONS,
+    DecoderCrossAttention,
+    DeformableSamplingPoints,
+    EncoderSelfAttention,
+    detections_for_queries,
+    point_to_token,
+    token_box,
+    token_stride,
+)
 from ..methods.relevance import CheferRelevance, _to_heads, batched_attention_grads
 from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
 from ..structures import Detection, ImageGeometry, Map2D
@@ -59,7 +72,8 @@ def check_mode(model, options: AttentionOptions) -> None:
     if options.mode not in MODES:
         raise OptionError('mode', f'unknown mode {options.mode!r}; choose {", ".join(MODES)}')
     if options.head_fusion not in HEAD_FUSIONS + ('none', None):
-        raise OptionError('head_fusion', f'unknown head fusion {options.head_fusion!r}; choose mean, max, '
+        raise OptionError(
+            'head_fusion', f'unknown head fusion {options.head_fusion!r}; choose mean, max, '
                              'min or none')
     modules = find_attention_modules(model)
     cross = {attention_kind(m) for (p, _), (_, m) in modules.items() if p == 'decoder_cross'}
@@ -73,10 +87,12 @@ def check_mode(model, options: AttentionOptions) -> None:
     if options.mode == 'encoder' and not options.points:
         raise OptionError('points', '--mode encoder needs reference points: --points X,Y [X,Y ...]')
     if options.direction not in DIRECTIONS + (None, ):
-        raise OptionError('direction', f'unknown direction {options.direction!r}; choose to or from')
+        raise OptionError(
+            'direction', f'unknown direction {options.direction!r}; choose to or from')
     enc = {attention_kind(m) for (p, _), (_, m) in modules.items() if p == 'encoder'}
     if options.mode == 'encoder' and options.direction == 'to' and 'deformable' in enc:
-        raise OptionError('direction', f'--direction to needs dense encoder self-attention; {name} samples '
+        raise OptionError(
+            'direction', f'--direction to needs dense encoder self-attention; {name} samples '
                              'deformable points FROM the point: use --direction from')
     if options.mode == 'rollout':
         _check_rollout(options, enc, name)
@@ -86,21 +102,25 @@ def check_mode(model, options: AttentionOptions) -> None:
     n = len([1 for p, _ in modules if p == part])
     for layer in options.layers or []:
         if not -n <= layer < n:
-            raise OptionError('layers', f'layer {layer} does not exist; the {part.split("_")[0]} has '
+            raise OptionError(
+                'layers', f'layer {layer} does not exist; the {part.split("_")[0]} has '
                                  f'layers 0..{n - 1}')
 
 
 def _check_rollout(options: AttentionOptions, enc_kinds, name: str) -> None:
     if not enc_kinds or enc_kinds - {'mha'}:
-        raise OptionError('mode', f'--mode rollout needs dense token-to-token encoder self-attention '
+        raise OptionError(
+            'mode', f'--mode rollout needs dense token-to-token encoder self-attention '
                              f'(DETR, Conditional DETR, DAB-DETR); {name} has '
                              f'{"deformable" if "deformable" in enc_kinds else "no"} encoder '
                              'attention')
     if options.fusion() is None and not options.gradient:
-        raise OptionError('head_fusion', '--mode rollout fuses the heads: choose --head-fusion mean, max or '
+        raise OptionError(
+            'head_fusion', '--mode rollout fuses the heads: choose --head-fusion mean, max or '
                              'min')
     if not 0.0 <= options.discard_ratio < 1.0:
-        raise OptionError('discard_ratio', f'--discard-ratio must be in [0, 1), got {options.discard_ratio:g}')
+        raise OptionError(
+            'discard_ratio', f'--discard-ratio must be in [0, 1), got {options.discard_ratio:g}')
     if options.layers is not None:
         raise OptionError('layers', '--mode rollout runs through every encoder layer; leave out '
                              '--layers')

@@ -21,12 +21,19 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..structures import Detection, Map2D, ResultRecord
 from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
-from ..metrics.faithfulness import (auc, box_iou, detection_similarity, energy_pointing_game,
-                                    perturbation_images, pointing_game, random_saliency)
+from ..metrics.faithfulness import (
+    auc,
+    box_iou,
+    detection_similarity,
+    energy_pointing_game,
+    perturbation_images,
+    pointing_game,
+    random_saliency,
+)
 from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
+from ..structures import Detection, Map2D, ResultRecord
 from ..utils.errors import UserInputError
 from ..utils.fileio import write_text_atomic
 from .inference import UnreadableImages, collect_images, prepare_batch

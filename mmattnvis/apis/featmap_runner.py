@@ -10,16 +10,24 @@ from mmengine.logging import MMLogger
 from mmengine.utils import ProgressBar
 
 from ..capture import FeatureCapture, describe_module_outputs
-from ..visualization.featmap_visualizer import describe
 from ..methods.featmap import build_reduction
 from ..structures import ResultRecord
 from ..utils.cli import check_display, write_image_atomic
 from ..utils.errors import UserInputError
 from ..utils.validate import check_at_least
-from .options import OptionError, check_draw_options
-from .inference import (UnreadableImages, batched, bgr_to_rgb, build_test_pipeline,
-                        collect_images, load_image, prepare_batch, run_test_step)
+from ..visualization.featmap_visualizer import describe
+from .inference import (
+    UnreadableImages,
+    batched,
+    bgr_to_rgb,
+    build_test_pipeline,
+    collect_images,
+    load_image,
+    prepare_batch,
+    run_test_step,
+)
 from .model import init_model_from_args
+from .options import OptionError, check_draw_options
 from .records import new_record, record_stem, sample_detections
 from .run_sinks import RunSinks
 
@@ -130,7 +138,8 @@ class FeatMapRun:
         return run
 
     # ------------------------------------------------------------------------------------------
-    def preview(self, max_depth: Optional[int] = 3, image: Optional[np.ndarray] = None) -> List[str]:
+    def preview(self, max_depth: Optional[int] = 3,
+                image: Optional[np.ndarray] = None) -> List[str]:
         """Module tree with output shapes from one forward on the first image (or a dummy)."""
         if image is None:
             paths = getattr(self, 'images', None)
@@ -141,7 +150,8 @@ class FeatMapRun:
 
     def forward(self, images_bgr: Sequence[np.ndarray],
                 paths: Optional[Sequence[str]] = None) -> Tuple[Dict[str, Any], list]:
-        """One forward over a batch with the layers captured: ``({name: (N, C, H, W)}, samples)``."""
+        """One forward over a batch with the layers captured:
+        ``({name: (N, C, H, W)}, samples)``."""
         opts = self.options
         data = prepare_batch(images_bgr, self.pipeline, paths)
         with FeatureCapture(self.model, list(opts.target_layers)) as cap:

@@ -55,7 +55,7 @@ def _plain(v: Any) -> Any:
 
 
 def record_stem(path: str, root: Optional[str]) -> str:
-    """A file stem for an image: its path relative to ``root`` without extension, ``/`` -> ``__``."""
+    """A file stem for an image: its path relative to ``root``, no extension, ``/`` -> ``__``."""
     rel = osp.relpath(path, root) if root else osp.basename(path)
     if rel.startswith('..'):
         rel = osp.basename(path)

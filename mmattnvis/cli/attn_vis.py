@@ -11,8 +11,14 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_figure_args,  # noqa: E402
-                                 add_input_args, add_model_args, cli_main, order_inputs)
+from mmattnvis.utils.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_figure_args,
+    add_input_args,
+    add_model_args,
+    cli_main,
+    order_inputs,
+)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -58,9 +64,13 @@ def main(argv=None) -> int:
 
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.attention import AttentionRun
-    from mmattnvis.apis.attention_runner import (AttentionOptions,
-                                                 figure_title, no_detection_note,
-                                                 parse_points, points_in_image)
+    from mmattnvis.apis.attention_runner import (
+        AttentionOptions,
+        figure_title,
+        no_detection_note,
+        parse_points,
+        points_in_image,
+    )
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.options import check_draw_options
     from mmattnvis.apis.records import record_stem

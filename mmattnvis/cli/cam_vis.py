@@ -11,9 +11,15 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_drise_args,  # noqa: E402
-                                 add_figure_args, add_input_args, add_model_args, cli_main,
-                                 order_inputs)
+from mmattnvis.utils.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_drise_args,
+    add_figure_args,
+    add_input_args,
+    add_model_args,
+    cli_main,
+    order_inputs,
+)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -52,8 +58,8 @@ def main(argv=None) -> int:
     from mmattnvis.apis.cam import CAMOptions, CAMRun
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import record_stem
-    from mmattnvis.methods.explainers import DRISEOptions
     from mmattnvis.apis.run_sinks import RunSinks
+    from mmattnvis.methods.explainers import DRISEOptions
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
 

@@ -15,8 +15,13 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_drise_args,  # noqa: E402
-                                 add_model_args, add_result_args, cli_main)
+from mmattnvis.utils.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_drise_args,
+    add_model_args,
+    add_result_args,
+    cli_main,
+)
 from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 
 
@@ -54,8 +59,7 @@ def main(argv=None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import UnreadableImages, build_test_pipeline
-    from mmattnvis.apis.faithfulness_runner import (FaithfulnessOptions, evaluate,
-                                                    find_dataset)
+    from mmattnvis.apis.faithfulness_runner import FaithfulnessOptions, evaluate, find_dataset
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
     from mmattnvis.methods.explainers import DRISEOptions, check_method

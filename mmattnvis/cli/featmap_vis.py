@@ -8,13 +8,17 @@ Flag-compatible with MMYOLO's ``demo/featmap_vis_demo.py``::
 import argparse
 import os.path as osp
 import sys
-
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
-                                 add_result_args, cli_main, order_inputs)
+from mmattnvis.utils.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_input_args,
+    add_result_args,
+    cli_main,
+    order_inputs,
+)
 from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
 
 

@@ -12,9 +12,15 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from mmattnvis.utils.cli import (OneLineArgumentParser, add_input_args,  # noqa: E402
-                                 add_result_args, cli_main, order_inputs)
+from mmattnvis.utils.cli import (  # noqa: E402
+    OneLineArgumentParser,
+    add_input_args,
+    add_result_args,
+    cli_main,
+    order_inputs,
+)
 from mmattnvis.utils.validate import CfgOptionsAction, validate_cli_args  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = OneLineArgumentParser(description='Head ablation study for DETR-family detectors')
@@ -47,8 +53,8 @@ def main(argv=None) -> int:
     from mmattnvis.apis.ablation import COLUMNS, AblationRun, format_table, setting_detections
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import record_stem
-    from mmattnvis.render.image import add_title, put_label, tile
     from mmattnvis.apis.run_sinks import RunSinks
+    from mmattnvis.render.image import add_title, put_label, tile
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.utils.fileio import write_text_atomic
 

@@ -13,7 +13,6 @@ Writes ``zoo_matrix.md`` (one table per package/family, pass rate over buildable
 import argparse
 import os.path as osp
 import sys
-
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")

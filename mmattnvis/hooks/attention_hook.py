@@ -8,8 +8,11 @@ from ..apis.attention import AttentionRun
 from ..apis.attention_runner import AttentionOptions, figure_title
 from ..apis.options import OptionError, check_draw_options
 from ..capture.attention import AttentionCapture
-from ..methods.attention import (DecoderCrossAttention, DeformableSamplingPoints,
-                                 detections_for_queries)
+from ..methods.attention import (
+    DecoderCrossAttention,
+    DeformableSamplingPoints,
+    detections_for_queries,
+)
 from ..metrics.faithfulness import pointing_game
 from ..registry import HOOKS
 from ..render.geometry import ImageGeometry, align_to_image

@@ -27,8 +27,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
-from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
 from ..apis.run_sinks import RunSinks
+from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
 from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore, resolve_fixed_samples

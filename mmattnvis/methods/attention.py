@@ -7,11 +7,10 @@ import torch.nn.functional as F
 
 from ..capture.attention import AttentionRecord
 from ..registry import METHODS
-from ..structures import ImageGeometry, infer_stride
+from ..structures import ImageGeometry, Map2D, infer_stride
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from ..utils.validate import check_heads
-from ..structures import Map2D
 from .base import AttentionMaps
 
 HEAD_FUSIONS = ('mean', 'max', 'min')

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import METHODS
 from ..render.geometry import ImageGeometry
+from ..structures import Map2D
 from ..structures.boxes import box_iou
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
-from ..registry import METHODS
-from ..structures import Map2D
 from .base import Explainer
 from .cam import CAMResult, DetectedBatch, EvalMode, detect
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from ..registry import METHODS
+from ..structures import Map2D
 from ..utils.errors import UserInputError
 from .base import ChannelReduction, MapMethod, build_method
-from ..structures import Map2D
 
 CHANNEL_REDUCTIONS = ('squeeze_mean', 'select_max', 'pixel_wise_max', None)
 

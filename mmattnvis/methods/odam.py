@@ -17,10 +17,10 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..registry import METHODS
 from ..structures.boxes import BoxLike
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
-from ..registry import METHODS
 from .cam import DetectionCAM, DetectionTarget, MultiLevelReshape
 
 #: ``--odam-attribute`` values: the class score or one box coordinate.

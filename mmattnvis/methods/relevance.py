@@ -25,10 +25,10 @@ import torch
 
 from ..capture.attention import AttentionCapture, AttentionRecord
 from ..registry import METHODS
+from ..structures import Map2D
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from .attention import detections_for_queries, gradient_weighted
-from ..structures import Map2D
 from .base import Explainer
 from .rollout import attention_rollout
 

@@ -8,9 +8,9 @@ from typing import List, Optional, Sequence
 import torch
 
 from ..registry import METHODS
+from ..structures import Map2D
 from ..utils.errors import UserInputError
 from .attention import DIRECTIONS, fuse_heads, gradient_weighted
-from ..structures import Map2D
 from .base import AttentionMaps
 
 

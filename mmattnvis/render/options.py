@@ -1,9 +1,9 @@
 """Drawing options checked in one place, for the CLIs (flags) and the hooks (config fields)."""
 from typing import Optional
 
-from .image import colormap_code
 from ..utils.errors import UserInputError
 from ..utils.validate import check_within
+from .image import colormap_code
 
 
 class OptionError(UserInputError):

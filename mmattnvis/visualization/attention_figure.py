@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..structures.detection import Detection
-from ..structures import Map2D, ResultRecord
 from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
 from ..render.points import draw_marker, draw_points
+from ..structures import Map2D, ResultRecord
+from ..structures.detection import Detection
 from .samples import drawing_sample
 
 

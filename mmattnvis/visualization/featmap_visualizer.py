@@ -7,14 +7,14 @@ import torch
 from mmdet.visualization import DetLocalVisualizer
 
 from ..compat.mmdet_visualizer import draw_instances
+from ..methods.base import MapMethod
 from ..methods.featmap import build_reduction
 from ..registry import VISUALIZERS
-from ..methods.base import MapMethod
 from ..render.featmap import finish_cells, render_cells, render_reduced
 from ..render.geometry import ImageGeometry
+from ..render.image import SparseLayer, add_title, auto_arrange, blend_rgba, composite_rgba
 from ..structures import Map2D, ResultRecord
 from .samples import drawing_sample
-from ..render.image import SparseLayer, add_title, auto_arrange, blend_rgba, composite_rgba
 
 
 @VISUALIZERS.register_module()
@@ -53,8 +53,8 @@ class FeatMapVisualizer(DetLocalVisualizer):
 
         Same arguments and output for ``squeeze_mean`` / ``select_max`` / top-k / raw maps, plus
         ``pixel_wise_max``, ``geometry`` (undo letterbox/padding), ``colormap`` and ``pred_layer``
-        (an RGBA layer of predictions, see :meth:`draw_instances_layer`, laid on each cell). The top-k grid is
-        drawn with OpenCV instead of matplotlib.
+        (an RGBA layer of predictions, see :meth:`draw_instances_layer`, laid on each cell). The
+        top-k grid is drawn with OpenCV instead of matplotlib.
         """
         method = build_reduction(channel_reduction, topk, arrangement)
         if overlaid_image is None:

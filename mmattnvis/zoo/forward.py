@@ -61,8 +61,8 @@ def _check_render(tensors: 'OrderedDict', targets: Sequence[str], image_bgr: np.
                   sample: Any) -> np.ndarray:
     from ..apis.inference import bgr_to_rgb
     from ..methods.featmap import build_reduction
-    from ..visualization import render_featmap
     from ..render.geometry import ImageGeometry
+    from ..visualization import render_featmap
     last = [k for k in tensors if k.split('.')[0].split('#')[0] == targets[-1]] or list(tensors)
     fmap = tensors[last[0]][0]
     panel = render_featmap(fmap, bgr_to_rgb(image_bgr), build_reduction('squeeze_mean'),

@@ -1,6 +1,6 @@
 """DetectionCAM: one ``grad-cam`` method, one map per kept detection plus an image-level map."""
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -8,12 +8,12 @@ from torch import nn
 
 from ...capture.names import resolve_module
 from ...compat.grad_cam import replace_recorder
+from ...registry import METHODS
 from ...render.geometry import ImageGeometry, align_to_image, box_slices
+from ...structures import Map2D
 from ...structures.boxes import BoxLike
 from ...structures.detection import Detection
 from ...utils.errors import UserInputError
-from ...registry import METHODS
-from ...structures import Map2D
 from ..base import Explainer
 from .detector import DetectedBatch, DetectionTarget, DetectorFunction, SumTarget, detect
 from .guards import EvalMode, FrozenParams, RestoredLayers
