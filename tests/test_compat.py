@@ -139,7 +139,11 @@ def test_replace_recorder_releases_grad_cams_hooks():
     conv = torch.nn.Conv2d(3, 2, 3)
     cam = GradCAM(torch.nn.Sequential(conv), [conv])
     assert conv._forward_hooks  # grad-cam hooks the layer when the CAM is built
-    recorder = object()
+    class Recorder:
+        def release(self):  # grad-cam releases its recorder when the CAM is deleted
+            pass
+
+    recorder = Recorder()
     assert replace_recorder(cam, recorder) is recorder
     assert cam.activations_and_grads is recorder and not conv._forward_hooks
 
