@@ -71,7 +71,8 @@ def test_missing_corrupt_empty_files(tmp_path):
     with pytest.raises(CheckpointError, match='empty'):
         load_checkpoint_safely(model, str(empty))
     good = _save(model.state_dict(), tmp_path)
-    data = open(good, 'rb').read()
+    with open(good, 'rb') as f:
+        data = f.read()
     broken = tmp_path / 'broken.pth'
     broken.write_bytes(data[:len(data) // 2])
     with pytest.raises(CheckpointError, match='corrupt') as err:

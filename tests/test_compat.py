@@ -139,7 +139,11 @@ def test_replace_recorder_releases_grad_cams_hooks():
     conv = torch.nn.Conv2d(3, 2, 3)
     cam = GradCAM(torch.nn.Sequential(conv), [conv])
     assert conv._forward_hooks  # grad-cam hooks the layer when the CAM is built
-    recorder = object()
+    class Recorder:
+        def release(self):  # grad-cam releases its recorder when the CAM is deleted
+            pass
+
+    recorder = Recorder()
     assert replace_recorder(cam, recorder) is recorder
     assert cam.activations_and_grads is recorder and not conv._forward_hooks
 
@@ -161,3 +165,21 @@ def test_draw_instances_draws_boxes():
 def test_checkpoint_schemes_is_mmengines_table():
     from mmengine.runner.checkpoint import load_from_local
     assert ckpt_compat.checkpoint_schemes()[''] is load_from_local
+
+
+def test_without_init_info_restores_mmengine():
+    from mmengine.model import BaseModule, base_module, weight_init
+
+    from mmattnvis.compat.mmengine_init import without_init_info
+
+    class Net(BaseModule):
+        def __init__(self):
+            super().__init__(init_cfg=dict(type='Constant', layer='Conv2d', val=0.5))
+            self.conv = torch.nn.Conv2d(1, 1, 1)
+
+    net, saved = Net(), (base_module.update_init_info, weight_init.update_init_info)
+    with without_init_info(net):
+        net.init_weights()
+    assert torch.all(net.conv.weight == 0.5)
+    assert (base_module.update_init_info, weight_init.update_init_info) == saved
+    assert all('_params_init_info' not in m.__dict__ for m in net.modules())

@@ -138,26 +138,11 @@ def init_weights_quietly(model: 'nn.Module') -> None:
     """``model.init_weights()`` without MMEngine's per-parameter bookkeeping (a ``mean()`` of
     every parameter after every initializer: ~95 % of its 3-6 s on CPU) or its log."""
     from mmengine.logging import MMLogger
-    from mmengine.model import base_module, weight_init
 
     from ..apis.model import _quiet_init_weights
-    modules = list(model.modules())
-    saved = (base_module.update_init_info, weight_init.update_init_info)
-    shared: Dict[Any, Dict[str, Any]] = {}
-    try:
-        for m in modules:  # present everywhere: init_weights skips its top-level recording
-            m._params_init_info = shared  # type: ignore[assignment]
-        base_module.update_init_info = weight_init.update_init_info = _no_init_info
+    from ..compat.mmengine_init import without_init_info
+    with without_init_info(model):
         _quiet_init_weights(model, MMLogger.get_current_instance())
-    finally:
-        base_module.update_init_info, weight_init.update_init_info = saved
-        for m in modules:
-            if '_params_init_info' in m.__dict__:
-                del m._params_init_info
-
-
-def _no_init_info(module: Any, init_info: str) -> None:
-    pass
 
 
 def _record(entry: ConfigEntry, status: str, reason: str, start: float) -> Record:
