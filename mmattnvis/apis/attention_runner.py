@@ -2,7 +2,7 @@
 import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -160,7 +160,7 @@ def run_attention(model, data, options: AttentionOptions, keep: Optional[list] =
                     for d, m in list(zip(dets, maps))[:options.max_queries]]
             columns.append(cols)
         return result.samples, [d[:options.max_queries] for d in result.detections], columns
-    parts = ('encoder', ) if options.mode == 'encoder' else ('decoder_cross', )
+    parts: Tuple[str, ...] = ('encoder', ) if options.mode == 'encoder' else ('decoder_cross', )
     if keep is not None and 'encoder' not in parts:
         parts = parts + ('encoder', )
     with AttentionCapture(model, parts=parts) as cap, torch.no_grad(), quiet_library_warnings():
@@ -198,9 +198,11 @@ def run_rollout(model, data, options: AttentionOptions):
     index = {(d.image, d.rank): t for t, d in enumerate(flat)}
     grads = []
     if options.gradient and flat:
+        assert record.head_outputs is not None
         cls_scores = record.head_outputs[0]
         targets = torch.stack([cls_scores[d.image, d.query, d.label] for d in flat])
         grads = batched_attention_grads(targets, [record.graph[k] for k in keys])
+    assert grid is not None
     columns = []
     for b, sample in enumerate(samples):
         geom = ImageGeometry.from_metainfo(sample.metainfo)
@@ -221,7 +223,7 @@ def run_rollout(model, data, options: AttentionOptions):
                               token_box=token_box(tok, geom, grid, stride))
             return out
 
-        cols = []
+        cols: List[Tuple[Any, List[Map2D]]] = []
         if options.gradient:
             for det in dets[b]:
                 xys = options.points or [_centre(det.bbox)]
@@ -252,7 +254,7 @@ def build_columns(model, record: AttentionRecord, samples, options: AttentionOpt
             columns.append([(tuple(pt), encoder_rows(record, b, pt, geom, options))
                             for pt in options.points])
             continue
-        cols = []
+        cols: List[Tuple[Any, List[Map2D]]] = []
         for det in dets[b]:
             rows: List[Map2D] = []
             for layer in _layers(options, record, 'decoder_cross'):
@@ -260,12 +262,13 @@ def build_columns(model, record: AttentionRecord, samples, options: AttentionOpt
                     rows += DecoderCrossAttention(options.heads, options.fusion()).compute(
                         (record, det, layer))
                 else:
+                    refs = record.deformable[('decoder_cross', layer)].references
+                    assert refs is not None
                     rows += _with_reference(
                         DeformableSamplingPoints(options.heads,
                                                  per_head=options.fusion() is None).compute(
                             (record, 'decoder_cross', layer, b, det.query, geom)),
-                        record.deformable[('decoder_cross', layer)].references[b, det.query],
-                        geom)
+                        refs[b, det.query], geom)
             cols.append((det, rows))
         columns.append(cols)
     return dets, columns

@@ -16,7 +16,7 @@ import io
 import json
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -183,14 +183,14 @@ def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'Detection
 @dataclass
 class FaithfulnessTable:
     """Per-detection rows and the per-method means."""
-    rows: List[Dict[str, object]] = field(default_factory=list)
+    rows: List[Dict[str, Any]] = field(default_factory=list)
 
-    def summary(self) -> List[Dict[str, object]]:
+    def summary(self) -> List[Dict[str, Any]]:
         methods: List[str] = []
         for r in self.rows:
             if r['method'] not in methods:
                 methods.append(r['method'])
-        out = []
+        out: List[Dict[str, Any]] = []
         for m in methods:
             rs = [r for r in self.rows if r['method'] == m]
             gt = [r['pointing_game_gt'] for r in rs if r['pointing_game_gt'] is not None]
@@ -280,7 +280,7 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
-            maps.append((RANDOM, random_saliency(img.shape[:2], rng)))
+            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), rng)))
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
             for method, sal in maps:
                 record.add_map(f'd{det.rank}/{method}', Map2D(
@@ -289,6 +289,7 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
                      'column': i, 'aligned': True}))
             gt_box = matching_gt(det, img_gt)
             own, others = _objects(det, dets, gt_box, img_gt)
+            assert start_preds is not None
             start = odam_score(det.bbox, det.label, *start_preds)
             for method, sal in maps:
                 tie = np.random.default_rng(options.seed + i)

@@ -91,6 +91,7 @@ class FeatMapRun:
         self.out_dir = out_dir
         self.show = show
         self.image_root: Optional[str] = None
+        self.images: List[str] = []
         options.validate()
         self.method = build_reduction(options.channel_reduction, options.topk,
                                       options.arrangement)
@@ -223,7 +224,7 @@ class FeatMapRun:
         rel = osp.relpath(path, self.image_root) if self.image_root else osp.basename(path)
         if rel.startswith('..'):
             rel = osp.basename(path)
-        return osp.join(self.out_dir, rel)
+        return osp.join(self.out_dir or '.', rel)
 
     def run_all(self, paths: Optional[Sequence[str]] = None,
                 sinks: Optional['RunSinks'] = None) -> List[str]:

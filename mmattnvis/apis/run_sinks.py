@@ -62,7 +62,7 @@ class RunSinks:
             if not self._sink.stems:
                 return None
             self._sink.close()
-            if self.report_dir is None:
+            if self.report_dir is None or self.results_dir is None:
                 return None
             from ..report import build_report
             return build_report(self.results_dir, self.report_dir)

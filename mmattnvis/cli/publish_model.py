@@ -34,7 +34,8 @@ def main(argv=None) -> int:
     ckpt = read_checkpoint(args.checkpoint, unsafe=args.unsafe_load)
     state = extract_state_dict(ckpt, args.checkpoint)
     if args.fp16:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        state = type(state)((k, v.half() if v.is_floating_point() else v)
+                            for k, v in state.items())
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     classes = meta.get('dataset_meta', {}).get('classes') if isinstance(meta, dict) else None
     out_meta = {'config': args.config, 'source': osp.basename(args.checkpoint)}

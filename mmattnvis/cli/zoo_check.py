@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     def on_record(record) -> None:
         records.append(record)
         zoo.write_matrix(records, args.out, note)  # a killed sweep can --resume
-        progress.update()
+        if progress is not None:
+            progress.update()
 
     zoo.run_sweep(todo, jobs=args.jobs, timeout=args.timeout, img_size=args.img_size,
                   log_dir=osp.join(args.out, 'logs'), on_record=on_record,

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..render.image import add_title, put_label
+from ..structures.boxes import box_iou
 from ..utils.errors import UserInputError
 
 _EPOCH_FILE = re.compile(r'^epoch_(\d+)\.npz$')
@@ -49,14 +50,6 @@ def resolve_fixed_samples(dataset, spec: Union[int, Sequence[Union[int, str]]]) 
     return out
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4), xyxy."""
-    import torch
-    from torchvision.ops import box_iou as tv_box_iou
-    return tv_box_iou(torch.as_tensor(a, dtype=torch.float32).reshape(-1, 4),
-                      torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4)).numpy()
-
-
 def match_to_ground_truth(gt_boxes: np.ndarray,
                           pred_boxes: np.ndarray) -> List[Tuple[int, int, float]]:
     """One prediction per ground-truth object by Hungarian matching on IoU (as DETR trains).
@@ -68,7 +61,8 @@ def match_to_ground_truth(gt_boxes: np.ndarray,
     from scipy.optimize import linear_sum_assignment
     if len(gt_boxes) == 0 or len(pred_boxes) == 0:
         return []
-    iou = box_iou(gt_boxes, pred_boxes)
+    iou = box_iou(np.asarray(gt_boxes, np.float32).reshape(-1, 4),
+                  np.asarray(pred_boxes, np.float32).reshape(-1, 4))
     rows, cols = linear_sum_assignment(-iou)
     return sorted((int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols))
 
@@ -146,7 +140,7 @@ class EvolutionStore:
         import imageio.v2 as imageio
         h = max(f.shape[0] for f in frames)
         w = max(f.shape[1] for f in frames)
-        even = [_pad(f, h + h % 2, w + w % 2) for f in frames]
+        even: List[Any] = [_pad(f, h + h % 2, w + w % 2) for f in frames]
         path = f'{path_stem}.{kind}'
         folder = osp.dirname(osp.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=f'.{kind}', dir=folder)

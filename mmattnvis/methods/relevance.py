@@ -148,8 +148,13 @@ class CheferRelevance(Explainer):
         self.batched = batched
         self.max_detections = max_detections
 
-    def explain(self, model, data, score_thr: float = 0.3) -> RelevanceResult:
-        """One forward, one backward: relevance, raw-attention and rollout maps."""
+    def explain(self, model, data: Optional[dict] = None, score_thr: float = 0.3,
+                topk: int = 10, detected=None) -> RelevanceResult:
+        """One forward, one backward: relevance, raw-attention and rollout maps (of at most
+        ``max_detections`` detections; ``topk`` and ``detected`` are not used: relevance needs
+        its own forward with the attention graph kept)."""
+        if data is None:
+            raise ValueError('CheferRelevance.explain needs the prepared batch (data)')
         with AttentionCapture(model, keep_grad=True) as cap, torch.enable_grad():
             processed = model.data_preprocessor(data, False)
             samples = model.predict(processed['inputs'], processed['data_samples'])

@@ -1,6 +1,6 @@
 """Figures for attention maps: a column per detected query, rows per layer / head / method."""
 import dataclasses
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -159,7 +159,7 @@ class AttentionFigure:
         return add_title(put_label(self._resize(image_rgb.copy()), text), '')
 
 
-def columns_of(record: ResultRecord) -> List[Tuple[dict, object, List[Map2D]]]:
+def columns_of(record: ResultRecord) -> List[Tuple[dict, Any, List[Map2D]]]:
     """The figure columns of a record: ``(column info, detection | (x, y) | None, maps)``.
 
     ``record.info['columns']`` lists them (``kind``: ``detection`` with its rank, ``point``,
@@ -167,10 +167,10 @@ def columns_of(record: ResultRecord) -> List[Tuple[dict, object, List[Map2D]]]:
     ``meta['column'] == j``.
     """
     by_rank = {d.rank: d for d in record.detections}
-    cols: List[Tuple[dict, object, List[Map2D]]] = []
+    cols: List[Tuple[dict, Any, List[Map2D]]] = []
     for j, col in enumerate(record.info.get('columns', [])):
         maps = [m for m in record.maps.values() if m.meta.get('column') == j]
-        head: object = None
+        head: Any = None
         if col['kind'] == 'detection':
             head = by_rank[col['detection']]
         elif col['kind'] == 'point':

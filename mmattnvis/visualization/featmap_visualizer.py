@@ -59,7 +59,7 @@ class FeatMapVisualizer(DetLocalVisualizer):
         method = build_reduction(channel_reduction, topk, arrangement)
         if overlaid_image is None:
             h, w = (resize_shape or featmap.shape[-2:])
-            image = np.zeros((int(h), int(w), 3), dtype=np.uint8)
+            image: np.ndarray = np.zeros((int(h), int(w), 3), dtype=np.uint8)
             alpha_used = 1.0
         else:
             image = overlaid_image
@@ -140,7 +140,7 @@ class FeatMapVisualizer(DetLocalVisualizer):
             self.ax_save.patch.set_alpha(1.0)
         return layer
 
-    def _draw_sets(self, sets, blank, classes, palette) -> np.ndarray:
+    def _draw_sets(self, sets, blank, classes, palette) -> Optional[np.ndarray]:
         layer = None
         for instances in sets:
             rgba = draw_instances(self, blank, instances, classes, palette)
@@ -223,7 +223,7 @@ class FeatMapVisualizer(DetLocalVisualizer):
                                            draw_pred, draw_gt)
         titled = []
         for name, panel in panels:
-            shape = next(m.meta.get('shape') for m in record.maps.values()
+            shape = next(m.meta.get('shape') or [] for m in record.maps.values()
                          if m.meta['layer'] == name)
             what = record.info.get('method', '')
             titled.append(add_title(panel, f"{name}  ({'x'.join(str(s) for s in shape)}, "
