@@ -28,7 +28,7 @@ from .inference import (
 )
 from .model import init_model_from_args
 from .options import OptionError, check_draw_options
-from .records import new_record, record_stem, sample_detections
+from .records import new_record, output_path, record_stem, sample_detections
 from .run_sinks import RunSinks
 
 
@@ -221,10 +221,7 @@ class FeatMapRun:
         return [self.figure(r, bgr_to_rgb(img)) for r, img in zip(records, images_bgr)], records
 
     def out_path(self, path: str) -> str:
-        rel = osp.relpath(path, self.image_root) if self.image_root else osp.basename(path)
-        if rel.startswith('..'):
-            rel = osp.basename(path)
-        return osp.join(self.out_dir or '.', rel)
+        return output_path(self.out_dir or '.', path, self.image_root, ext=None)
 
     def run_all(self, paths: Optional[Sequence[str]] = None,
                 sinks: Optional['RunSinks'] = None) -> List[str]:

@@ -54,6 +54,18 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, 'item') else v
 
 
+def output_path(out_dir: str, path: str, root: Optional[str], suffix: str = '',
+                ext: str = '.png') -> str:
+    """Where a tool writes what it made of ``path``: its path relative to ``root`` (the input
+    directory) under ``out_dir``, extension ``ext`` (``None``: the image's own), ``suffix``
+    before it; an image outside ``root`` goes flat under ``out_dir``."""
+    rel = osp.relpath(path, root) if root else osp.basename(path)
+    if rel.startswith('..'):
+        rel = osp.basename(path)
+    stem, own = osp.splitext(rel)
+    return osp.join(out_dir, stem + suffix + (own if ext is None else ext))
+
+
 def record_stem(path: str, root: Optional[str]) -> str:
     """A file stem for an image: its path relative to ``root``, no extension, ``/`` -> ``__``."""
     rel = osp.relpath(path, root) if root else osp.basename(path)

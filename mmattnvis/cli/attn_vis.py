@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     )
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.options import check_draw_options
-    from mmattnvis.apis.records import record_stem
+    from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
     from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
@@ -108,8 +108,7 @@ def main(argv=None) -> int:
         deformable = any('points' in m.meta for m in record.maps.values())
         out = fig.draw_record(record, bgr_to_rgb(img), figure_title(options, name, deformable),
                               no_detection_note(options.score_thr))
-        rel = osp.relpath(path, root) if root else name
-        write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
+        write_image_atomic(output_path(args.out_dir, path, root), out)
         sinks.add(record, record_stem(path, root))
         written += 1
         progress.update()

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.cam import CAMOptions, CAMRun
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.apis.records import record_stem
+    from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.methods.explainers import DRISEOptions
     from mmattnvis.utils.cli import write_image_atomic
@@ -90,8 +90,7 @@ def main(argv=None) -> int:
                  f'{", ".join(args.target_layers)}')
         out = fig.draw_record(record, bgr_to_rgb(img), title,
                               f'no detections above score_thr={args.score_thr}')
-        rel = osp.relpath(path, root) if root else osp.basename(path)
-        write_image_atomic(osp.join(args.out_dir, osp.splitext(rel)[0] + '.png'), out)
+        write_image_atomic(output_path(args.out_dir, path, root), out)
         sinks.add(record, record_stem(path, root))
     sinks.skipped(unreadable)
     report = sinks.close()

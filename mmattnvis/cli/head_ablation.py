@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.ablation import COLUMNS, AblationRun, format_table, setting_detections
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.apis.records import record_stem
+    from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.render.image import add_title, put_label, tile
     from mmattnvis.utils.cli import write_image_atomic
@@ -84,16 +84,16 @@ def main(argv=None) -> int:
             cell = _draw_predictions(cell, setting_detections(setting), w / rgb.shape[1],
                                      model.dataset_meta, title)
             panels.append(put_label(cell, title))
-        stem = osp.splitext(osp.basename(path))[0]
         table = io.StringIO(newline='')
         writer = csv.DictWriter(table, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-        write_text_atomic(osp.join(args.out_dir, f'{stem}_ablation.csv'), table.getvalue())
+        write_text_atomic(output_path(args.out_dir, path, root, '_ablation', '.csv'),
+                          table.getvalue())
         cols = min(4, len(panels))
         grid = tile(panels + [np.full_like(panels[0], 255)] * (-len(panels) % cols),
                     -(-len(panels) // cols), cols, pad=3)
-        write_image_atomic(osp.join(args.out_dir, f'{stem}_ablation.png'),
+        write_image_atomic(output_path(args.out_dir, path, root, '_ablation'),
                            add_title(grid, f'{osp.basename(path)}: {args.part} heads off '
                                      f'(score > {args.score_thr}, IoU >= {args.iou_thr})'))
         sinks.add(record, record_stem(path, root))
