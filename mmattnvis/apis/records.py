@@ -55,7 +55,7 @@ def _plain(v: Any) -> Any:
 
 
 def output_path(out_dir: str, path: str, root: Optional[str], suffix: str = '',
-                ext: str = '.png') -> str:
+                ext: Optional[str] = '.png') -> str:
     """Where a tool writes what it made of ``path``: its path relative to ``root`` (the input
     directory) under ``out_dir``, extension ``ext`` (``None``: the image's own), ``suffix``
     before it; an image outside ``root`` goes flat under ``out_dir``."""
