@@ -9,10 +9,22 @@ import platform
 
 import bench_attention
 import bench_cam
+import bench_drise
 import bench_featmap_e2e
 import bench_hook_overhead
 import bench_render
 from common import ROOT  # noqa: F401  (sets sys.path)
+
+
+def _notes(path: str) -> str:
+    """The hand-written sections of ``results.md`` (from its first ``## `` heading on), kept
+    when the table above them is regenerated."""
+    if not osp.isfile(path):
+        return ''
+    with open(path) as f:
+        old = f.read()
+    at = old.find('\n## ')
+    return '' if at < 0 else old[at:]
 
 
 def main() -> int:
@@ -26,6 +38,7 @@ def main() -> int:
     rows += bench_hook_overhead.run(**({'repeat': rep} if rep else {}))
     rows += bench_attention.run(**({'repeat': rep} if rep else {}))
     rows += bench_cam.run(**({'repeat': rep} if rep else {}))
+    rows += bench_drise.run(**({'repeat': rep} if rep else {}))
     import torch
     lines = [
         '# Benchmark results', '',
@@ -38,6 +51,7 @@ def main() -> int:
         lines.append(f"| {r['name']} | {r['timings']} | {r['ratio']:.3f} | {r['goal']} | {met} |")
     text = '\n'.join(lines) + '\n'
     out = osp.join(osp.dirname(osp.abspath(__file__)), 'results.md')
+    text += _notes(out)
     with open(out, 'w') as f:
         f.write(text)
     print()
