@@ -44,5 +44,6 @@ def paired_median_times(fn_a: Callable[[], object], fn_b: Callable[[], object],
 def report(name: str, rows: Dict[str, float], ratio: float, goal: str, ok: bool) -> dict:
     """Print one benchmark's result and return it as a row for results.md."""
     timings = ', '.join(f'{k} {v * 1000:.1f} ms' for k, v in rows.items())
-    print(f'{name}: {timings}; ratio {ratio:.3f} (goal: {goal}) -> {"OK" if ok else "MISSED"}')
+    verdict = 'n/a' if ok is None else ('OK' if ok else 'MISSED')
+    print(f'{name}: {timings}; ratio {ratio:.3f} (goal: {goal}) -> {verdict}')
     return dict(name=name, timings=timings, ratio=ratio, goal=goal, ok=ok)

@@ -9,9 +9,21 @@ import platform
 
 import bench_attention
 import bench_cam
+import bench_drise
 import bench_featmap_e2e
 import bench_hook_overhead
 import bench_render
+
+
+def _notes(path: str) -> str:
+    """The hand-written sections of ``results.md`` (from its first ``## `` heading on), kept
+    when the table above them is regenerated."""
+    if not osp.isfile(path):
+        return ''
+    with open(path) as f:
+        old = f.read()
+    at = old.find('\n## ')
+    return '' if at < 0 else old[at:]
 
 
 def main() -> int:
@@ -25,6 +37,7 @@ def main() -> int:
     rows += bench_hook_overhead.run(**({'repeat': rep} if rep else {}))
     rows += bench_attention.run(**({'repeat': rep} if rep else {}))
     rows += bench_cam.run(**({'repeat': rep} if rep else {}))
+    rows += bench_drise.run(**({'repeat': rep} if rep else {}))
     import torch
     lines = [
         '# Benchmark results', '',
@@ -37,6 +50,7 @@ def main() -> int:
         lines.append(f"| {r['name']} | {r['timings']} | {r['ratio']:.3f} | {r['goal']} | {met} |")
     text = '\n'.join(lines) + '\n'
     out = osp.join(osp.dirname(osp.abspath(__file__)), 'results.md')
+    text += _notes(out)
     with open(out, 'w') as f:
         f.write(text)
     print()
