@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..structures import ResultRecord, infer_stride
+from ..structures.record import jsonable
 from ..utils.errors import UserInputError
 
 
@@ -98,15 +99,5 @@ def js_call(callback: str, *args: Any) -> str:
 
 
 def clean(obj: Any) -> Any:
-    """JSON-able copy of ``obj``: numpy values to Python, non-finite floats to None."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        return clean(obj.item())
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
+    """JSON-able copy of ``obj`` (see :func:`mmattnvis.structures.record.jsonable`)."""
+    return jsonable(obj)

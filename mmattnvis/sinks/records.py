@@ -13,7 +13,7 @@ import os
 import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..structures.record import RECORD_VERSION, IncompatibleResults, ResultRecord, _jsonable
+from ..structures.record import RECORD_VERSION, IncompatibleResults, ResultRecord, jsonable
 from ..utils.errors import UserInputError
 from ..utils.fileio import write_bytes_atomic, write_text_atomic
 
@@ -72,7 +72,7 @@ class RecordSink:
     def close(self) -> str:
         """Write ``index.json``; returns its path."""
         doc = {'version': RECORD_VERSION, 'task': self.task, 'records': self.stems,
-               'skipped': self.skipped, 'info': _jsonable(self.info)}
+               'skipped': self.skipped, 'info': jsonable(self.info)}
         return write_text_atomic(osp.join(self.results_dir, INDEX), json.dumps(doc, indent=1))
 
 

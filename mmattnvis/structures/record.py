@@ -64,7 +64,7 @@ class ResultRecord:
             key = f'map_{i}'
             arrays[key] = np.asarray(m.data)
             map_entries.append({'name': name, 'key': key, 'label': m.label,
-                                'meta': _jsonable(m.meta),
+                                'meta': jsonable(m.meta),
                                 'shape': list(np.shape(m.data))})
         array_entries = []
         for i, (name, a) in enumerate(self.arrays.items()):
@@ -80,7 +80,7 @@ class ResultRecord:
             'detections': [d.to_dict() for d in self.detections],
             'maps': map_entries,
             'arrays': array_entries,
-            'info': _jsonable(self.info),
+            'info': jsonable(self.info),
         }
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
@@ -114,16 +114,17 @@ class ResultRecord:
             raise IncompatibleResults(f'result record lacks {e}') from None
 
 
-def _jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays and tuples turned into JSON types."""
+def jsonable(obj: Any) -> Any:
+    """JSON-able copy of ``obj``: numpy values and tuples to Python types, non-finite floats to
+    None."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
+        return jsonable(obj.item())
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
