@@ -390,3 +390,11 @@ def test_eval_faithfulness_drise_odam_and_odam_protocol(tmp_path, capfd):
         assert float(r['odam_deletion']) >= 0.0 and r['odam_insertion'] == ''
         assert 0.0 <= float(r['odi']) <= 1.0
     assert 'ODAM deletion' in (tmp_path / 'f' / 'faithfulness.md').read_text()
+
+
+def test_default_batch_depends_on_the_device():
+    """``--drise-batch`` left out: 4 masked images per forward on a CPU (big batches cost more
+    per image there, benchmarks/results.md), 16 on a GPU; a given size is kept."""
+    assert DRISE(progress=False).batch_for(torch.device('cpu')) == 4
+    assert DRISE(progress=False).batch_for(torch.device('cuda')) == 16
+    assert DRISE(batch_size=7, progress=False).batch_for(torch.device('cpu')) == 7

@@ -1,7 +1,7 @@
 """Explainers by ``--method`` name: the Grad-CAM family, ``odam`` (``odam-x1`` ... for box
 coordinates) and ``drise``, all with ``explain(model, detected=...) -> CAMResult``."""
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from . import drise as _drise  # noqa: F401  (registers 'drise')
 from .base import build_method
@@ -15,7 +15,7 @@ class DRISEOptions:
     num_masks: int = 1000
     grid: int = 16
     prob: float = 0.5
-    batch_size: int = 16
+    batch_size: Optional[int] = None  # 4 on a CPU, 16 on a GPU
     seed: int = 0
 
 

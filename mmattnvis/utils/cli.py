@@ -100,8 +100,9 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
     parser.add_argument('--drise-prob', type=float, default=0.5,
                         help='D-RISE: probability a grid cell is kept')
-    parser.add_argument('--drise-batch', type=int, default=16,
-                        help='D-RISE: masked images per forward pass')
+    parser.add_argument('--drise-batch', type=int, default=None,
+                        help='D-RISE: masked images per forward pass (default: 4 on a CPU, '
+                        '16 on a GPU)')
 
 
 def check_display() -> None:
