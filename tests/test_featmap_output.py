@@ -103,15 +103,15 @@ def test_boxes_past_the_border_draw_without_warnings():
     assert not [w for w in caught if 'out of bounds' in str(w.message)]
 
 
-def test_attention_figure_draws_boxes_at_cell_scale():
+def test_detection_figure_draws_boxes_at_cell_scale():
     """cam_vis / attn_vis figures of a 4000x3000 photo: the box is drawn on the 320-px cell, not
     drawn at full size and shrunk to faint 1-px lines."""
     from mmattnvis.render.geometry import ImageGeometry
     from mmattnvis.structures import Detection, Map2D
-    from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
+    from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
     vis = FeatMapVisualizer(name='t_cellscale')
     vis.dataset_meta = {'classes': ('thing', ), 'palette': [(255, 0, 0)]}
-    fig = AttentionFigure(vis, cell_width=320)
+    fig = DetectionFigure(vis, cell_width=320)
     img = np.zeros((3000, 4000, 3), np.uint8)
     det = Detection(0, 0, 0, 0, 0.9, np.array([1000, 750, 3000, 2250], np.float32))
     heat = Map2D(np.random.default_rng(0).random((30, 40)).astype(np.float32), 'm')

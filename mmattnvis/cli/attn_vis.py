@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.utils.cli import write_image_atomic
-    from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
+    from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
 
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
                                head_fusion=args.head_fusion, points=parse_points(args.points),
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     run = AttentionRun(model, options, keep_encoder=sinks.active)
     vis = FeatMapVisualizer(name=f'mmattnvis_attn_{id(options)}')
     vis.dataset_meta = model.dataset_meta
-    fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
+    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width)
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images))
     written = 0

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.methods.explainers import DRISEOptions
     from mmattnvis.utils.cli import write_image_atomic
-    from mmattnvis.visualization import AttentionFigure, FeatMapVisualizer
+    from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
 
     images = collect_images(args.img)
     drise = DRISEOptions(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     run = CAMRun(model, options, explainers=explainers)
     vis = FeatMapVisualizer(name=f'mmattnvis_cam_{id(args)}')
     vis.dataset_meta = model.dataset_meta
-    fig = AttentionFigure(vis, args.alpha, args.colormap, args.cell_width)
+    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width)
     sinks = RunSinks('cam', args.save_results, args.report,
                      {'tool': 'cam_vis', 'config': args.config, 'methods': list(args.method)})
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)

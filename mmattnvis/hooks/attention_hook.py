@@ -104,9 +104,9 @@ class AttentionVisHook(CaptureVisHook):
 
     def _get_figure(self, runner):
         if self._figure is None:
-            from ..visualization import AttentionFigure, FeatMapVisualizer
+            from ..visualization import DetectionFigure, FeatMapVisualizer
             vis = FeatMapVisualizer(name=f'mmattnvis_attn_hook_{id(self)}')
-            self._figure = AttentionFigure(vis, self.alpha, self.colormap, self.cell_width)
+            self._figure = DetectionFigure(vis, self.alpha, self.colormap, self.cell_width)
         self._figure.visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta',
                                                        None) or self._model.dataset_meta
         return self._figure

@@ -1,5 +1,5 @@
 """Visualizers registered in the ``mmattnvis`` scope."""
-from .attention_figure import AttentionFigure
+from .detection_figure import DetectionFigure
 from .featmap_visualizer import FeatMapVisualizer, render_featmap
 
-__all__ = ['AttentionFigure', 'FeatMapVisualizer', 'render_featmap']
+__all__ = ['DetectionFigure', 'FeatMapVisualizer', 'render_featmap']

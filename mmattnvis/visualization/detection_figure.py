@@ -1,4 +1,5 @@
-"""Figures for attention maps: a column per detected query, rows per layer / head / method."""
+"""Per-detection figures (attention, relevance, CAM, D-RISE): a column per detection or point,
+a row per map."""
 import dataclasses
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -25,7 +26,7 @@ def detection_sample(det: Detection):
     return sample
 
 
-class AttentionFigure:
+class DetectionFigure:
     """The per-detection figure of attention, relevance and explainer (CAM, D-RISE) records: a
     column per detection (or point), a row per map.
 
