@@ -242,37 +242,35 @@ class FaithfulnessTable:
         return paths
 
 
-def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
-             progress: Optional[Callable[[], None]] = None,
-             unreadable: Optional[UnreadableImages] = None,
-             on_record: Optional[Callable[[ResultRecord, str], None]] = None
-             ) -> FaithfulnessTable:
-    """Score every method (and the random baseline) on every kept detection of ``images``.
+class FaithfulnessRun:
+    """The faithfulness task: every method (and the random baseline) scored on every kept
+    detection of an image; one result record per image (its scored maps, its rows in
+    ``info['rows']``), the rows also kept in :attr:`table`.
 
-    An image that cannot be read is skipped and recorded in ``unreadable`` (when given; else
-    it is an error). ``on_record(record, path)`` receives one result record per image: the
-    scored maps per detection and the image's rows in ``info['rows']``."""
-    if options.steps < 2:
-        raise UserInputError('--steps must be >= 2')
-    cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
-                            drise=options.drise, progress=False) for m in options.methods]
-    rng = np.random.default_rng(options.seed)
-    scorer = DetectionScorer(model, pipeline, options.batch_size)
-    table = FaithfulnessTable()
-    unreadable = unreadable if unreadable is not None else _Strict()
-    for path in images:
-        img = unreadable.load(path)
-        if img is None:
-            if progress is not None:
-                progress()
-            continue
-        data = prepare_batch([img], pipeline, [path])
+    Raises:
+        UserInputError: Bad options, before any image.
+    """
+
+    def __init__(self, model, pipeline, options: FaithfulnessOptions) -> None:
+        if options.steps < 2:
+            raise UserInputError('--steps must be >= 2')
+        self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
+                                     drise=options.drise, progress=False)
+                     for m in options.methods]
+        self.model, self.pipeline, self.options = model, pipeline, options
+        self.rng = np.random.default_rng(options.seed)  # one stream over the run's images
+        self.scorer = DetectionScorer(model, pipeline, options.batch_size)
+        self.table = FaithfulnessTable()
+
+    def run_image(self, img: np.ndarray, path: str, img_gt=None) -> ResultRecord:
+        """Score one image (BGR) whose ground truth is ``img_gt`` (or ``None``)."""
+        model, options = self.model, self.options
+        data = prepare_batch([img], self.pipeline, [path])
         detected = detect(model, data, options.score_thr, options.topk)
-        results = [cam.explain(model, detected=detected) for cam in cams]
+        results = [cam.explain(model, detected=detected) for cam in self.cams]
         dets = detected.detections[0]
-        img_gt = gt.get(osp.basename(path)) if gt is not None else None
-        start_preds = scorer.predictions([img])[0] if dets else None
-        first_row = len(table.rows)
+        start_preds = self.scorer.predictions([img])[0] if dets else None
+        first_row = len(self.table.rows)
         classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
         record = new_record(detected.samples[0], 'faithfulness',
                             sample_detections(detected.samples[0], options.score_thr, 0, classes),
@@ -280,43 +278,66 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
-            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), rng)))
+            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), self.rng)))
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
             for method, sal in maps:
                 record.add_map(f'd{det.rank}/{method}', Map2D(
                     np.asarray(sal, np.float32), method,
                     {'kind': 'explainer', 'method': method, 'detection': det.rank,
                      'column': i, 'aligned': True}))
-            gt_box = matching_gt(det, img_gt)
-            own, others = _objects(det, dets, gt_box, img_gt)
             assert start_preds is not None
-            start = odam_score(det.bbox, det.label, *start_preds)
-            for method, sal in maps:
-                tie = np.random.default_rng(options.seed + i)
-                deletion, odam_del = _curves(img, sal, det, scorer, 'deletion', options.steps,
-                                             tie, start)
-                insertion = odam_ins = None
-                if options.insertion:
-                    insertion, odam_ins = _curves(img, sal, det, scorer, 'insertion',
-                                                  options.steps, tie, start)
-                table.rows.append(dict(
-                    image=osp.basename(path), detection=i, label=det.label,
-                    score=round(det.score, 4), method=method,
-                    pointing_game=float(pointing_game(sal, det.bbox, options.tolerance)),
-                    pointing_game_gt=(None if gt_box is None else
-                                      float(pointing_game(sal, gt_box, options.tolerance))),
-                    energy_pg=energy_pointing_game(sal, det.bbox),
-                    deletion_auc=deletion, insertion_auc=insertion,
-                    pointing_game_gt_strict=(None if gt_box is None else
-                                             float(pointing_game_strict(sal, gt_box))),
-                    odam_deletion=odam_del, odam_insertion=odam_ins,
-                    odi=object_discrimination_index(sal, own, others)))
-        if on_record is not None:
-            record.info['rows'] = table.rows[first_row:]
-            on_record(record, path)
+            self._score(img, path, i, det, dets, maps, img_gt, start_preds)
+        record.info['rows'] = self.table.rows[first_row:]
+        return record
+
+    def _score(self, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
+        options = self.options
+        gt_box = matching_gt(det, img_gt)
+        own, others = _objects(det, dets, gt_box, img_gt)
+        start = odam_score(det.bbox, det.label, *start_preds)
+        for method, sal in maps:
+            tie = np.random.default_rng(options.seed + i)
+            deletion, odam_del = _curves(img, sal, det, self.scorer, 'deletion', options.steps,
+                                         tie, start)
+            insertion = odam_ins = None
+            if options.insertion:
+                insertion, odam_ins = _curves(img, sal, det, self.scorer, 'insertion',
+                                              options.steps, tie, start)
+            self.table.rows.append(dict(
+                image=osp.basename(path), detection=i, label=det.label,
+                score=round(det.score, 4), method=method,
+                pointing_game=float(pointing_game(sal, det.bbox, options.tolerance)),
+                pointing_game_gt=(None if gt_box is None else
+                                  float(pointing_game(sal, gt_box, options.tolerance))),
+                energy_pg=energy_pointing_game(sal, det.bbox),
+                deletion_auc=deletion, insertion_auc=insertion,
+                pointing_game_gt_strict=(None if gt_box is None else
+                                         float(pointing_game_strict(sal, gt_box))),
+                odam_deletion=odam_del, odam_insertion=odam_ins,
+                odi=object_discrimination_index(sal, own, others)))
+
+
+def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
+             progress: Optional[Callable[[], None]] = None,
+             unreadable: Optional[UnreadableImages] = None,
+             on_record: Optional[Callable[[ResultRecord, str], None]] = None
+             ) -> FaithfulnessTable:
+    """Run :class:`FaithfulnessRun` over ``images``; returns the table of every image.
+
+    An image that cannot be read is skipped and recorded in ``unreadable`` (when given; else
+    it is an error). ``on_record(record, path)`` receives each image's result record."""
+    run = FaithfulnessRun(model, pipeline, options)
+    unreadable = unreadable if unreadable is not None else _Strict()
+    for path in images:
+        img = unreadable.load(path)
+        if img is not None:
+            img_gt = gt.get(osp.basename(path)) if gt is not None else None
+            record = run.run_image(img, path, img_gt)
+            if on_record is not None:
+                on_record(record, path)
         if progress is not None:
             progress()
-    return table
+    return run.table
 
 
 class _Strict(UnreadableImages):
@@ -327,5 +348,5 @@ class _Strict(UnreadableImages):
         return load_image(path)
 
 
-__all__ = ['FaithfulnessOptions', 'FaithfulnessTable', 'DetectionScorer', 'evaluate',
-           'find_dataset', 'matching_gt']
+__all__ = ['FaithfulnessOptions', 'FaithfulnessRun', 'FaithfulnessTable', 'DetectionScorer',
+           'evaluate', 'find_dataset', 'matching_gt']
