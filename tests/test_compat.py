@@ -1,5 +1,6 @@
 """Each patch in mmattnvis.compat was written for a library version and for the code it relies on;
 these tests fail loudly when the installed library changes that code."""
+import gc
 import importlib
 import pkgutil
 
@@ -140,12 +141,18 @@ def test_replace_recorder_releases_grad_cams_hooks():
     cam = GradCAM(torch.nn.Sequential(conv), [conv])
     assert conv._forward_hooks  # grad-cam hooks the layer when the CAM is built
     class Recorder:
+        released = 0
+
         def release(self):  # grad-cam releases its recorder when the CAM is deleted
-            pass
+            self.released += 1
 
     recorder = Recorder()
     assert replace_recorder(cam, recorder) is recorder
     assert cam.activations_and_grads is recorder and not conv._forward_hooks
+    assert recorder.released == 0
+    del cam
+    gc.collect()
+    assert recorder.released == 1  # the swapped-in recorder is the one grad-cam releases
 
 
 def test_draw_instances_draws_boxes():

@@ -6,7 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmattnvis.datasets import generate_shapes_dataset
+from mmattnvis.datasets import generate_shapes_dataset, shapes_metainfo
 from mmattnvis.sinks import load_results
 from mmattnvis.utils.package_data import shipped_model
 
@@ -27,6 +27,11 @@ def test_cam_records_hold_one_map_per_method_and_detection(shapes_images, tmp_pa
     index, (rec, ) = load_results(str(tmp_path / 'res'))
     assert index['task'] == rec.task == 'cam'
     kept = [c['detection'] for c in rec.info['columns'] if c['kind'] == 'detection']
+    classes = shapes_metainfo()['classes']
+    by_rank = {d.rank: d for d in rec.detections}
+    for c in rec.info['columns'][1:]:  # headers name the class, as the figure shows them
+        assert c['header'] == f"{classes[by_rank[c['detection']].label]} " \
+            f"{by_rank[c['detection']].score:.2f}"
     assert 1 <= len(kept) <= 2
     assert list(rec.maps) == ['image/gradcam', 'image/eigencam'] + [
         f'd{r}/{m}' for r in kept for m in ('gradcam', 'eigencam')]

@@ -9,7 +9,7 @@ from ..methods.attention import token_stride
 from ..structures import Detection, ResultRecord
 from .attention_runner import AttentionOptions, build_columns, check_mode, run_attention
 from .inference import build_test_pipeline, prepare_batch
-from .records import new_record
+from .records import name_detections, new_record
 
 
 class AttentionRun:
@@ -77,9 +77,7 @@ def attention_records(samples: Sequence[Any], dets: Sequence[Sequence[Detection]
     out = []
     kind = MODE_KINDS[options.mode]
     for b, sample in enumerate(samples):
-        for d in dets[b]:
-            d.class_name = d.class_name or (str(classes[d.label]) if classes is not None
-                                            and 0 <= d.label < len(classes) else None)
+        name_detections(dets[b], classes)
         rec = new_record(sample, 'attention', dets[b], None if paths is None else paths[b],
                          {'mode': options.mode, 'head_fusion': options.head_fusion,
                           'score_thr': options.score_thr, 'columns': []})

@@ -11,7 +11,7 @@ from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .inference import build_test_pipeline, prepare_batch
 from .options import OptionError, check_draw_options
-from .records import new_record, sample_detections
+from .records import name_detections, new_record, sample_detections
 
 
 @dataclass
@@ -86,6 +86,7 @@ class CAMRun:
                                 {'methods': list(opts.methods), 'layers': list(opts.target_layers),
                                  'score_thr': opts.score_thr, 'columns': []})
             kept = detected.detections[b]
+            name_detections(kept, self.classes)
             if kept:
                 record.info['columns'].append({'kind': 'image', 'header': 'image-level'})
                 for method, r in zip(opts.methods, results):
@@ -94,7 +95,7 @@ class CAMRun:
                                   column=0, aligned=True)
                     record.add_map(f'image/{method}', m)
             for j, det in enumerate(kept, start=1):
-                name = dets_name(det, self.classes)
+                name = det.class_name or str(det.label)
                 record.info['columns'].append({'kind': 'detection', 'detection': det.rank,
                                                'header': f'{name} {det.score:.2f}'})
                 for method, r in zip(opts.methods, results):
@@ -108,10 +109,3 @@ class CAMRun:
 
 def _layer(method: str, layers: str) -> Optional[str]:
     return None if method.lower() == 'drise' else layers
-
-
-def dets_name(det, classes: Optional[Sequence[str]]) -> str:
-    """The class name of a detection (its index when the classes are unknown)."""
-    if classes is not None and 0 <= det.label < len(classes):
-        return str(classes[det.label])
-    return str(det.label)

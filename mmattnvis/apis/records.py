@@ -18,11 +18,12 @@ def sample_detections(sample, score_thr: float, image: int = 0,
     labels = pred.labels.detach().cpu().numpy()
     boxes = pred.bboxes.detach().float().cpu().numpy()
     return [Detection(image, i, i, int(labels[i]), float(scores[i]), boxes[i].copy(),
-                      _name(classes, int(labels[i])))
+                      class_name(classes, int(labels[i])))
             for i in np.flatnonzero(scores > score_thr)]
 
 
-def _name(classes: Optional[Sequence[str]], label: int) -> Optional[str]:
+def class_name(classes: Optional[Sequence[str]], label: int) -> Optional[str]:
+    """The dataset's name of class ``label`` (``None`` when the classes are unknown)."""
     return str(classes[label]) if classes is not None and 0 <= label < len(classes) else None
 
 
@@ -30,7 +31,7 @@ def name_detections(dets: Sequence[Detection], classes: Optional[Sequence[str]])
     """Fill ``class_name`` from the dataset's classes (in place)."""
     for d in dets:
         if d.class_name is None:
-            d.class_name = _name(classes, d.label)
+            d.class_name = class_name(classes, d.label)
 
 
 def new_record(sample, task: str, detections: Sequence[Detection],

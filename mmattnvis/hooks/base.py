@@ -269,7 +269,7 @@ class CaptureVisHook(Hook):
             for sample, record in zip(outputs or [], records):
                 if self.max_samples is not None and self._drawn >= self.max_samples:
                     break
-                self._emit_record(runner, record, sample, step)
+                self._emit_record(runner, record, sample, self._load_image(sample), step)
                 self._drawn += 1
             self._batch_step += 1
         finally:
@@ -278,10 +278,11 @@ class CaptureVisHook(Hook):
             self._capture.enable(False)
             self._selected = False
 
-    def _emit_record(self, runner, record: ResultRecord, sample, step: int) -> List[tuple]:
+    def _emit_record(self, runner, record: ResultRecord, sample, image: np.ndarray,
+                     step: int) -> List[tuple]:
         """Draw a record, send the drawings out, save the record; returns the drawings."""
         tag = self._sample_tag(runner, sample)
-        drawings = self._draw_record(runner, self._load_image(sample), record, tag)
+        drawings = self._draw_record(runner, image, record, tag)
         self._emit(runner, drawings, step)
         sinks = self._sink(runner)
         if sinks is not None:
@@ -327,8 +328,8 @@ class CaptureVisHook(Hook):
                 self._capture.enable(False)
                 sample = outputs[0]
                 record = self._records(runner, outputs)[0]
-                drawings = self._emit_record(runner, record, sample, step)
                 image = self._load_image(sample)
+                drawings = self._emit_record(runner, record, sample, image, step)
                 gt = _ground_truth(dataset, idx)
                 evo = self._evolution_rows(runner, image, sample, 0, gt, drawings)
                 self._store.save(self._sample_tag(runner, sample), step, evo)

@@ -51,11 +51,6 @@ class ResultRecord:
             raise KeyError(f'duplicate map name {name!r}')
         self.maps[name] = m
 
-    def maps_where(self, **meta: Any) -> List[Tuple[str, Map2D]]:
-        """The ``(name, map)`` pairs whose metadata has every given ``key=value``."""
-        return [(n, m) for n, m in self.maps.items()
-                if all(m.meta.get(k) == v for k, v in meta.items())]
-
     def to_files(self) -> Tuple[str, bytes]:
         """``(json_text, npz_bytes)`` of this record."""
         map_entries = []

@@ -180,18 +180,29 @@ class FeatMapVisualizer(DetLocalVisualizer):
         pred_layer = self.draw_instances_layer(image_rgb.shape[:2], data_sample, score_thr,
                                                draw_pred, draw_gt)
         layer = None if pred_layer is None else SparseLayer(pred_layer)
-        panels: List[np.ndarray] = []
-        for name, fm in featmaps.items():
-            maps = method.compute(fm)
-            cells = render_cells(maps, image_rgb, geometry, alpha, self.colormap)
-            title = f"{name}  ({'x'.join(str(s) for s in fm.shape)}, {describe(method)})"
-            panels.append(add_title(finish_cells(cells, maps, arrangement, layer), title))
+        panels = [(f"{name}  ({'x'.join(str(s) for s in fm.shape)}, {describe(method)})",
+                   method.compute(fm)) for name, fm in featmaps.items()]
+        note = (f'no detections above score_thr={score_thr}'
+                if draw_pred and pred_layer is None and data_sample is not None else None)
+        return self._compose(panels, image_rgb, geometry, arrangement, layer, alpha, note)
+
+    def _panels(self, groups: Sequence[Tuple[str, Sequence[Map2D]]], image_rgb: np.ndarray,
+                geometry: Optional[ImageGeometry], arrangement: Sequence[int],
+                layer: Optional[SparseLayer], alpha: float) -> List[Tuple[str, np.ndarray]]:
+        """``[(name, panel)]``: each group's maps drawn on the image, predictions on top."""
+        return [(name, finish_cells(render_cells(maps, image_rgb, geometry, alpha,
+                                                 self.colormap), maps, arrangement, layer))
+                for name, maps in groups]
+
+    def _compose(self, groups: Sequence[Tuple[str, Sequence[Map2D]]], image_rgb: np.ndarray,
+                 geometry: Optional[ImageGeometry], arrangement: Sequence[int],
+                 layer: Optional[SparseLayer], alpha: float, note: Optional[str]) -> np.ndarray:
+        """One image with a panel per ``(title, maps)`` group, and ``note`` on top if given."""
+        panels = self._panels(groups, image_rgb, geometry, arrangement, layer, alpha)
         if not panels:
             return image_rgb if layer is None else blend_rgba(image_rgb, layer)
-        out = auto_arrange(panels)
-        if draw_pred and pred_layer is None and data_sample is not None:
-            out = add_title(out, f'no detections above score_thr={score_thr}')
-        return out
+        out = auto_arrange([add_title(panel, title) for title, panel in panels])
+        return out if note is None else add_title(out, note)
 
     def record_panels(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
                       arrangement: Sequence[int] = (2, 2), align: bool = True,
@@ -201,41 +212,39 @@ class FeatMapVisualizer(DetLocalVisualizer):
 
         ``image_rgb`` is the original image scaled by ``scale`` (boxes are scaled with it).
         """
-        sample = drawing_sample(record, scale)
-        pred_layer = self.draw_instances_layer(image_rgb.shape[:2], sample, -1.0, draw_pred,
+        layer = self._record_layer(record, image_rgb, scale, draw_pred, draw_gt)
+        return self._panels(_layer_groups(record), image_rgb,
+                            record.geometry if align else None, arrangement, layer,
+                            self.featmap_alpha), layer
+
+    def _record_layer(self, record: ResultRecord, image_rgb: np.ndarray, scale: float,
+                      draw_pred: bool, draw_gt: bool) -> Optional[SparseLayer]:
+        pred_layer = self.draw_instances_layer(image_rgb.shape[:2],
+                                               drawing_sample(record, scale), -1.0, draw_pred,
                                                draw_gt)
-        layer = None if pred_layer is None else SparseLayer(pred_layer)
-        geometry = record.geometry if align else None
-        groups: Dict[str, List[Map2D]] = {}
-        for m in record.maps.values():
-            groups.setdefault(m.meta['layer'], []).append(m)
-        panels = []
-        for name, maps in groups.items():
-            cells = render_cells(maps, image_rgb, geometry, self.featmap_alpha, self.colormap)
-            panels.append((name, finish_cells(cells, maps, arrangement, layer)))
-        return panels, layer
+        return None if pred_layer is None else SparseLayer(pred_layer)
 
     def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
                     arrangement: Sequence[int] = (2, 2), align: bool = True,
                     draw_pred: bool = True, draw_gt: bool = False) -> np.ndarray:
         """One image with a titled panel per captured map of a feature-map record."""
-        panels, layer = self.record_panels(record, image_rgb, scale, arrangement, align,
-                                           draw_pred, draw_gt)
-        titled = []
-        for name, panel in panels:
-            shape = next(m.meta.get('shape') or [] for m in record.maps.values()
-                         if m.meta['layer'] == name)
-            what = record.info.get('method', '')
-            titled.append(add_title(panel, f"{name}  ({'x'.join(str(s) for s in shape)}, "
-                                    f'{what})'))
-        if not titled:
-            return image_rgb if layer is None else blend_rgba(image_rgb, layer)
-        out = auto_arrange(titled)
-        if draw_pred and layer is None:
-            thr = record.info.get('score_thr')
-            out = add_title(out, 'no detections above score_thr='
-                            f'{thr if thr is not None else "?"}')
-        return out
+        layer = self._record_layer(record, image_rgb, scale, draw_pred, draw_gt)
+        what = record.info.get('method', '')
+        groups = [(f"{name}  ({'x'.join(str(s) for s in maps[0].meta.get('shape') or [])}, "
+                   f'{what})', maps) for name, maps in _layer_groups(record)]
+        thr = record.info.get('score_thr')
+        note = (f'no detections above score_thr={thr if thr is not None else "?"}'
+                if draw_pred and layer is None else None)
+        return self._compose(groups, image_rgb, record.geometry if align else None,
+                             arrangement, layer, self.featmap_alpha, note)
+
+
+def _layer_groups(record: ResultRecord) -> List[Tuple[str, List[Map2D]]]:
+    """The maps of a feature-map record grouped by layer, in record order."""
+    groups: Dict[str, List[Map2D]] = {}
+    for m in record.maps.values():
+        groups.setdefault(m.meta['layer'], []).append(m)
+    return list(groups.items())
 
 
 def describe(method) -> str:
