@@ -121,3 +121,13 @@ def test_run_sinks_without_records_write_no_index(tmp_path):
     sinks = RunSinks('cam', str(tmp_path / 'res'))
     assert sinks.close() is None
     assert not os.path.exists(tmp_path / 'res' / 'index.json')
+
+
+def test_report_without_results_leaves_nothing_when_the_run_fails(tmp_path):
+    import gc
+    sinks = RunSinks('cam', None, str(tmp_path / 'rep'))
+    sinks.add(_record(), 'a')
+    assert len(os.listdir(tmp_path)) == 1  # the hidden temporary results folder
+    del sinks  # the run raised before close(): its sinks are dropped
+    gc.collect()
+    assert os.listdir(tmp_path) == []

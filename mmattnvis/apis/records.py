@@ -60,16 +60,16 @@ def output_path(out_dir: str, path: str, root: Optional[str], suffix: str = '',
     """Where a tool writes what it made of ``path``: its path relative to ``root`` (the input
     directory) under ``out_dir``, extension ``ext`` (``None``: the image's own), ``suffix``
     before it; an image outside ``root`` goes flat under ``out_dir``."""
-    rel = osp.relpath(path, root) if root else osp.basename(path)
-    if rel.startswith('..'):
-        rel = osp.basename(path)
-    stem, own = osp.splitext(rel)
+    stem, own = osp.splitext(_relative(path, root))
     return osp.join(out_dir, stem + suffix + (own if ext is None else ext))
 
 
 def record_stem(path: str, root: Optional[str]) -> str:
     """A file stem for an image: its path relative to ``root``, no extension, ``/`` -> ``__``."""
+    return osp.splitext(_relative(path, root))[0].replace(osp.sep, '__')
+
+
+def _relative(path: str, root: Optional[str]) -> str:
+    """``path`` relative to ``root``; its base name when outside ``root`` (or no root)."""
     rel = osp.relpath(path, root) if root else osp.basename(path)
-    if rel.startswith('..'):
-        rel = osp.basename(path)
-    return osp.splitext(rel)[0].replace(osp.sep, '__')
+    return osp.basename(path) if rel.startswith('..') else rel

@@ -3,6 +3,7 @@ import os
 import os.path as osp
 import shutil
 import tempfile
+import weakref
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..sinks.records import RecordSink
@@ -31,6 +32,8 @@ class RunSinks:
             parent = osp.dirname(osp.abspath(report_dir))
             os.makedirs(parent, exist_ok=True)
             self._tmp = results_dir = tempfile.mkdtemp(prefix='.mmattnvis-results-', dir=parent)
+            # removed when the report is built, and also when a failed run drops this object
+            self._cleanup = weakref.finalize(self, shutil.rmtree, results_dir, True)
         self.results_dir = results_dir
         self._sink = None if results_dir is None else RecordSink(results_dir, task, info)
 
@@ -68,5 +71,5 @@ class RunSinks:
             return build_report(self.results_dir, self.report_dir)
         finally:
             if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._cleanup()
                 self._tmp = None
