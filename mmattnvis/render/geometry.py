@@ -13,6 +13,7 @@ import numpy as np
 
 from ..structures.boxes import BoxLike
 from ..structures.geometry import ImageGeometry, infer_stride
+from ..structures.maps import Map2D
 
 
 def box_slices(box: BoxLike, shape: Sequence[int]) -> Tuple[slice, slice]:
@@ -25,14 +26,15 @@ def box_slices(box: BoxLike, shape: Sequence[int]) -> Tuple[slice, slice]:
     return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
 
 
-def align_to_image(fmap: np.ndarray,
+def align_to_image(fmap: Union[np.ndarray, Map2D],
                    geometry: Optional[ImageGeometry],
                    out_shape: Optional[Sequence[int]] = None,
                    stride: Union[int, str, None] = None) -> np.ndarray:
     """Sample a 2-D (or H x W x 3) map on the original image's pixel grid.
 
     Args:
-        fmap: Map on the feature grid.
+        fmap: Map on the feature grid: an array or a :class:`Map2D` (as the methods return;
+            its ``data`` is aligned).
         geometry: How the original image sits in the network input. ``None`` stretches the map
             over ``out_shape`` (MMEngine's behaviour, i.e. alignment off).
         out_shape: ``(h, w)`` of the result; defaults to ``geometry.ori_shape``.
@@ -40,6 +42,8 @@ def align_to_image(fmap: np.ndarray,
             ``[stride * j, stride * (j + 1))`` (see :meth:`ImageGeometry.image_to_feature_affine`);
             ``'auto'`` infers it with :func:`infer_stride` (no stride when none fits).
     """
+    if isinstance(fmap, Map2D):
+        fmap = fmap.data
     fmap = np.ascontiguousarray(fmap, dtype=np.float32)
     if geometry is None:
         if out_shape is None:
