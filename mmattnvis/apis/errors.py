@@ -220,9 +220,15 @@ class ErrorRun:
     def summarize(cls, records: Sequence[ResultRecord],
                   classes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """TIDE's numbers over the records of a data set (every rank's)."""
-        images = [_from_image_labels(r.info['errors']['image']) for r in records
-                  if 'image' in r.info.get('errors', {})]
-        return summarize_errors(images).to_dict(classes)
+        return summarize_labels([r.info.get('errors', {}).get('image') for r in records],
+                                classes)
+
+
+def summarize_labels(labels: Sequence[Optional[Dict[str, Any]]],
+                     classes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """TIDE's numbers from the ``info['errors']['image']`` entries of a data set's records
+    (``None`` entries -- images without ground truth -- are left out)."""
+    return summarize_errors([_from_image_labels(x) for x in labels if x]).to_dict(classes)
 
 
 def _ground_truth(sample) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -251,4 +257,4 @@ def _from_image_labels(d: Dict[str, Any]) -> ImageErrors:
                        {int(k): v for k, v in d['fixed']})
 
 
-__all__ = ['ErrorOptions', 'ErrorRun']
+__all__ = ['ErrorOptions', 'ErrorRun', 'summarize_labels']
