@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument('--images', type=int, default=8)
     parser.add_argument('--masks', type=int, default=100)
     args = parser.parse_args()
-    from runner_utils import make_dataset, runner_cfg
-
     from mmattnvis.apis import collect_images, init_model
     from mmattnvis.apis.tasks import build_run
     from mmattnvis.utils.package_data import shipped_model
+
+    from runner_utils import make_dataset, runner_cfg
     config, weights = shipped_model('yolov5_n_shapes')
     fields = dict(topk=2, target_layers=['neck'])
     if args.task == 'drise':
