@@ -24,7 +24,7 @@ from ..apis.errors import ErrorOptions, ErrorRun, summarize_labels
 from ..apis.options import OptionError
 from ..apis.run_sinks import RunSinks
 from ..registry import HOOKS
-from .base import HookConfigError
+from .fields import HookConfigError
 
 
 @HOOKS.register_module()
