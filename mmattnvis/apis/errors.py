@@ -18,17 +18,19 @@ from ..methods.cam import DetectedBatch
 from ..methods.explainers import DRISEOptions, build_explainer, check_method
 from ..metrics.error_ap import summarize_errors
 from ..metrics.errors import ImageErrors, error_info, label_image, miss_reason
+from ..registry import RUNS
 from ..structures import Detection, ResultRecord
 from ..utils.errors import UserInputError
 from .options import OptionError
 from .records import class_name, new_record, sample_detections
+from .run import Run, RunOptions
 
 #: Explainers whose maps come from gradients (missed objects: the best pre-NMS candidate).
 GRADIENT_FREE = ('drise', )
 
 
 @dataclass
-class ErrorOptions:
+class ErrorOptions(RunOptions):
     """Options of the errors task (the hook's and ``--errors``' fields).
 
     Attributes:
@@ -73,35 +75,21 @@ class ErrorOptions:
             except UserInputError as err:
                 raise OptionError('method', str(err)) from None
 
-    @classmethod
-    def from_fields(cls, **fields: Any) -> 'ErrorOptions':
-        names = set(cls.__dataclass_fields__)
-        for key in fields:
-            if key not in names:
-                raise OptionError(key, f'unknown field {key!r}; choose from '
-                                  f'{", ".join(sorted(names))}')
-        return cls(**fields)
 
-
-class ErrorRun:
+@RUNS.register_module(name='errors')
+class ErrorRun(Run):
     """Error labels, missed-object reasons and error maps, one record per image."""
 
     task = 'errors'
     options_class = ErrorOptions
 
-    def __init__(self, model, options: ErrorOptions) -> None:
-        options.validate()
-        self.model = model
-        self.options = options
+    def __init__(self, model, options: ErrorOptions, cfg: Any = None) -> None:
+        super().__init__(model, options, cfg)
         self.needs_grad = options.method is not None and options.method not in GRADIENT_FREE
         self.explainer = None if options.method is None else build_explainer(
             options.method, options.target_layers,
             drise=DRISEOptions(options.drise_masks, options.drise_grid, options.drise_prob,
                                options.drise_batch, options.seed), progress=False)
-
-    @property
-    def classes(self) -> Optional[Sequence[str]]:
-        return (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
 
     def run_batch(self, inputs: Sequence[torch.Tensor],
                   data_samples: Sequence[Any]) -> List[ResultRecord]:
@@ -217,11 +205,33 @@ class ErrorRun:
 
     # -- data set --------------------------------------------------------------------------
     @classmethod
-    def summarize(cls, records: Sequence[ResultRecord],
-                  classes: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-        """TIDE's numbers over the records of a data set (every rank's)."""
-        return summarize_labels([r.info.get('errors', {}).get('image') for r in records],
-                                classes)
+    def summarize(cls, records: Sequence[ResultRecord]) -> Dict[str, float]:
+        """TIDE's numbers over the records of a data set (every rank's), flat: ``AP50``,
+        ``count_<kind>``, ``dAP_<kind>`` (see :func:`summarize_labels` for the per-class table)."""
+        return flat_summary(summarize_labels(
+            [r.info.get('errors', {}).get('image') for r in records]))
+
+
+def errors_page(out_dir: str, summary: Dict[str, Any], rows: Sequence[dict]) -> str:
+    """Write ``errors.html`` (per-class table, every error filterable by kind) into
+    ``out_dir``."""
+    from ..report.errors_page import write_errors_page
+    return write_errors_page(out_dir, summary, rows)
+
+
+def record_error_rows(stem: str, record: ResultRecord,
+                      classes: Optional[Sequence[str]]) -> List[dict]:
+    """The rows of ``errors.html`` for one record."""
+    from ..report.errors_page import error_rows
+    return error_rows(stem, record.info.get('errors', {}), list(classes or []))
+
+
+def flat_summary(summary: Dict[str, Any]) -> Dict[str, float]:
+    """The scalars of a :func:`summarize_labels` result."""
+    out = {'AP50': float(summary['ap'])}
+    out.update({f'count_{k}': float(v) for k, v in summary['counts'].items()})
+    out.update({f'dAP_{k}': float(v) for k, v in summary['dap'].items()})
+    return out
 
 
 def summarize_labels(labels: Sequence[Optional[Dict[str, Any]]],
@@ -257,4 +267,5 @@ def _from_image_labels(d: Dict[str, Any]) -> ImageErrors:
                        {int(k): v for k, v in d['fixed']})
 
 
-__all__ = ['ErrorOptions', 'ErrorRun', 'summarize_labels']
+__all__ = ['ErrorOptions', 'ErrorRun', 'summarize_labels', 'flat_summary', 'errors_page',
+           'record_error_rows']

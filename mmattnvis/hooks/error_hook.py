@@ -20,7 +20,14 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_p
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ..apis.errors import ErrorOptions, ErrorRun, summarize_labels
+from ..apis.errors import (
+    ErrorOptions,
+    ErrorRun,
+    errors_page,
+    flat_summary,
+    record_error_rows,
+    summarize_labels,
+)
 from ..apis.options import OptionError
 from ..apis.run_sinks import RunSinks
 from ..registry import HOOKS
@@ -54,13 +61,14 @@ class ErrorHook(Hook):
         self.max_samples = max_samples
         self._run: Optional[ErrorRun] = None
         self._labels: List[Any] = []
+        self._rows: List[dict] = []
         self._sinks: Optional[RunSinks] = None
         self._mapped = 0
         self._mode = 'test'
 
     def _start(self, runner, mode: str) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self._mode, self._labels, self._mapped = mode, [], 0
+        self._mode, self._labels, self._mapped, self._rows = mode, [], 0, []
         self._run = ErrorRun(model, self.options)
         self._maps_run = self._run.explainer
         dirs = [None if d is None else osp.join(d if osp.isabs(d) else
@@ -99,6 +107,7 @@ class ErrorHook(Hook):
                 self._mapped += 1
             self._labels.append(record.info.get('errors', {}).get('image'))
         for sample, record in zip(outputs, records):
+            self._rows += record_error_rows(_stem(sample), record, run.classes)
             if self._sinks is not None:
                 self._sinks.add(record, _stem(sample))
 
@@ -112,31 +121,33 @@ class ErrorHook(Hook):
         if self._run is None:
             return
         labels = [x for part in all_gather_object(self._labels) for x in part if x]
+        rows = [x for part in all_gather_object(self._rows) for x in part]
         summary = None
         if is_main_process():
             classes = self._run.classes
             summary = summarize_labels(labels, classes)
             summary['images'] = len(labels)
-            scalars = {f'mmattnvis/errors/count_{k}': float(v)
-                       for k, v in summary['counts'].items()}
-            scalars.update({f'mmattnvis/errors/dAP_{k}': float(v)
-                            for k, v in summary['dap'].items()})
-            scalars['mmattnvis/errors/AP50'] = float(summary['ap'])
+            scalars = {f'mmattnvis/errors/{k}': v for k, v in flat_summary(summary).items()}
             runner.visualizer.add_scalars(scalars)
             runner.logger.info('mmattnvis errors (TIDE): AP50 %.2f; ' % summary['ap'] + ', '.join(
                 f'{k} {summary["counts"][k]} (dAP {summary["dap"][k]:.2f})'
                 for k in summary['counts']))
-            out = self._dirs[0] if get_world_size() == 1 else osp.dirname(self._dirs[0])
+            out = self._dirs[0]
+            if out is not None and get_world_size() > 1:
+                out = osp.dirname(out)  # above the per-rank record folders
             out = out or osp.join(runner.work_dir, 'errors', self._mode)
             os.makedirs(out, exist_ok=True)
             tmp = osp.join(out, '.errors_summary.json.tmp')
             with open(tmp, 'w') as f:
                 json.dump(summary, f, indent=1)
             os.replace(tmp, osp.join(out, 'errors_summary.json'))
+            page_dir = self._dirs[1] or out
         if self._sinks is not None:
             if summary is not None:
                 self._sinks.update_info(errors_summary=summary)
             self._sinks.close()
+        if summary is not None:  # after the report is built: it replaces its directory
+            errors_page(page_dir, summary, rows)
         self._sinks, self._run = None, None
 
 
