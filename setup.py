@@ -96,7 +96,7 @@ if __name__ == '__main__':
             'mmyolo': ['mmyolo>=0.6.0'],
             'mim': ['openmim'],
             'tests': ['pytest', 'pytest-timeout', 'tensorboard', 'imageio-ffmpeg', 'ruff', 'mypy',
-                      'playwright'],
+                      'playwright', 'tidecv'],
         },
         entry_points={'console_scripts': ['mmattnvis = mmattnvis.cli.main:main']},
         zip_safe=False,

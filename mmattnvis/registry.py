@@ -33,3 +33,6 @@ MODEL_WRAPPERS = Registry(
 # Map-making methods (channel reductions, attention maps, explainers) share one registry:
 # ``methods.base.build_method(dict(type='squeeze_mean'))``, ``dict(type='drise', ...)``.
 METHODS = Registry('method', scope='mmattnvis', locations=['mmattnvis.methods'])
+# One Run per task (``apis/``), by task name: ``apis.tasks.build_run('drise', model, ...)`` and
+# ``ExplainHook(task='drise')``. A new task registers its Run and is imported by ``apis.tasks``.
+RUNS = Registry('run', scope='mmattnvis', locations=['mmattnvis.apis.tasks'])

@@ -19,7 +19,7 @@ IMAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'demo', 'image
 def test_attention_run_keeps_the_encoder_attention_and_builds_a_report(tmp_path):
     model = small_detr('detr')
     options = AttentionOptions(mode='decoder', layers=[0, 1], score_thr=0.0, max_queries=3)
-    rec = AttentionRun(model, options, keep_encoder=True).run_batch([cv2.imread(IMAGE)],
+    rec = AttentionRun(model, options, keep_encoder=True).run_images([cv2.imread(IMAGE)],
                                                                      [IMAGE])[0]
     ref = real_attention_record(model, IMAGE)  # the report tests' reference quantisation
     assert rec.info['encoder_grid'] == ref.info['encoder_grid']
@@ -35,7 +35,7 @@ def test_attention_run_keeps_the_encoder_attention_and_builds_a_report(tmp_path)
     assert sorted({(m.meta['column'], m.meta['layer']) for m in rec.maps.values()}) == [
         (c, layer) for c in range(3) for layer in (0, 1)]
     # without keep_encoder the records stay small
-    plain = AttentionRun(model, options).run_batch([cv2.imread(IMAGE)], [IMAGE])[0]
+    plain = AttentionRun(model, options).run_images([cv2.imread(IMAGE)], [IMAGE])[0]
     assert 'encoder_attention' not in plain.arrays
     for key in plain.maps:
         np.testing.assert_array_equal(plain.maps[key].data, rec.maps[key].data)

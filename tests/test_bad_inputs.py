@@ -567,7 +567,7 @@ def trained(tmp_path_factory):
 def test_train_resumes_its_own_checkpoint_weights_only(trained, capfd):
     import torch
 
-    from mmattnvis.compat.mmengine_checkpoint import safe_runner_checkpoints
+    from mmattnvis.utils.checkpoint import safe_runner_checkpoints
     cfg_path, work = trained
     ckpt = str(work / 'epoch_1.pth')
     with pytest.raises(Exception, match='HistoryBuffer'):  # what plain weights-only says

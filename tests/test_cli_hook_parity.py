@@ -4,6 +4,7 @@ import os
 import os.path as osp
 
 import numpy as np
+import pytest
 import torch
 from mmengine.runner import Runner
 
@@ -88,3 +89,78 @@ def test_attention_cli_and_hook_give_identical_maps(tmp_path):
                  '--save-results', str(tmp_path / 'cli')]) == 0
     n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'attention')
     assert n >= 3  # the trained model finds objects on every image
+
+
+def _explain(task, **fields):
+    return dict(type='mmattnvis.ExplainHook', task=task, interval=1, results_dir='res',
+                **fields)
+
+
+CAM_CASES = {
+    'cam': (dict(method=['gradcam'], target_layers=['neck'], topk=2),
+            ['--method', 'gradcam', '--target-layers', 'neck', '--topk', '2']),
+    'odam': (dict(target_layers=['neck'], topk=2),
+             ['--method', 'odam', '--target-layers', 'neck', '--topk', '2']),
+    'drise': (dict(topk=2, drise_masks=16, drise_grid=4, drise_batch=8, seed=3),
+              ['--method', 'drise', '--topk', '2', '--drise-masks', '16', '--drise-grid', '4',
+               '--drise-batch', '8', '--seed', '3']),
+}
+
+
+@pytest.mark.parametrize('task', sorted(CAM_CASES))
+def test_explainer_cli_and_hook_give_identical_maps(task, tmp_path):
+    from mmattnvis.cli.cam_vis import main
+    fields, flags = CAM_CASES[task]
+    images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path,
+                                               _explain(task, draw=False, **fields))
+    assert main([images, cfg_path, ckpt, *flags, '--device', 'cpu', '--out-dir',
+                 str(tmp_path / 'png'), '--save-results', str(tmp_path / 'cli')]) == 0
+    n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'cam')
+    assert n >= 3  # the trained model finds objects on every image
+
+
+def test_ablation_cli_and_hook_give_identical_records(tmp_path):
+    from mmattnvis.cli.head_ablation import main
+    images, cfg_path, ckpt = _runner_and_files('dino_slim_shapes', tmp_path,
+                                               _explain('ablation', part='decoder_cross'))
+    assert main([images, cfg_path, ckpt, '--device', 'cpu', '--out-dir',
+                 str(tmp_path / 'png'), '--save-results', str(tmp_path / 'cli')]) == 0
+    _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'ablation')
+    _, hook_records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
+    _, cli_records = load_results(str(tmp_path / 'cli'))
+    cli = {osp.basename(r.image_path): r for r in cli_records}
+    for h in hook_records:
+        hs, cs = h.info['settings'], cli[osp.basename(h.image_path)].info['settings']
+        assert [s['name'] for s in hs] == [s['name'] for s in cs] and len(hs) > 2
+        for a, b in zip(hs, cs):
+            assert a['heads_off'] == b['heads_off']
+            assert {k: v for k, v in a['row'].items() if not isinstance(v, float)} == {
+                k: v for k, v in b['row'].items() if not isinstance(v, float)}
+            assert [d['label'] for d in a['detections']] == [d['label'] for d in b['detections']]
+
+
+def test_faithfulness_cli_and_hook_give_identical_rows(tmp_path):
+    from mmattnvis.cli.eval_faithfulness import main
+    fields = dict(method=['gradcam'], target_layers=['neck'], topk=1, steps=3, no_insertion=True)
+    images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path,
+                                               _explain('faithfulness', draw=False, **fields))
+    assert main([cfg_path, ckpt, '--data', osp.dirname(images), '--methods', 'gradcam',
+                 '--target-layers', 'neck', '--topk', '1', '--steps', '3', '--no-insertion',
+                 '--device', 'cpu', '--out-dir', str(tmp_path / 'table'), '--save-results',
+                 str(tmp_path / 'cli')]) == 0
+    n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'faithfulness')
+    assert n >= 3 * 2  # gradcam and the random baseline per detection
+    hook_index, hook_records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
+    _, cli_records = load_results(str(tmp_path / 'cli'))
+    rows = {r['image'] + r['method']: r for c in cli_records for r in c.info['rows']}
+    hook_rows = [r for h in hook_records for r in h.info['rows']]
+    assert len(hook_rows) == len(rows) >= 6
+    for r in hook_rows:
+        c = rows[r['image'] + r['method']]
+        for key, value in r.items():
+            if isinstance(value, float):
+                assert abs(value - c[key]) < 1e-6, key
+            else:
+                assert value == c[key], key
+    assert any(r['pointing_game_gt'] is not None for r in hook_rows)
+    assert 'gradcam/pointing_game' in hook_index['info']['summary']

@@ -1,7 +1,6 @@
 """The head-ablation task: detections with attention heads turned off, as result records."""
-from typing import Any, Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ..capture.attention import check_detr_family
 from ..methods.ablation import (
@@ -11,16 +10,40 @@ from ..methods.ablation import (
     first_k_heads,
     single_head,
 )
+from ..registry import RUNS
 from ..structures import Detection, ResultRecord
 from ..utils.errors import UserInputError
-from .inference import build_test_pipeline, prepare_batch, run_test_step
+from ..utils.validate import check_within
+from .inference import run_test_step
+from .options import OptionError
 from .records import new_record, sample_detections
+from .run import Run, RunOptions, batch_dict
+
+PARTS = ('decoder_cross', 'decoder_self', 'encoder')
 
 COLUMNS = ('variant', 'detections', 'kept', 'lost', 'gained', 'mean_score_change',
            'min_score_change')
 
 
-class AblationRun:
+@dataclass
+class AblationOptions(RunOptions):
+    """The ``tools/head_ablation.py`` flags."""
+    part: str = 'decoder_cross'
+    score_thr: float = 0.3
+    iou_thr: float = 0.5
+
+    def validate(self) -> None:
+        if self.part not in PARTS:
+            raise OptionError('part', f'unknown part {self.part!r}; choose {", ".join(PARTS)}')
+        for field in ('score_thr', 'iou_thr'):
+            try:
+                check_within('--' + field.replace('_', '-'), getattr(self, field), 0.0, 1.0)
+            except UserInputError as err:
+                raise OptionError(field, str(err)) from None
+
+
+@RUNS.register_module(name='ablation')
+class AblationRun(Run):
     """Detections of a DETR-family model with all heads on, the first k heads off (k = 1..H)
     and each single head off, in every layer of ``part``.
 
@@ -29,16 +52,22 @@ class AblationRun:
     gained, score changes against all heads on).
     """
 
-    def __init__(self, model, part: str = 'decoder_cross', score_thr: float = 0.3,
-                 iou_thr: float = 0.5) -> None:
-        check_detr_family(model)
+    task = 'ablation'
+    options_class = AblationOptions
+
+    def __init__(self, model, options: AblationOptions, cfg: Any = None) -> None:
+        super().__init__(model, options, cfg)
+        try:
+            check_detr_family(model)
+        except UserInputError as err:
+            raise OptionError('part', str(err)) from None
+        part = options.part
         heads = all_heads(model, part)
         if not heads:
-            raise UserInputError(f'{type(model).__name__} has no {part} attention')
-        self.model = model
+            raise OptionError('part', f'{type(model).__name__} has no {part} attention')
         self.part = part
-        self.score_thr = score_thr
-        self.iou_thr = iou_thr
+        self.score_thr = options.score_thr
+        self.iou_thr = options.iou_thr
         self.n_layers = len(heads)
         self.n_heads = max(heads.values())
         self.variants: List[Tuple[str, Dict]] = [('all heads on', {})]
@@ -46,21 +75,17 @@ class AblationRun:
                           for k in range(1, self.n_heads + 1)]
         self.variants += [(f'head {h} off', single_head(model, h, part))
                           for h in range(self.n_heads)]
-        self._pipeline = None
 
-    def run_batch(self, images_bgr: Sequence[np.ndarray],
-                  paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
+    def run_batch(self, inputs, data_samples) -> List[ResultRecord]:
         """One forward per setting over the batch; one record per image."""
-        if self._pipeline is None:
-            self._pipeline = build_test_pipeline(self.model.cfg)
-        data = prepare_batch(images_bgr, self._pipeline, paths)
-        classes = (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+        data = batch_dict(inputs, data_samples)
+        classes = self.classes
         per_variant = []
         for _, plan in self.variants:
             with HeadAblation(self.model, plan):
                 per_variant.append(run_test_step(self.model, data))
         records = []
-        for b in range(len(images_bgr)):
+        for b in range(len(data_samples)):
             base_sample = per_variant[0][b]
             base = _kept(base_sample, self.score_thr)
             settings = []
@@ -72,7 +97,7 @@ class AblationRun:
                                  'detections': [d.to_dict() for d in dets]})
             record = new_record(base_sample, 'ablation',
                                 sample_detections(base_sample, self.score_thr, b, classes),
-                                None if paths is None else paths[b],
+                                None,
                                 {'part': self.part, 'score_thr': self.score_thr,
                                  'iou_thr': self.iou_thr, 'n_heads': self.n_heads,
                                  'n_layers': self.n_layers, 'settings': settings})

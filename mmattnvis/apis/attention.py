@@ -6,13 +6,15 @@ import numpy as np
 
 from ..capture.attention import AttentionRecord
 from ..methods.attention import token_stride
+from ..registry import RUNS
 from ..structures import Detection, ResultRecord
 from .attention_runner import AttentionOptions, build_columns, check_mode, run_attention
-from .inference import build_test_pipeline, prepare_batch
 from .records import name_detections, new_record
+from .run import Run, batch_dict
 
 
-class AttentionRun:
+@RUNS.register_module(name=['attention', 'relevance'])
+class AttentionRun(Run):
     """The attention task: a DETR-family model and validated options -> result records.
 
     ``run_batch`` (images) and ``records`` (an :class:`AttentionRecord` captured elsewhere, e.g.
@@ -28,27 +30,26 @@ class AttentionRun:
         UserInputError: The model cannot give what the mode draws.
     """
 
-    def __init__(self, model, options: AttentionOptions, keep_encoder: bool = False) -> None:
+    task = 'attention'
+    options_class = AttentionOptions
+
+    def __init__(self, model, options: AttentionOptions, keep_encoder: bool = False,
+                 cfg: Any = None) -> None:
+        super().__init__(model, options, cfg)
         check_mode(model, options)
-        self.model = model
-        self.options = options
         self.keep_encoder = keep_encoder and options.mode in ('decoder', 'deformable',
                                                               'encoder')
-        self._pipeline = None
 
     @property
-    def classes(self) -> Optional[Sequence[str]]:
-        return (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+    def needs_grad(self) -> bool:  # type: ignore[override]
+        return self.options.mode == 'relevance' or bool(self.options.gradient)
 
-    def run_batch(self, images_bgr: Sequence[np.ndarray],
-                  paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
+    def run_batch(self, inputs, data_samples) -> List[ResultRecord]:
         """Forward one batch and return one result record per image."""
-        if self._pipeline is None:
-            self._pipeline = build_test_pipeline(self.model.cfg)
-        data = prepare_batch(images_bgr, self._pipeline, paths)
         keep: Optional[list] = [] if self.keep_encoder else None
-        samples, dets, columns = run_attention(self.model, data, self.options, keep)
-        return attention_records(samples, dets, columns, self.options, self.classes, paths,
+        samples, dets, columns = run_attention(self.model, batch_dict(inputs, data_samples),
+                                               self.options, keep)
+        return attention_records(samples, dets, columns, self.options, self.classes, None,
                                  keep[0] if keep else None)
 
     def records(self, record: AttentionRecord, samples: Sequence[Any]) -> List[ResultRecord]:

@@ -30,13 +30,15 @@ from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
 from ..structures import Detection, ImageGeometry, Map2D
 from ..utils.errors import UserInputError
 from .options import OptionError
+from .run import RunOptions
 
 MODES = ('decoder', 'encoder', 'deformable', 'relevance', 'rollout')
 
 
 @dataclass
-class AttentionOptions:
-    """What to draw (the ``tools/attn_vis.py`` flags)."""
+class AttentionOptions(RunOptions):
+    """What to draw (the ``tools/attn_vis.py`` flags); the model-dependent checks are
+    :func:`check_mode`'s."""
     mode: str = 'decoder'
     layers: Optional[Sequence[int]] = None  # None: the last layer
     heads: Optional[Sequence[int]] = None
@@ -48,6 +50,13 @@ class AttentionOptions:
     direction: Optional[str] = None  # encoder / rollout: 'to' (default) or 'from' the point
     discard_ratio: float = 0.0  # rollout
     gradient: bool = False  # rollout: gradient rollout per detection
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise OptionError('mode', f'unknown mode {self.mode!r}; choose {", ".join(MODES)}')
+        if not isinstance(self.max_queries, int) or self.max_queries < 1:
+            raise OptionError('max_queries', f'must be an integer >= 1, got '
+                              f'{self.max_queries!r}')
 
     def fusion(self) -> Optional[str]:
         return None if self.head_fusion in (None, 'none') else self.head_fusion

@@ -29,6 +29,16 @@ def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow full unpickling of the checkpoint (trusted files only)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--errors', action='store_true',
+                        help="label every detection and missed object with TIDE's error kinds "
+                        'and map each error (mmattnvis.ErrorHook; records under '
+                        '<work_dir>/errors/, report under <work_dir>/errors_report/)')
+    parser.add_argument('--errors-method', default='drise',
+                        help="map of each error: drise, odam, a Grad-CAM name, or 'none'")
+    parser.add_argument('--errors-masks', type=int, default=300,
+                        help='D-RISE masks per error map')
+    parser.add_argument('--errors-score-thr', type=float, default=0.3,
+                        help='detections above this score are labelled')
     from ..utils.validate import validate_cli_args
     args = validate_cli_args(parser.parse_args(argv))
     if 'LOCAL_RANK' not in os.environ:
@@ -55,6 +65,13 @@ def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
         for hook in cfg.get('custom_hooks', []) or []:
             if str(hook.get('type', '')).startswith('mmattnvis.'):
                 hook['out_dir'] = args.out_dir
+    if args.errors:
+        method = None if str(args.errors_method).lower() == 'none' else args.errors_method
+        hooks = list(cfg.get('custom_hooks', []) or [])
+        hooks.append(dict(type='mmattnvis.ErrorHook', results_dir='errors',
+                          report_dir='errors_report', method=method,
+                          score_thr=args.errors_score_thr, drise_masks=args.errors_masks))
+        cfg.custom_hooks = hooks
     loader = f'{mode}_dataloader'
     if cfg.get(loader, None) is None:
         raise UserInputError(f'config {args.config} has no {loader}')

@@ -13,7 +13,6 @@ ground-truth boxes where annotations exist, the other kept detections otherwise)
 """
 import csv
 import io
-import json
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -33,11 +32,14 @@ from ..metrics.faithfulness import (
     random_saliency,
 )
 from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
+from ..registry import RUNS
 from ..structures import Detection, Map2D, ResultRecord
-from ..utils.errors import UserInputError
 from ..utils.fileio import write_text_atomic
-from .inference import UnreadableImages, collect_images, prepare_batch
+from .coco_gt import find_dataset
+from .inference import UnreadableImages, load_image, prepare_batch
+from .options import OptionError
 from .records import new_record, sample_detections
+from .run import Run, RunOptions, attach_ground_truth, batch_dict, ground_truth, image_seed
 
 RANDOM = 'random'
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
@@ -47,7 +49,7 @@ _OPTIONAL = ('pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi'
 
 
 @dataclass
-class FaithfulnessOptions:
+class FaithfulnessOptions(RunOptions):
     """What to evaluate (the ``tools/eval_faithfulness.py`` flags)."""
     methods: Sequence[str] = ('gradcam', )
     target_layers: Sequence[str] = ('neck', )
@@ -61,60 +63,28 @@ class FaithfulnessOptions:
     insertion: bool = True
     drise: DRISEOptions = field(default_factory=DRISEOptions)
 
+    def validate(self) -> None:
+        if self.steps < 2:
+            raise OptionError('steps', '--steps must be >= 2')
+        if not self.methods:
+            raise OptionError('methods', 'no method given')
 
-def find_dataset(path: str):
-    """Images of ``path`` and, if ``path`` holds a COCO ``annotations.json``, the ground truth
-    per file name as ``{basename: (boxes (K, 4) xyxy, labels (K,))}``.
-
-    ``path`` may be a folder of images or a COCO-style folder (``annotations.json`` plus
-    ``images/``), as written by ``tools/make_shapes.py``.
-    """
-    ann = osp.join(path, 'annotations.json') if osp.isdir(path) else None
-    if ann and osp.isfile(ann):
-        img_dir = osp.join(path, 'images') if osp.isdir(osp.join(path, 'images')) else path
-        images = collect_images(img_dir)
-        return images, _coco_gt(ann)
-    return collect_images(path), None
-
-
-def _coco_gt(ann_file: str):
-    """Ground truth per file name of a COCO annotation file; a one-line error when the file is
-    not valid JSON or not COCO-shaped."""
-    try:
-        with open(ann_file, encoding='utf-8') as f:
-            coco = json.load(f)
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserInputError(f'annotations {ann_file} cannot be read: {err}') from None
-    except json.JSONDecodeError as err:
-        raise UserInputError(f'annotations {ann_file} is not valid JSON ({err.msg} at line '
-                             f'{err.lineno}, column {err.colno})') from None
-    try:
-        return _gt_by_file(coco)
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
-        what = f'missing key {err}' if isinstance(err, KeyError) else str(err).splitlines()[0]
-        raise UserInputError(f'annotations {ann_file} is not a COCO detection file '
-                             f'({type(err).__name__}: {what})') from None
-
-
-def _gt_by_file(coco: dict):
-    if not isinstance(coco, dict):
-        raise TypeError(f'top level is a {type(coco).__name__}, expected an object with '
-                        '"images", "annotations" and "categories"')
-    cat_ids = sorted(c['id'] for c in coco.get('categories', []))
-    label_of = {cid: i for i, cid in enumerate(cat_ids)}
-    by_image: Dict[int, list] = {}
-    for a in coco.get('annotations', []):
-        if a.get('iscrowd', 0):
-            continue
-        x, y, w, h = (float(v) for v in a['bbox'])
-        by_image.setdefault(a['image_id'], []).append(
-            (x, y, x + w, y + h, label_of[a['category_id']]))
-    gt = {}
-    for im in coco.get('images', []):
-        rows = by_image.get(im['id'], [])
-        arr = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
-        gt[osp.basename(im['file_name'])] = (arr[:, :4], arr[:, 4].astype(np.int64))
-    return gt
+    @classmethod
+    def from_fields(cls, **fields: Any) -> 'FaithfulnessOptions':
+        """As :meth:`CAMOptions.from_fields <mmattnvis.apis.cam.CAMOptions.from_fields>`
+        (``method``/``methods``, ``drise_*``, ``seed``; ``no_insertion``)."""
+        from .cam import DRISE_FIELDS
+        if 'method' in fields:
+            fields['methods'] = fields.pop('method')
+        if isinstance(fields.get('methods'), str):
+            fields['methods'] = [fields['methods']]
+        if 'no_insertion' in fields:
+            fields['insertion'] = not fields.pop('no_insertion')
+        drise = {DRISE_FIELDS[k]: fields.get(k) if k == 'seed' else fields.pop(k)
+                 for k in list(fields) if k in DRISE_FIELDS}
+        options = super().from_fields(**fields)
+        options.drise = DRISEOptions(**drise)
+        return options
 
 
 def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
@@ -242,34 +212,67 @@ class FaithfulnessTable:
         return paths
 
 
-class FaithfulnessRun:
+@RUNS.register_module(name='faithfulness')
+class FaithfulnessRun(Run):
     """The faithfulness task: every method (and the random baseline) scored on every kept
     detection of an image; one result record per image (its scored maps, its rows in
-    ``info['rows']``), the rows also kept in :attr:`table`.
+    ``info['rows']``), the rows also kept in :attr:`table`. The ground truth is each sample's
+    ``gt_instances`` (original-image pixels); the random baseline is seeded per image.
 
     Raises:
         UserInputError: Bad options, before any image.
     """
 
-    def __init__(self, model, pipeline, options: FaithfulnessOptions) -> None:
-        if options.steps < 2:
-            raise UserInputError('--steps must be >= 2')
+    task = 'faithfulness'
+    options_class = FaithfulnessOptions
+    needs_grad = True
+
+    def __init__(self, model, options: FaithfulnessOptions, cfg: Any = None) -> None:
+        super().__init__(model, options, cfg)
         self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
                                      drise=options.drise, progress=False)
                      for m in options.methods]
-        self.model, self.pipeline, self.options = model, pipeline, options
-        self.rng = np.random.default_rng(options.seed)  # one stream over the run's images
-        self.scorer = DetectionScorer(model, pipeline, options.batch_size)
         self.table = FaithfulnessTable()
 
+    @property
+    def scorer(self) -> 'DetectionScorer':
+        return DetectionScorer(self.model, self.pipeline, self.options.batch_size)
+
+    def run_batch(self, inputs, data_samples) -> List[ResultRecord]:
+        """Score each sample; its image is read again from ``img_path`` (the perturbations
+        start from the original image)."""
+        out = []
+        for b, sample in enumerate(data_samples):
+            img = load_image(sample.metainfo['img_path'])
+            out.append(self._run_one(img, batch_dict([inputs[b]], [sample])))
+        return out
+
     def run_image(self, img: np.ndarray, path: str, img_gt=None) -> ResultRecord:
-        """Score one image (BGR) whose ground truth is ``img_gt`` (or ``None``)."""
-        model, options = self.model, self.options
+        """Score one image (BGR) whose ground truth is ``img_gt`` (``(boxes, labels)`` or
+        ``None``)."""
         data = prepare_batch([img], self.pipeline, [path])
+        if img_gt is not None:
+            attach_ground_truth(data['data_samples'][0], *img_gt)
+        return self._run_one(img, data)
+
+    @classmethod
+    def summarize(cls, records: Sequence[ResultRecord]) -> Dict[str, float]:
+        """Per method, the mean of each metric over every detection of ``records``."""
+        table = FaithfulnessTable([row for r in records for row in r.info.get('rows', [])])
+        return {f"{s['method']}/{k}": v for s in table.summary() for k, v in s.items()
+                if k not in ('method', 'detections') and v is not None}
+
+    def _run_one(self, img: np.ndarray, data: Dict[str, Any]) -> ResultRecord:
+        model, options = self.model, self.options
+        data_sample = data['data_samples'][0]
+        img_gt = ground_truth(data_sample)
+        path = str(data_sample.metainfo.get('img_path') or '')
+        rng = np.random.default_rng(image_seed(options.seed, data_sample))
         detected = detect(model, data, options.score_thr, options.topk)
         results = [cam.explain(model, detected=detected) for cam in self.cams]
         dets = detected.detections[0]
-        start_preds = self.scorer.predictions([img])[0] if dets else None
+        scorer = self.scorer
+        start_preds = scorer.predictions([img])[0] if dets else None
         first_row = len(self.table.rows)
         classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
         record = new_record(detected.samples[0], 'faithfulness',
@@ -278,7 +281,7 @@ class FaithfulnessRun:
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
             maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
-            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), self.rng)))
+            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), rng)))
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
             for method, sal in maps:
                 record.add_map(f'd{det.rank}/{method}', Map2D(
@@ -286,22 +289,22 @@ class FaithfulnessRun:
                     {'kind': 'explainer', 'method': method, 'detection': det.rank,
                      'column': i, 'aligned': True}))
             assert start_preds is not None
-            self._score(img, path, i, det, dets, maps, img_gt, start_preds)
+            self._score(scorer, img, path, i, det, dets, maps, img_gt, start_preds)
         record.info['rows'] = self.table.rows[first_row:]
         return record
 
-    def _score(self, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
+    def _score(self, scorer, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
         options = self.options
         gt_box = matching_gt(det, img_gt)
         own, others = _objects(det, dets, gt_box, img_gt)
         start = odam_score(det.bbox, det.label, *start_preds)
         for method, sal in maps:
             tie = np.random.default_rng(options.seed + i)
-            deletion, odam_del = _curves(img, sal, det, self.scorer, 'deletion', options.steps,
+            deletion, odam_del = _curves(img, sal, det, scorer, 'deletion', options.steps,
                                          tie, start)
             insertion = odam_ins = None
             if options.insertion:
-                insertion, odam_ins = _curves(img, sal, det, self.scorer, 'insertion',
+                insertion, odam_ins = _curves(img, sal, det, scorer, 'insertion',
                                               options.steps, tie, start)
             self.table.rows.append(dict(
                 image=osp.basename(path), detection=i, label=det.label,
@@ -326,7 +329,8 @@ def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOp
 
     An image that cannot be read is skipped and recorded in ``unreadable`` (when given; else
     it is an error). ``on_record(record, path)`` receives each image's result record."""
-    run = FaithfulnessRun(model, pipeline, options)
+    run = FaithfulnessRun(model, options)
+    run._pipeline = pipeline
     unreadable = unreadable if unreadable is not None else _Strict()
     for path in images:
         img = unreadable.load(path)

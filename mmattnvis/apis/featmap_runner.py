@@ -11,6 +11,7 @@ from mmengine.utils import ProgressBar
 
 from ..capture import FeatureCapture, describe_module_outputs
 from ..methods.featmap import build_reduction
+from ..registry import RUNS
 from ..structures import ResultRecord
 from ..utils.cli import check_display, write_image_atomic
 from ..utils.errors import UserInputError
@@ -20,7 +21,6 @@ from .inference import (
     UnreadableImages,
     batched,
     bgr_to_rgb,
-    build_test_pipeline,
     collect_images,
     load_image,
     prepare_batch,
@@ -29,11 +29,12 @@ from .inference import (
 from .model import init_model_from_args
 from .options import OptionError, check_draw_options
 from .records import new_record, output_path, record_stem, sample_detections
+from .run import Run, RunOptions, batch_dict
 from .run_sinks import RunSinks
 
 
 @dataclass
-class FeatMapOptions:
+class FeatMapOptions(RunOptions):
     """Drawing options (the CLI flags)."""
     target_layers: Sequence[str] = ('backbone', )
     channel_reduction: Optional[str] = 'select_max'
@@ -72,7 +73,8 @@ class FeatMapOptions:
             raise OptionError('max_size', f'max size must be >= 64 pixels, got {self.max_size}')
 
 
-class FeatMapRun:
+@RUNS.register_module(name='featmap')
+class FeatMapRun(Run):
     """The feature-map task: a model and validated options -> one result record per image.
 
     ``run_batch`` (images) and ``records`` (feature maps captured elsewhere, e.g. by
@@ -83,16 +85,17 @@ class FeatMapRun:
         OptionError: Bad options or layer names, before any image is processed.
     """
 
+    task = 'featmap'
+    options_class = FeatMapOptions
+
     def __init__(self, model, options: FeatMapOptions, out_dir: Optional[str] = None,
-                 show: bool = False) -> None:
+                 show: bool = False, cfg: Any = None) -> None:
         from ..visualization import FeatMapVisualizer
-        self.model = model
-        self.options = options
+        super().__init__(model, options, cfg)
         self.out_dir = out_dir
         self.show = show
         self.image_root: Optional[str] = None
         self.images: List[str] = []
-        options.validate()
         self.method = build_reduction(options.channel_reduction, options.topk,
                                       options.arrangement)
         # Resolve layer names now: a typo fails before any image is processed.
@@ -100,19 +103,11 @@ class FeatMapRun:
             FeatureCapture(model, list(options.target_layers))
         except UserInputError as err:
             raise OptionError('target_layers', str(err)) from None
-        self._pipeline = None
         self.visualizer = FeatMapVisualizer(
             name=f'mmattnvis_featmap_{id(self)}', featmap_alpha=options.alpha,
             colormap=options.colormap)
         self.visualizer.dataset_meta = getattr(model, 'dataset_meta', None)
         self.logger = MMLogger.get_instance('mmattnvis')
-
-    @property
-    def pipeline(self):
-        """The model's test pipeline (built on first use: a hook never needs it)."""
-        if self._pipeline is None:
-            self._pipeline = build_test_pipeline(self.model.cfg)
-        return self._pipeline
 
     @classmethod
     def from_args(cls, args) -> 'FeatMapRun':
@@ -149,12 +144,11 @@ class FeatMapRun:
         return describe_module_outputs(self.model, lambda: run_test_step(self.model, data),
                                        max_depth)
 
-    def forward(self, images_bgr: Sequence[np.ndarray],
-                paths: Optional[Sequence[str]] = None) -> Tuple[Dict[str, Any], list]:
-        """One forward over a batch with the layers captured:
+    def forward(self, inputs, data_samples) -> Tuple[Dict[str, Any], list]:
+        """One forward over a test-pipeline batch with the layers captured:
         ``({name: (N, C, H, W)}, samples)``."""
         opts = self.options
-        data = prepare_batch(images_bgr, self.pipeline, paths)
+        data = batch_dict(inputs, data_samples)
         with FeatureCapture(self.model, list(opts.target_layers)) as cap:
             results = run_test_step(self.model, data)
         if cap.missing():
@@ -194,11 +188,10 @@ class FeatMapRun:
             out.append(record)
         return out
 
-    def run_batch(self, images_bgr: Sequence[np.ndarray],
-                  paths: Optional[Sequence[str]] = None) -> List[ResultRecord]:
+    def run_batch(self, inputs, data_samples) -> List[ResultRecord]:
         """Forward one batch and return one result record per image."""
-        featmaps, samples = self.forward(images_bgr, paths)
-        return self.records(featmaps, samples, paths)
+        featmaps, samples = self.forward(inputs, data_samples)
+        return self.records(featmaps, samples)
 
     def figure(self, record: ResultRecord, image_rgb: np.ndarray) -> np.ndarray:
         """The composite figure of one record (a titled panel per captured map)."""
@@ -217,7 +210,7 @@ class FeatMapRun:
                      paths: Optional[Sequence[str]] = None
                      ) -> Tuple[List[np.ndarray], List[ResultRecord]]:
         """Run one batch: one composite RGB figure per input, and the records."""
-        records = self.run_batch(images_bgr, paths)
+        records = self.run_images(images_bgr, paths)
         return [self.figure(r, bgr_to_rgb(img)) for r, img in zip(records, images_bgr)], records
 
     def out_path(self, path: str) -> str:

@@ -103,7 +103,7 @@ def main(argv=None) -> int:
             continue
         if options.points:
             points_in_image(options.points, img.shape)
-        record = run.run_batch([img], [path])[0]
+        record = run.run_images([img], [path])[0]
         name = osp.basename(path)
         deformable = any('points' in m.meta for m in record.maps.values())
         out = fig.draw_record(record, bgr_to_rgb(img), figure_title(options, name, deformable),

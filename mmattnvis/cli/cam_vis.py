@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         if img is None:  # skipped, named at the end
             progress.update(len(args.method))
             continue
-        record = run.run_batch([img], [path], on_method=progress.update)[0]
+        record = run.run_images([img], [path], on_method=progress.update)[0]
         title = (f'{osp.basename(path)}: {", ".join(args.method)} on '
                  f'{", ".join(args.target_layers)}')
         out = fig.draw_record(record, bgr_to_rgb(img), title,

@@ -50,7 +50,13 @@ def main(argv=None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
-    from mmattnvis.apis.ablation import COLUMNS, AblationRun, format_table, setting_detections
+    from mmattnvis.apis.ablation import (
+        COLUMNS,
+        AblationOptions,
+        AblationRun,
+        format_table,
+        setting_detections,
+    )
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
@@ -60,7 +66,7 @@ def main(argv=None) -> int:
 
     images = collect_images(args.img)
     model = init_model_from_args(args)
-    run = AblationRun(model, args.part, args.score_thr, args.iou_thr)
+    run = AblationRun(model, AblationOptions(args.part, args.score_thr, args.iou_thr))
     sinks = RunSinks('ablation', args.save_results, args.report,
                      {'tool': 'head_ablation', 'config': args.config, 'part': args.part})
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
@@ -71,7 +77,7 @@ def main(argv=None) -> int:
         if img is None:  # skipped, named at the end
             progress.update()
             continue
-        record = run.run_batch([img], [path])[0]
+        record = run.run_images([img], [path])[0]
         rgb = bgr_to_rgb(img)
         rows, panels = [], []
         w = args.cell_width

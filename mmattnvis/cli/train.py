@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
 
     from mmattnvis.apis.model import runner_config
-    from mmattnvis.compat.mmengine_checkpoint import safe_runner_checkpoints
+    from mmattnvis.utils.checkpoint import safe_runner_checkpoints
     cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.resume = args.resume
     with safe_runner_checkpoints(unsafe=args.unsafe_load):

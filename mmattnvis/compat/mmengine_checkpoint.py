@@ -98,16 +98,12 @@ def checkpoint_schemes() -> Dict[str, Callable[..., Any]]:
 
 
 @contextmanager
-def safe_runner_checkpoints(unsafe: bool = False) -> Iterator[None]:
-    """MMEngine loads local checkpoints through mmattnvis' safe reader while active."""
-    from ..utils.checkpoint import read_checkpoint
+def local_checkpoint_loader(load: Callable[..., Any]) -> Iterator[None]:
+    """MMEngine loads local checkpoints with ``load(filename, map_location=None)`` while
+    active (``utils.checkpoint.safe_runner_checkpoints`` passes mmattnvis' safe reader)."""
     schemes = checkpoint_schemes()
     original = schemes.get('')
-
-    def load_from_local_safely(filename, map_location=None):
-        return read_checkpoint(filename, unsafe=unsafe, map_location=map_location or 'cpu')
-
-    schemes[''] = load_from_local_safely
+    schemes[''] = load
     try:
         yield
     finally:

@@ -16,27 +16,23 @@ and an evolution figure (and GIF) per sample is written when training ends
 Output paths: a relative ``out_dir`` lies under ``runner.work_dir`` (as MMDet's ``--show-dir``);
 files go to ``<out_dir>/<val|test>/<image>_<what>[_epoch<E>|_iter<I>].png``.
 """
+import itertools
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import mmcv
 import numpy as np
-import torch
-from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
-from ..apis.run_sinks import RunSinks
+from ..apis.loop_results import LoopResults, loop_dirs
+from ..apis.run import sample_stem
 from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
 from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
-from .evolution import EvolutionStore, resolve_fixed_samples
-from .fields import check_common_fields
-
-
-class HookConfigError(ValueError):
-    """A bad hook argument; the message names the hook and the field."""
+from .evolution import EvolutionStore
+from .fields import HookConfigError, check_common_fields
 
 
 class CaptureVisHook(Hook):
@@ -69,6 +65,11 @@ class CaptureVisHook(Hook):
             directory per loop (``<results_dir>/<val|test|train>``); ``None``: not saved.
         report_dir: Build the HTML report of each loop's records here (relative: under
             ``work_dir``) when the loop ends (for training: when training ends), main rank.
+        resume: Keep the records an earlier (killed) run saved in ``results_dir`` and do not
+            compute them again (hooks whose records need extra passes).
+
+    In a distributed run every rank saves the records of the samples it drew; when the loop
+    ends, the main rank merges them into one index (dataset order) and builds one report.
     """
 
     priority = 'NORMAL'
@@ -85,7 +86,8 @@ class CaptureVisHook(Hook):
                  evolution_cell: int = 224,
                  evolution_video: Optional[str] = 'gif',
                  results_dir: Optional[str] = None,
-                 report_dir: Optional[str] = None) -> None:
+                 report_dir: Optional[str] = None,
+                 resume: bool = False) -> None:
         self.interval = interval
         self.max_samples = max_samples
         self.draw_pred = draw_pred
@@ -98,7 +100,10 @@ class CaptureVisHook(Hook):
         self.evolution_video = evolution_video
         self.results_dir = results_dir
         self.report_dir = report_dir
-        self._sinks: Optional[RunSinks] = None
+        self.resume = resume
+        self._results: Optional[LoopResults] = None
+        self._batch_plan: Optional[List[List[int]]] = None
+        self._batch_indices: List[Optional[int]] = []
         self._capture: Any = None
         self._selected = False
         self._drawn = 0
@@ -165,13 +170,16 @@ class CaptureVisHook(Hook):
     def after_run(self, runner) -> None:
         self._detach()
         self._unwrap_loops()
-        self._close_sinks()
+        self._results = None  # finished by after_test / after_val / after_train
 
     def _attach(self, runner, mode: str) -> None:
         self._detach()
         self._mode = mode
         self._drawn = 0
         self._batch_step = 0
+        if not self._training(runner):
+            self._batch_plan = _batch_plan(getattr(runner, f'{mode}_loop'))
+            self._open_results(runner, mode)
         self._capture = self._make_capture(self._unwrap(runner.model))
         self._capture.attach()
         self._capture.enable(False)
@@ -192,29 +200,40 @@ class CaptureVisHook(Hook):
     def after_val(self, runner) -> None:
         self._detach()
         if not self._training(runner):
-            self._close_sinks()
+            self._close_results(runner)
 
     def after_test(self, runner) -> None:
         self._detach()
-        self._close_sinks()
+        self._close_results(runner)
 
-    # -- saved records and the report -------------------------------------------------------
-    def _sink(self, runner) -> Optional[RunSinks]:
-        if (self.results_dir is None and self.report_dir is None) or not is_main_process():
-            return None  # the main rank writes results and the report
-        if self._sinks is None:
-            mode = 'train' if self._training(runner) else self._mode
-            dirs = [None if d is None else osp.join(
-                d if osp.isabs(d) else osp.join(runner.work_dir, d), mode)
-                for d in (self.results_dir, self.report_dir)]
-            self._sinks = RunSinks(self._task(), dirs[0], dirs[1],
-                                   {'hook': type(self).__name__, 'mode': mode})
-        return self._sinks
+    # -- saved records and the report (every rank writes, the main rank merges) -------------
+    def _open_results(self, runner, mode: str) -> None:
+        """Open the loop's results on every rank (all ranks call this together)."""
+        self._results = None
+        if self.results_dir is None and self.report_dir is None:
+            return
+        results, report, fallback = loop_dirs(runner.work_dir, mode, self.results_dir,
+                                              self.report_dir, type(self).__name__)
+        self._results = LoopResults(self._task(), results, report, fallback,
+                                    {'hook': type(self).__name__, 'mode': mode},
+                                    resume=self.resume)
 
-    def _close_sinks(self) -> None:
-        sinks, self._sinks = self._sinks, None
-        if sinks is not None:
-            sinks.close()
+    def _summarize(self, records: Sequence[ResultRecord]) -> Dict[str, float]:
+        """Dataset-level numbers of the merged records (logged as scalars)."""
+        return {}
+
+    def _close_results(self, runner) -> None:
+        """Every rank: barrier; the main rank merges, reports and logs the summary."""
+        results, self._results = self._results, None
+        if results is None:
+            return
+        out = results.finish(self._summarize)
+        if out['summary']:
+            scalars = {f'mmattnvis/{self._task()}/{k}': float(v)
+                       for k, v in out['summary'].items() if v is not None}
+            runner.visualizer.add_scalars(scalars, step=self._step(runner))
+            runner.logger.info('mmattnvis ' + ', '.join(f'{k}: {v:.4f}'
+                                                        for k, v in scalars.items()))
 
     # -- where a loop runs -------------------------------------------------------------------
     @staticmethod
@@ -239,6 +258,8 @@ class CaptureVisHook(Hook):
 
     # -- val / test loops --------------------------------------------------------------------
     def _select_batch(self, runner, batch_idx: int) -> None:
+        plan = self._batch_plan
+        self._batch_indices = list(plan[batch_idx]) if plan and batch_idx < len(plan) else []
         if self._capture is None:
             return
         if self._training(runner):
@@ -266,10 +287,11 @@ class CaptureVisHook(Hook):
         try:
             step = self._step(runner)
             records = self._records(runner, outputs or [])
-            for sample, record in zip(outputs or [], records):
+            for i, (sample, record) in enumerate(zip(outputs or [], records)):
                 if self.max_samples is not None and self._drawn >= self.max_samples:
                     break
-                self._emit_record(runner, record, sample, self._load_image(sample), step)
+                self._emit_record(runner, record, sample, self._load_image(sample), step,
+                                  order=self._order(i))
                 self._drawn += 1
             self._batch_step += 1
         finally:
@@ -278,16 +300,20 @@ class CaptureVisHook(Hook):
             self._capture.enable(False)
             self._selected = False
 
-    def _emit_record(self, runner, record: ResultRecord, sample, image: np.ndarray,
-                     step: int) -> List[tuple]:
+    def _order(self, i: int) -> Optional[List[int]]:
+        """Where sample ``i`` of the current batch sits in the dataset (the index's order)."""
+        return [self._batch_indices[i]] if i < len(self._batch_indices) else None
+
+    def _emit_record(self, runner, record: ResultRecord, sample, image: Optional[np.ndarray],
+                     step: int, order: Optional[Sequence[int]] = None) -> List[tuple]:
         """Draw a record, send the drawings out, save the record; returns the drawings."""
         tag = self._sample_tag(runner, sample)
-        drawings = self._draw_record(runner, image, record, tag)
+        drawings = [] if image is None else self._draw_record(runner, image, record, tag)
         self._emit(runner, drawings, step)
-        sinks = self._sink(runner)
-        if sinks is not None:
-            record.info.update(step=step, tag=tag)
-            sinks.add(record, tag + self._suffix(runner))
+        if self._results is not None:
+            stem = sample_stem(sample) + self._suffix(runner)
+            record.info.update(step=step, tag=stem)
+            self._results.add(record, stem, order)
         return drawings
 
     def _emit(self, runner, drawings: Sequence[tuple], step: int) -> None:
@@ -296,67 +322,6 @@ class CaptureVisHook(Hook):
             runner.visualizer.add_image(name, drawn, step=step)
             if self.out_dir:
                 write_image_atomic(self._out_file(runner, f'{name}{suffix}'), drawn)
-
-    # -- training: fixed samples after every validation --------------------------------------
-    def before_train(self, runner) -> None:
-        self._store = EvolutionStore(self._out_root(runner), type(self).__name__)
-        if is_main_process():
-            # A fresh run starts a new evolution; a resumed one keeps the epochs it has done.
-            self._store.drop_after(runner.epoch)
-
-    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        if not self._training(runner) or self._capture is None or self._store is None:
-            return
-        if self.fixed_samples == 0 or self._step(runner) % self.evolution_interval:
-            return
-        if not is_main_process():
-            return  # the main rank draws; the fixed samples are the same on every rank
-        dataset = runner.val_loop.dataloader.dataset
-        if self._fixed_indices is None:
-            self._fixed_indices = resolve_fixed_samples(dataset, self.fixed_samples)
-        step = self._step(runner)
-        scalars: Dict[str, List[float]] = {}
-        model = self._unwrap(runner.model)
-        was_training = model.training
-        model.eval()
-        try:
-            for idx in self._fixed_indices:
-                batch = runner.val_loop.dataloader.collate_fn([dataset[idx]])
-                self._capture.enable(True)
-                with torch.no_grad():
-                    outputs = model.val_step(batch)
-                self._capture.enable(False)
-                sample = outputs[0]
-                record = self._records(runner, outputs)[0]
-                image = self._load_image(sample)
-                drawings = self._emit_record(runner, record, sample, image, step)
-                gt = _ground_truth(dataset, idx)
-                evo = self._evolution_rows(runner, image, sample, 0, gt, drawings)
-                self._store.save(self._sample_tag(runner, sample), step, evo)
-                for key, value in evo['scalars'].items():
-                    scalars.setdefault(key, []).append(value)
-                self._capture.clear()
-        finally:
-            self._capture.clear()
-            self._capture.enable(False)
-            model.train(was_training)
-        if scalars:
-            means = {f'mmattnvis/{k}': float(np.nanmean(v)) for k, v in scalars.items()}
-            runner.visualizer.add_scalars(means, step=step)
-            runner.logger.info('mmattnvis ' + ', '.join(f'{k}: {v:.4f}'
-                                                        for k, v in means.items()))
-
-    def after_train(self, runner) -> None:
-        self._close_sinks()
-        if self._store is None or not is_main_process():
-            return
-        for tag, figure, frames in self._store.figures(self.evolution_cell):
-            name = f'{tag}_evolution'
-            runner.visualizer.add_image(name, figure, step=self._step(runner))
-            write_image_atomic(osp.join(self._store.root, f'{name}.png'), figure)
-            if self.evolution_video and len(frames) > 1:
-                self._store.write_video(osp.join(self._store.root, name), frames,
-                                        self.evolution_video)
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
@@ -387,10 +352,14 @@ class CaptureVisHook(Hook):
         return osp.join(self._out_root(runner), self._mode, f'{name}.png')
 
 
-def _ground_truth(dataset, idx: int) -> Dict[str, np.ndarray]:
-    """Ground-truth boxes (original-image xyxy) and labels of a dataset entry, ignored ones out."""
-    info = dataset.get_data_info(idx)
-    inst = [i for i in info.get('instances', []) if not i.get('ignore_flag', 0)]
-    boxes = np.array([i['bbox'] for i in inst], np.float32).reshape(-1, 4)
-    labels = np.array([i['bbox_label'] for i in inst], np.int64)
-    return {'bboxes': boxes, 'labels': labels}
+def _batch_plan(loop) -> Optional[List[List[int]]]:
+    """The dataset indices of every batch the loop's dataloader gives on this rank (its batch
+    sampler iterated once more: deterministic for MMEngine's samplers); ``None`` if unknown."""
+    loader = getattr(loop, 'dataloader', None)
+    batch_sampler = getattr(loader, 'batch_sampler', None)
+    if batch_sampler is None:
+        return None
+    try:
+        return [list(b) for b in itertools.islice(iter(batch_sampler), len(loader))]
+    except TypeError:  # no length (an infinite sampler)
+        return None

@@ -1,12 +1,14 @@
 """Checks of the arguments every mmattnvis hook shares (one line naming hook and field)."""
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .base import CaptureVisHook
+from typing import Any
 
 
-def check_common_fields(hook: 'CaptureVisHook') -> None:
-    """Raise :class:`~mmattnvis.hooks.base.HookConfigError` for a bad shared argument."""
+class HookConfigError(ValueError):
+    """A bad hook argument; the message names the hook and the field."""
+
+
+def check_common_fields(hook: Any) -> None:
+    """Raise :class:`HookConfigError` (through ``hook._fail``) for a bad shared argument of a
+    :class:`~mmattnvis.hooks.base.CaptureVisHook`."""
     def positive_int(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -44,6 +46,8 @@ def check_common_fields(hook: 'CaptureVisHook') -> None:
     if not ok:
         hook._fail('fixed_samples', 'must be a count >= 0 or a list of dataset indices / '
                    f'image file names, got {fixed!r}')
+    if not isinstance(getattr(hook, 'resume', False), bool):
+        hook._fail('resume', f'must be True or False, got {hook.resume!r}')
     for field in ('out_dir', 'results_dir', 'report_dir'):
         value = getattr(hook, field)
         if value is not None and (not isinstance(value, str) or not value):

@@ -76,7 +76,7 @@ def write_page(out: str, title: str, index: Dict[str, Any], info: Dict[str, Any]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(osp.join(PKG_DIR, 'templates')),
         autoescape=jinja2.select_autoescape(['html']), undefined=jinja2.StrictUndefined)
-    from .. import __version__
+    from ..version import __version__
     n_maps = sum(e['maps'] for e in index['images'])
     n_dets = sum(len(e['dets']) for e in index['images'])
     summary = [('task', index['task']), ('images', len(index['images'])),

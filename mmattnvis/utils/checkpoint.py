@@ -11,10 +11,13 @@ import os
 import os.path as osp
 import pickle
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+
+from ..compat.mmengine_checkpoint import allow_runner_checkpoint_globals, local_checkpoint_loader
 
 
 class CheckpointError(RuntimeError):
@@ -36,7 +39,6 @@ def read_checkpoint(path: str, unsafe: bool = False, map_location: str = 'cpu') 
         CheckpointError: Missing, unreadable or corrupt file, or a file that needs ``unsafe``.
     """
     path = check_checkpoint_file(path)
-    from ..compat.mmengine_checkpoint import allow_runner_checkpoint_globals
     try:
         if unsafe:
             return torch.load(path, map_location=map_location, weights_only=False)
@@ -175,6 +177,17 @@ def _is_buffer_stat(key: str) -> bool:
 def _few(items: List[str], n: int = 3) -> str:
     shown = ', '.join(items[:n])
     return shown + (', ...' if len(items) > n else '')
+
+
+@contextmanager
+def safe_runner_checkpoints(unsafe: bool = False) -> Iterator[None]:
+    """MMEngine loads local checkpoints through :func:`read_checkpoint` while active."""
+
+    def load_from_local_safely(filename, map_location=None):
+        return read_checkpoint(filename, unsafe=unsafe, map_location=map_location or 'cpu')
+
+    with local_checkpoint_loader(load_from_local_safely):
+        yield
 
 
 def _first_line(msg: str) -> str:

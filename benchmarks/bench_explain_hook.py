@@ -1,0 +1,72 @@
+"""Per-image cost of ``ExplainHook`` against the CLI's Run on the same images and options.
+
+Shipped shapes YOLOv5-n, ``N`` generated shapes images, batch size 1, a task (default ``drise``
+with 100 masks; ``--task cam`` for Grad-CAM). Hook cost per image = (``runner.test()`` with the
+hook - ``runner.test()`` without it) / N: the explainer's extra work inside the runner. CLI cost
+per image = ``CAMRun.run_images`` over the same images (what ``tools/cam_vis.py`` runs per
+image, without drawing). Records only on both sides (no figures). Prints the ratio (goal <= 1.2).
+
+    python benchmarks/bench_explain_hook.py [--task drise] [--images 8] [--masks 100]
+"""
+import argparse
+import os.path as osp
+import sys
+import tempfile
+import time
+
+import cv2
+
+from common import ROOT
+
+sys.path.insert(0, osp.join(ROOT, 'tests'))
+
+
+def _test_time(cfg) -> float:
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    t0 = time.perf_counter()
+    runner.test()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--task', default='drise', choices=['drise', 'cam', 'odam'])
+    parser.add_argument('--images', type=int, default=8)
+    parser.add_argument('--masks', type=int, default=100)
+    args = parser.parse_args()
+    from mmattnvis.apis import collect_images, init_model
+    from mmattnvis.apis.tasks import build_run
+    from mmattnvis.utils.package_data import shipped_model
+
+    from runner_utils import make_dataset, runner_cfg
+    config, weights = shipped_model('yolov5_n_shapes')
+    fields = dict(topk=2, target_layers=['neck'])
+    if args.task == 'drise':
+        fields.update(drise_masks=args.masks, drise_grid=8, drise_batch=8)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_dataset(osp.join(tmp, 'data'), num_images=args.images, seed=4)
+        times = {}
+        for name, hooks in (('plain', []), ('hook', [dict(
+                type='mmattnvis.ExplainHook', task=args.task, interval=1, draw=False,
+                results_dir='res', resume=False, **fields)])):
+            cfg = runner_cfg(config, *data, osp.join(tmp, name), custom_hooks=hooks,
+                             batch_size=1, scale=160)
+            cfg.load_from = weights
+            times[name] = _test_time(cfg)
+        cfg = runner_cfg(config, *data, osp.join(tmp, 'cli'), batch_size=1, scale=160)
+        model = init_model(cfg, weights, device='cpu')
+        run = build_run(args.task, model, **fields)
+        images = collect_images(osp.join(data[0], 'images'))
+        run.run_images([cv2.imread(images[0])], images[:1])  # warm-up, as the runner's first
+        t0 = time.perf_counter()
+        for path in images:
+            run.run_images([cv2.imread(path)], [path])
+        cli = (time.perf_counter() - t0) / len(images)
+    hook = (times['hook'] - times['plain']) / args.images
+    print(f'task={args.task} images={args.images}: hook {hook * 1000:.1f} ms/image, CLI Run '
+          f'{cli * 1000:.1f} ms/image, ratio hook/CLI {hook / cli:.2f} (goal <= 1.2)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,108 @@
+"""``torchrun --nproc_per_node 2 tools/test.py ... --launcher pytorch`` (CPU, gloo): every rank's
+records reach the one index and the one report, and equal a single-process run's."""
+import json
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mmattnvis.sinks import load_results
+from mmattnvis.utils.package_data import shipped_model
+
+from conftest import ROOT
+from runner_utils import make_dataset, runner_cfg
+
+N_IMAGES = 12
+HOOKS = [
+    dict(type='mmattnvis.FeatMapVisHook', target_layers=['neck'],
+         channel_reduction='squeeze_mean', interval=1, out_dir='png', results_dir='res',
+         report_dir='report'),
+    dict(type='mmattnvis.ExplainHook', task='drise', drise_masks=16, drise_grid=4,
+         drise_batch=8, topk=2, interval=1, draw=False, results_dir='drise',
+         report_dir='drise_report'),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _test(cfg_path, weights, work_dir, ranks):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    tool = [osp.join(ROOT, 'tools', 'test.py'), cfg_path, weights, '--work-dir', str(work_dir)]
+    if ranks > 1:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(ranks),
+               '--master_addr', '127.0.0.1', '--master_port', str(_free_port())] + tool + [
+                   '--launcher', 'pytorch']
+    else:
+        cmd = [sys.executable] + tool
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('dist')
+    config, weights = shipped_model('yolov5_n_shapes')
+    root, ann = make_dataset(tmp / 'data', num_images=N_IMAGES, seed=21)
+    cfg = runner_cfg(config, root, ann, tmp / 'unused', custom_hooks=HOOKS, batch_size=2,
+                     scale=160)
+    cfg_path = str(tmp / 'cfg.py')
+    cfg.dump(cfg_path)
+    _test(cfg_path, weights, tmp / 'two', 2)
+    _test(cfg_path, weights, tmp / 'one', 1)
+    return tmp / 'two', tmp / 'one'
+
+
+def _page(report_dir):
+    text = (report_dir / 'data' / 'index.js').read_text()
+    return json.loads(text[text.index('=') + 1:].strip().rstrip(';'))
+
+
+def _same_records(a, b):
+    assert osp.basename(a.image_path) == osp.basename(b.image_path)
+    assert a.geometry == b.geometry
+    assert [(d.label, d.rank) for d in a.detections] == [(d.label, d.rank)
+                                                         for d in b.detections]
+    for da, db in zip(a.detections, b.detections):
+        np.testing.assert_allclose(da.bbox, db.bbox, atol=1e-4)
+        assert abs(da.score - db.score) < 1e-5
+    assert list(a.maps) == list(b.maps)
+    for key in a.maps:
+        np.testing.assert_allclose(a.maps[key].data, b.maps[key].data, rtol=1e-5, atol=1e-5)
+    return len(a.maps)
+
+
+@pytest.mark.parametrize('results, report, task', [('res', 'report', 'featmap'),
+                                                   ('drise', 'drise_report', 'cam')])
+def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report, task):
+    two, one = runs
+    index2, records2 = load_results(str(two / results / 'test'))
+    index1, records1 = load_results(str(one / results / 'test'))
+    assert index2['task'] == index1['task'] == task
+    # every sample of both ranks (6 each), in dataset order, as one process writes them
+    assert len(records2) == N_IMAGES  # before: 6, rank 0's only
+    assert index2['records'] == index1['records']
+    parts = sorted(os.listdir(two / results / 'test' / 'parts'))
+    assert parts == ['rank0.jsonl', 'rank1.jsonl']
+    per_rank = [len((two / results / 'test' / 'parts' / p).read_text().splitlines())
+                for p in parts]
+    assert per_rank == [N_IMAGES // 2, N_IMAGES // 2]
+    compared = sum(_same_records(a, b) for a, b in zip(records2, records1))
+    assert compared >= N_IMAGES
+    page2, page1 = _page(two / report / 'test'), _page(one / report / 'test')
+    assert len(page2['images']) == len(page1['images']) == N_IMAGES
+    assert [im['name'] for im in page2['images']] == [im['name'] for im in page1['images']]
+
+
+def test_two_ranks_figures_unchanged(runs):
+    two, _ = runs
+    files = os.listdir(two / 'png' / 'test')
+    assert len(files) == N_IMAGES * 3  # three neck levels per image, per rank suffix
+    assert sum('_rank1_' in f for f in files) == N_IMAGES // 2 * 3
