@@ -14,6 +14,7 @@ from mmengine.registry import DefaultScope
 
 from ..render.geometry import ImageGeometry
 from ..utils.errors import UserInputError
+from ..utils.image_decode import decode_checked
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
@@ -64,17 +65,13 @@ def load_image(path: str) -> np.ndarray:
     """Read an image as BGR uint8 (OpenMMLab's convention).
 
     Raises:
-        UserInputError: The file cannot be decoded as an image.
+        UserInputError: The file cannot be decoded as an image, or the JPEG decoder warned that
+            its data is corrupt (the picture would be garbage).
     """
     problem = image_problem(path)
     img = None
-    if problem is None:
-        try:
-            img = mmcv.imread(path, channel_order='bgr')
-        except Exception:
-            img = None
-        if img is None or img.size == 0:
-            problem = 'corrupt or truncated image data'
+    if problem is None:  # libjpeg's corrupt-data warnings count as unreadable
+        img, problem = decode_checked(lambda: mmcv.imread(path, channel_order='bgr'))
     if problem is not None:
         raise UserInputError(f'cannot read image {path}: {problem}')
     assert img is not None
