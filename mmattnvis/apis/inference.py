@@ -106,6 +106,9 @@ class UnreadableImages:
         """End of a run over ``total`` images: raise when none could be read, else print
         ``done`` (stdout) and then the summary of skipped images (stderr), if any."""
         import sys
+
+        from ..utils.cli import end_open_line
+        end_open_line()  # the progress bar's line
         if self.skipped and len(self.skipped) >= total:
             if total == 1:
                 path, why = self.skipped[0]

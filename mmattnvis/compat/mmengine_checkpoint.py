@@ -17,7 +17,9 @@ exactly these through, and only while the context is active:
 (``CheckpointLoader._schemes['']``, i.e. ``mmengine.runner.checkpoint.load_from_local``, which
 calls ``torch.load`` without ``weights_only``) for one that reads through
 :func:`mmattnvis.utils.checkpoint.read_checkpoint` (weights-only unless ``unsafe``, one-line
-errors), and restores it afterwards. ``Runner.resume`` and ``load_from`` go through it.
+errors), and restores it afterwards. ``Runner.resume`` and ``load_from`` go through it; a shipped
+model's name (``load_from='mmattnvis::shapes/<name>.pth'``, which MMEngine hands to the local
+loader since no other scheme matches it) is resolved to its file there.
 """
 import hashlib
 import inspect
@@ -101,10 +103,13 @@ def checkpoint_schemes() -> Dict[str, Callable[..., Any]]:
 def safe_runner_checkpoints(unsafe: bool = False) -> Iterator[None]:
     """MMEngine loads local checkpoints through mmattnvis' safe reader while active."""
     from ..utils.checkpoint import read_checkpoint
+    from ..utils.package_data import is_package_ref, resolve_checkpoint
     schemes = checkpoint_schemes()
     original = schemes.get('')
 
     def load_from_local_safely(filename, map_location=None):
+        if is_package_ref(str(filename)):  # load_from='mmattnvis::shapes/<name>.pth'
+            filename = resolve_checkpoint(str(filename))
         return read_checkpoint(filename, unsafe=unsafe, map_location=map_location or 'cpu')
 
     schemes[''] = load_from_local_safely
