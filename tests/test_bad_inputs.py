@@ -35,7 +35,8 @@ def _tool(name):
 
 
 TOOLS = {name: _tool(name) for name in ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation',
-                                        'eval_faithfulness', 'test', 'train')}
+                                        'eval_faithfulness', 'test', 'val', 'train')}
+RUNNER_TOOLS = ('test', 'val', 'train')
 IMAGE_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation')
 MODEL_OF = {'featmap_vis': 'yolo', 'attn_vis': 'dino', 'cam_vis': 'yolo',
             'head_ablation': 'dino', 'eval_faithfulness': 'yolo'}
@@ -61,7 +62,7 @@ def _argv(tool, data, out_dir, extra=(), model=None, checkpoint=None):
     elif tool == 'eval_faithfulness':
         argv = [cfg, weights, '--data', data, '--out-dir', out_dir, '--device', 'cpu',
                 '--steps', '3', '--no-insertion', '--methods', 'gradcam']
-    elif tool == 'test':
+    elif tool in ('test', 'val'):
         # the work dir holds MMEngine's logs, also of a failed run; --out-dir the drawings
         argv = [data, weights, '--out-dir', out_dir, '--work-dir', str(out_dir) + '_work']
         small = []
@@ -172,7 +173,7 @@ FLAG_CASES = [
     (ALL_TOOLS, ['--cfg-options', 'a'], "argument --cfg-options: expected key=value, got 'a'"),
     (ALL_TOOLS, ['--cfg-options', '=3'], "expected key=value, got '=3'"),
     (ALL_TOOLS, ['--cfg-options', 'a=[1,(2]'], 'cannot parse'),
-    (('test', 'train'), ['--cfg-options', "custom_hooks=[dict(type='X',interval=0)]"],
+    (RUNNER_TOOLS, ['--cfg-options', "custom_hooks=[dict(type='X',interval=0)]"],
      'cannot parse'),
 ]
 FLAG_PARAMS = [(tool, extra, message) for tools, extra, message in FLAG_CASES
@@ -183,7 +184,7 @@ BAD_INPUT_CASES += [f'{t} {" ".join(e)}' for t, e, _ in FLAG_PARAMS]
 @pytest.mark.parametrize('tool,extra,message', FLAG_PARAMS,
                          ids=[f'{t}{"".join(e)}' for t, e, _ in FLAG_PARAMS])
 def test_bad_flag_values(tool, extra, message, good_image, tmp_path, capfd):
-    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    data = YOLO_CFG if tool in RUNNER_TOOLS else good_image
     rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), extra), capfd)
     assert_one_error(rc, err, message, _out(tmp_path))
     assert not osp.exists(_out(tmp_path))
@@ -207,7 +208,7 @@ def test_device_index_and_type_checked():
 # ------------------------------------------------------------------------- output directory
 OUT_DIR_CASES = ['existing file', 'under a file', 'not writable']
 BAD_INPUT_CASES += [f'{t} --out-dir {c}' for t in ALL_TOOLS for c in OUT_DIR_CASES]
-BAD_INPUT_CASES += [f'test --work-dir {c}' for c in OUT_DIR_CASES]
+BAD_INPUT_CASES += [f'{t} --work-dir {c}' for t in ('test', 'val') for c in OUT_DIR_CASES]
 
 
 def _bad_out_dir(case, tmp_path):
@@ -225,9 +226,9 @@ def _bad_out_dir(case, tmp_path):
 @pytest.mark.parametrize('tool', ALL_TOOLS)
 def test_unusable_out_dir(tool, case, good_image, tmp_path, capfd):
     out_dir, message = _bad_out_dir(case, tmp_path)
-    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    data = YOLO_CFG if tool in RUNNER_TOOLS else good_image
     argv = _argv(tool, data, out_dir)
-    if tool == 'test':  # --out-dir (the hooks' folder); --work-dir elsewhere, fine
+    if tool in ('test', 'val'):  # --out-dir (the hooks' folder); --work-dir elsewhere, fine
         argv[argv.index('--work-dir') + 1] = str(tmp_path / 'work')
     rc, out, err = run_tool(tool, argv, capfd)
     flag = '--work-dir' if tool == 'train' else '--out-dir'
@@ -237,11 +238,12 @@ def test_unusable_out_dir(tool, case, good_image, tmp_path, capfd):
     assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing created, not even work dirs
 
 
+@pytest.mark.parametrize('tool', ['test', 'val'])
 @pytest.mark.parametrize('case', OUT_DIR_CASES)
-def test_unusable_work_dir_of_test_py(case, tmp_path, capfd):
+def test_unusable_work_dir_of_test_py(case, tool, tmp_path, capfd):
     work_dir, message = _bad_out_dir(case, tmp_path)
     argv = ['--work-dir', work_dir, YOLO_CFG, YOLO_W]
-    rc, out, err = run_tool('test', argv, capfd)
+    rc, out, err = run_tool(tool, argv, capfd)
     assert_one_error(rc, err, '--work-dir ', None)
     assert message in err
 
@@ -253,7 +255,8 @@ CKPT_CASES = {
         0, 256, 4096, dtype=np.uint8).tobytes()), 'is not a PyTorch checkpoint'),
     'directory': (lambda p: p.mkdir(), 'checkpoint is a directory, not a file'),
 }
-CKPT_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness', 'test')
+CKPT_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness', 'test',
+              'val')
 BAD_INPUT_CASES += [f'{t} checkpoint {c}' for t in CKPT_TOOLS for c in CKPT_CASES]
 
 
@@ -263,7 +266,7 @@ def test_bad_checkpoints(tool, case, good_image, config_file, tmp_path, capfd):
     make, message = CKPT_CASES[case]
     ckpt = tmp_path / 'ckpt.pth'
     make(ckpt)
-    data = config_file[0] if tool == 'test' else (
+    data = config_file[0] if tool in ('test', 'val') else (
         good_image.parent if tool == 'eval_faithfulness' else good_image)
     rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), checkpoint=ckpt), capfd)
     assert_one_error(rc, err, message, _out(tmp_path))
@@ -288,6 +291,70 @@ def test_config_value_of_wrong_type(tool, good_image, config_file, tmp_path, cap
     assert_one_error(rc, err, 'pipeline of ', _out(tmp_path))
     line = [x for x in err.splitlines() if x.startswith('error:')][0]
     assert cfg_name in line and 'TypeError' in line
+
+
+# ------------------------------------- bad config types and values in test / val / train
+#: (config lines appended to a config that inherits the shapes YOLOv5-n, message); issue 28's
+#: three tracebacks of tools/test.py and issue 24's hook typos are among them
+RUNNER_CFG_CASES = {
+    'model = 5': ('model = 5', 'model must be a dict with a type'),
+    'unknown model type': ("model = dict(type='NoSuchDetector')",
+                           "model type 'NoSuchDetector' is not registered in the mmyolo scope"),
+    'model without type': ('model = dict(_delete_=True, backbone=None)',
+                           'model must be a dict with a type'),
+    'custom_hooks not a list': ('custom_hooks = 5', 'custom_hooks must be a list'),
+    'custom hook not a dict': ("custom_hooks = ['FeatMapVisHook']",
+                               'custom_hooks[0] must be dict(type=..., ...)'),
+    'hook argument typo': ("custom_hooks = [dict(type='mmattnvis.FeatMapVisHook', "
+                           "target_layer=['neck'])]",
+                           'FeatMapVisHook.target_layer: unknown argument; did you mean '
+                           'target_layers?'),
+    'misspelt hook type': ("custom_hooks = [dict(type='mmattnvis.FeatMapVisHok', "
+                           "target_layers=['neck'])]",
+                           "'mmattnvis.FeatMapVisHok' is not registered in the mmyolo scope; "
+                           'did you mean mmattnvis.FeatMapVisHook'),
+}
+#: (--cfg-options item on the tool's own dataloader, message)
+LOADER_CASES = {
+    'batch_size=0': ('batch_size=0', 'batch_size must be a positive integer, got 0'),
+    'batch_size=-2': ('batch_size=-2', 'batch_size must be a positive integer, got -2'),
+    "batch_size='a'": ("batch_size='a'", "batch_size must be a positive integer, got 'a'"),
+    'num_workers=-1': ('num_workers=-1', 'num_workers must be an integer >= 0, got -1'),
+    'dataset=5': ('dataset=5', 'dataset must be a dict(type=..., ...), got 5'),
+}
+LOADER_OF = {'test': 'test_dataloader', 'val': 'val_dataloader', 'train': 'train_dataloader'}
+BAD_INPUT_CASES += [f'{t} config {c}' for t in RUNNER_TOOLS for c in RUNNER_CFG_CASES]
+BAD_INPUT_CASES += [f'{t} --cfg-options {LOADER_OF[t]}.{c}' for t in RUNNER_TOOLS
+                    for c in LOADER_CASES]
+
+
+def _runner_argv(tool, cfg, tmp_path, extra=()):
+    if tool == 'train':
+        return [str(cfg), '--work-dir', str(tmp_path / 'work')] + list(extra)
+    return [str(cfg), YOLO_W, '--work-dir', str(tmp_path / 'work'), '--out-dir', 'vis'] + list(
+        extra)
+
+
+@pytest.mark.parametrize('case', list(RUNNER_CFG_CASES))
+@pytest.mark.parametrize('tool', RUNNER_TOOLS)
+def test_bad_runner_config(tool, case, tmp_path, capfd):
+    lines, message = RUNNER_CFG_CASES[case]
+    cfg = tmp_path / 'my_cfg.py'
+    cfg.write_text(f'_base_ = {YOLO_CFG!r}\n{lines}\n')
+    rc, out, err = run_tool(tool, _runner_argv(tool, cfg, tmp_path), capfd)
+    assert_one_error(rc, err, message)
+    assert not [x for x in err.splitlines() if x.strip() and not x.startswith('error:')], err
+    assert not osp.exists(tmp_path / 'work' / 'vis')
+
+
+@pytest.mark.parametrize('case', list(LOADER_CASES))
+@pytest.mark.parametrize('tool', RUNNER_TOOLS)
+def test_bad_dataloader_value(tool, case, tmp_path, capfd):
+    item, message = LOADER_CASES[case]
+    argv = _runner_argv(tool, YOLO_CFG, tmp_path, ['--cfg-options', f'{LOADER_OF[tool]}.{item}'])
+    rc, out, err = run_tool(tool, argv, capfd)
+    assert_one_error(rc, err, f'{LOADER_OF[tool]}.{message}')
+    assert not [x for x in err.splitlines() if x.strip() and not x.startswith('error:')], err
 
 
 # ------------------------------------------------- hook configuration errors in test / train

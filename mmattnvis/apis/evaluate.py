@@ -55,16 +55,16 @@ def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
     checkpoint = checkpoint_arg(args.checkpoint)
     cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = None  # loaded below through the safe loader
+    loader = f'{mode}_dataloader'
+    check_runner_config(cfg, args.config, [loader])
     if args.out_dir is not None:
         for hook in cfg.get('custom_hooks', []) or []:
             if str(hook.get('type', '')).startswith('mmattnvis.'):
                 hook['out_dir'] = args.out_dir
-    loader = f'{mode}_dataloader'
     if cfg.get(loader, None) is None:
         raise UserInputError(f'config {args.config} has no {loader}')
     if mode == 'val' and cfg.get('val_cfg', None) is None:
         cfg.val_cfg = dict(type='ValLoop')
-    check_runner_config(cfg, args.config, [loader])
     drop_training_hooks(cfg)
     skip_unreadable_images(cfg, loader, source=args.config)
     runner = build_runner(cfg, args.config)
