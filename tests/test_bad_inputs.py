@@ -108,6 +108,18 @@ def corrupt_jpeg_bytes():
     return bytes(data)
 
 
+def sos_jpeg_bytes():
+    """A JPEG with valid headers whose scan header is wrong for a sequential JPEG: OpenCV decodes
+    it into a picture without error; only libjpeg's warning "Invalid SOS parameters for
+    sequential JPEG" on stderr tells (issue 28)."""
+    img = np.full((64, 64, 3), 128, np.uint8)
+    cv2.circle(img, (32, 32), 20, (0, 0, 255), -1)
+    data = bytearray(cv2.imencode('.jpg', img)[1].tobytes())
+    sos = data.index(b'\xff\xda')
+    data[sos + 5 + 2 * data[sos + 4] + 1] = 40  # Se: 63 -> 40
+    return bytes(data)
+
+
 def truncated_png_bytes():
     img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     data = cv2.imencode('.png', img)[1].tobytes()
@@ -122,6 +134,7 @@ BAD_IMAGES = {
 }
 BAD_IMAGES['corrupt.jpg'] = corrupt_jpeg_bytes()
 BAD_IMAGES['truncated.png'] = truncated_png_bytes()
+BAD_IMAGES['sos.jpg'] = sos_jpeg_bytes()
 
 
 @pytest.fixture(scope='module')
@@ -166,6 +179,14 @@ FLAG_CASES = [
      '--batch-size must be >= 1'),
     (('attn_vis',), ['--max-queries', '0'], '--max-queries must be >= 1'),
     (('eval_faithfulness',), ['--steps', '1'], '--steps must be >= 2'),
+    # issue 28: refused whatever the reduction (they were ignored by squeeze_mean)
+    (('featmap_vis',), ['--topk', '-3', '--channel-reduction', 'squeeze_mean'],
+     '--topk must be an integer >= 0'),
+    (('featmap_vis',), ['--topk', '-3'], '--topk must be an integer >= 0'),
+    (('featmap_vis',), ['--arrangement', '0', '0', '--channel-reduction', 'squeeze_mean'],
+     'arrangement must be two positive numbers ROWS COLS, got [0, 0]'),
+    (('featmap_vis',), ['--arrangement', '0', '0', '--channel-reduction', 'None'],
+     'arrangement must be two positive numbers ROWS COLS, got [0, 0]'),
     (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
      ['--device', 'foo'], "--device 'foo' is not a device"),
     (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
@@ -370,12 +391,14 @@ def test_hook_config_error_is_one_line(config_file, tmp_path, capfd):
 # ---------------------------------------------------------------- images in a dataset run
 @pytest.fixture(scope='module')
 def mixed_dir(tmp_path_factory):
-    """Two good images and two bad ones (a corrupt JPEG with a valid header, a text file)."""
+    """Two good images and three bad ones (a corrupt JPEG with a valid header, a text file, a
+    JPEG that decodes with only a libjpeg warning)."""
     d = tmp_path_factory.mktemp('mixed')
     for i in range(2):
         write_good(d / f'good{i}.jpg', seed=i)
     (d / 'bad_corrupt.jpg').write_bytes(BAD_IMAGES['corrupt.jpg'])
     (d / 'bad_text.jpg').write_bytes(BAD_IMAGES['text.jpg'])
+    (d / 'bad_sos.jpg').write_bytes(BAD_IMAGES['sos.jpg'])
     return d
 
 
@@ -385,12 +408,13 @@ def _summary(err):
     return lines[0]
 
 
-BAD_INPUT_CASES += [f'{t} directory with 2 bad images of 4' for t in IMAGE_TOOLS] + [
-    'eval_faithfulness data with 2 bad images of 4', 'test.py test set with 2 bad images of 6']
+BAD_INPUT_CASES += [f'{t} directory with 3 bad images of 5' for t in IMAGE_TOOLS] + [
+    'eval_faithfulness data with 3 bad images of 5', 'test.py test set with 3 bad images of 6',
+    'test.py test set image of another size than annotated']
 
 
 @pytest.mark.parametrize('tool', IMAGE_TOOLS)
-def test_directory_with_two_bad_images(tool, mixed_dir, tmp_path, capfd):
+def test_directory_with_bad_images(tool, mixed_dir, tmp_path, capfd):
     extra = ['--max-queries', '1', '--cell-width', '64'] if tool == 'attn_vis' else []
     extra += ['--cell-width', '64'] if tool in ('cam_vis', 'head_ablation') else []
     extra += ['--part', 'decoder_self'] if tool == 'head_ablation' else []
@@ -399,9 +423,12 @@ def test_directory_with_two_bad_images(tool, mixed_dir, tmp_path, capfd):
     assert rc == 0, err[-2000:]
     assert 'Traceback' not in err and not any(x.startswith('error:') for x in err.splitlines())
     line = _summary(err)
-    assert 'skipped 2 of 4 image(s)' in line
+    assert 'skipped 3 of 5 image(s)' in line
     assert 'bad_corrupt.jpg (corrupt or truncated image data)' in line
     assert 'bad_text.jpg (not an image' in line
+    # libjpeg's warning is the reason, not a line of its own
+    assert 'bad_sos.jpg (corrupt JPEG data (libjpeg: Invalid SOS parameters' in line
+    assert not any(x.startswith('Invalid SOS') for x in err.splitlines())
     written = sorted(os.listdir(_out(tmp_path)))
     stems = sorted({osp.splitext(n)[0].replace('_ablation', '') for n in written})
     assert stems == ['good0', 'good1'], written
@@ -415,7 +442,7 @@ def test_eval_faithfulness_skips_two_bad_images(mixed_dir, tmp_path, capfd):
         'eval_faithfulness', mixed_dir, _out(tmp_path), ['--score-thr', '0.5', '--topk', '1']),
         capfd)
     assert rc == 0, err[-2000:]
-    assert 'skipped 2 of 4 image(s)' in _summary(err)
+    assert 'skipped 3 of 5 image(s)' in _summary(err)
     import csv
     with open(osp.join(_out(tmp_path), 'faithfulness_detections.csv')) as f:
         images = {r['image'] for r in csv.DictReader(f)}
@@ -430,6 +457,9 @@ def test_tools_test_skips_two_bad_images(config_file, tmp_path, capfd):
     images = sorted(os.listdir(data / 'images'))
     (data / 'images' / images[1]).write_bytes(BAD_IMAGES['corrupt.jpg'])
     (data / 'images' / images[4]).write_bytes(b'')
+    (data / 'images' / images[2]).write_bytes(BAD_IMAGES['sos.jpg'])
+    # readable, but 1x1 while the annotation says otherwise: evaluated, and named
+    cv2.imwrite(str(data / 'images' / images[3]), np.zeros((1, 1, 3), np.uint8))
     from mmengine.config import Config
     cfg = Config.fromfile(path)
     cfg.test_dataloader.dataset.data_root = str(data)
@@ -440,12 +470,16 @@ def test_tools_test_skips_two_bad_images(config_file, tmp_path, capfd):
     rc, out, err = run_tool('test', argv, capfd)
     assert rc == 0, err[-3000:]
     line = _summary(err)
-    assert 'skipped 2 of 6 image(s)' in line
+    assert 'skipped 3 of 6 image(s)' in line
     assert f'{images[1]} (not an image, or corrupt' in line and f'{images[4]} (empty file)' in line
+    assert f'{images[2]} (corrupt JPEG data (libjpeg: Invalid SOS parameters' in line
+    sizes = [x for x in err.splitlines() if x.startswith('warning:') and 'annotation' in x]
+    assert len(sizes) == 1 and f'{images[3]} (decoded 1x1, annotated ' in sizes[0], err[-2000:]
+    assert images[0] not in sizes[0] and images[5] not in sizes[0]
     drawn = os.listdir(osp.join(_out(tmp_path), 'test'))
     stems = {n.split('_id')[0] for n in drawn}
-    good = {osp.splitext(n)[0] for i, n in enumerate(images) if i not in (1, 4)}
-    assert stems == good and len(drawn) == 4 * 3  # 4 images, 3 neck levels each
+    good = {osp.splitext(n)[0] for i, n in enumerate(images) if i not in (1, 2, 4)}
+    assert stems == good and len(drawn) == 3 * 3  # 3 images, 3 neck levels each
     assert 'Average Precision' in out  # the COCO metric ran over the readable images
 
 
@@ -538,15 +572,20 @@ def test_cam_layer_without_gradient_names_the_layer():
 
 
 # ------------------------------------------------------------------ heads in deformable mode
-BAD_INPUT_CASES += ['attn_vis --heads 99 --mode deformable', 'attn_vis --heads -9 deformable']
+BAD_INPUT_CASES += ['attn_vis --heads 99 --mode deformable', 'attn_vis --heads -9 deformable',
+                    'attn_vis --heads -1 deformable', 'attn_vis --heads 9, nothing detected']
 
 
-@pytest.mark.parametrize('head', ['99', '-9'])
-def test_deformable_heads_out_of_range(head, good_image, tmp_path, capfd):
-    argv = _argv('attn_vis', good_image, _out(tmp_path), ['--heads', head, '--score-thr', '0'])
+@pytest.mark.parametrize('head,thr', [('99', '0'), ('-9', '0'), ('-1', '0'), ('9', '1')])
+def test_deformable_heads_out_of_range(head, thr, good_image, tmp_path, capfd):
+    """Heads count from 0 and are checked against the model before anything runs, also when
+    nothing is detected (``--score-thr 1``: --heads 9 was accepted silently)."""
+    argv = _argv('attn_vis', good_image, _out(tmp_path), ['--heads', head, '--score-thr', thr])
     rc, out, err = run_tool('attn_vis', argv, capfd)
     assert_one_error(rc, err, f'head {head} does not exist; this attention has heads 0..7',
                      _out(tmp_path))
+    if head.startswith('-'):
+        assert 'negative indices are refused' in err
 
 
 # ------------------------------------------------------------- writes and planted symlinks

@@ -95,7 +95,7 @@ class UnreadableImages:
         try:
             return load_image(path)
         except UserInputError as err:
-            self.skipped.append((path, str(err).rsplit(': ', 1)[-1]))
+            self.skipped.append((path, str(err).split(f'{path}: ', 1)[-1]))
             return None
 
     def summary(self, total: int) -> Optional[str]:

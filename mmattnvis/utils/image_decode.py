@@ -68,9 +68,9 @@ def decode_checked(decode: Callable[[], Optional[np.ndarray]]
                    ) -> Tuple[Optional[np.ndarray], Optional[str]]:
     """Run ``decode`` (e.g. ``lambda: mmcv.imread(path)``) and return ``(image, problem)``.
 
-    ``problem`` is ``None`` for a good image; ``'corrupt JPEG data (libjpeg: ...)'`` when the
-    decoder warned that the data is damaged (the image is then ``None``); ``'corrupt or truncated
-    image data'`` when decoding failed or gave an empty image.
+    ``problem`` is ``None`` for a good image; ``'corrupt or truncated image data'`` when decoding
+    failed or gave an empty image; ``'corrupt JPEG data (libjpeg: ...)'`` when an image was
+    decoded but the decoder warned that its data is damaged (the image is then ``None``).
     """
     img: Optional[np.ndarray] = None
     with captured_stderr_fd() as lines:
@@ -84,8 +84,8 @@ def decode_checked(decode: Callable[[], Optional[np.ndarray]]
     if other:  # not ours to swallow
         sys.stderr.write('\n'.join(other) + '\n')
         sys.stderr.flush()
-    if damage is not None:
-        return None, f'corrupt JPEG data (libjpeg: {damage})'
     if img is None or img.size == 0:
         return None, 'corrupt or truncated image data'
+    if damage is not None:  # decoded, but into garbage
+        return None, f'corrupt JPEG data (libjpeg: {damage})'
     return img, None
