@@ -35,7 +35,8 @@ def _tool(name):
 
 
 TOOLS = {name: _tool(name) for name in ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation',
-                                        'eval_faithfulness', 'test', 'train')}
+                                        'eval_faithfulness', 'test', 'val', 'train')}
+RUNNER_TOOLS = ('test', 'val', 'train')
 IMAGE_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation')
 MODEL_OF = {'featmap_vis': 'yolo', 'attn_vis': 'dino', 'cam_vis': 'yolo',
             'head_ablation': 'dino', 'eval_faithfulness': 'yolo'}
@@ -61,7 +62,7 @@ def _argv(tool, data, out_dir, extra=(), model=None, checkpoint=None):
     elif tool == 'eval_faithfulness':
         argv = [cfg, weights, '--data', data, '--out-dir', out_dir, '--device', 'cpu',
                 '--steps', '3', '--no-insertion', '--methods', 'gradcam']
-    elif tool == 'test':
+    elif tool in ('test', 'val'):
         # the work dir holds MMEngine's logs, also of a failed run; --out-dir the drawings
         argv = [data, weights, '--out-dir', out_dir, '--work-dir', str(out_dir) + '_work']
         small = []
@@ -107,6 +108,18 @@ def corrupt_jpeg_bytes():
     return bytes(data)
 
 
+def sos_jpeg_bytes():
+    """A JPEG with valid headers whose scan header is wrong for a sequential JPEG: OpenCV decodes
+    it into a picture without error; only libjpeg's warning "Invalid SOS parameters for
+    sequential JPEG" on stderr tells (issue 28)."""
+    img = np.full((64, 64, 3), 128, np.uint8)
+    cv2.circle(img, (32, 32), 20, (0, 0, 255), -1)
+    data = bytearray(cv2.imencode('.jpg', img)[1].tobytes())
+    sos = data.index(b'\xff\xda')
+    data[sos + 5 + 2 * data[sos + 4] + 1] = 40  # Se: 63 -> 40
+    return bytes(data)
+
+
 def truncated_png_bytes():
     img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     data = cv2.imencode('.png', img)[1].tobytes()
@@ -121,6 +134,7 @@ BAD_IMAGES = {
 }
 BAD_IMAGES['corrupt.jpg'] = corrupt_jpeg_bytes()
 BAD_IMAGES['truncated.png'] = truncated_png_bytes()
+BAD_IMAGES['sos.jpg'] = sos_jpeg_bytes()
 
 
 @pytest.fixture(scope='module')
@@ -165,6 +179,14 @@ FLAG_CASES = [
      '--batch-size must be >= 1'),
     (('attn_vis',), ['--max-queries', '0'], '--max-queries must be >= 1'),
     (('eval_faithfulness',), ['--steps', '1'], '--steps must be >= 2'),
+    # issue 28: refused whatever the reduction (they were ignored by squeeze_mean)
+    (('featmap_vis',), ['--topk', '-3', '--channel-reduction', 'squeeze_mean'],
+     '--topk must be an integer >= 0'),
+    (('featmap_vis',), ['--topk', '-3'], '--topk must be an integer >= 0'),
+    (('featmap_vis',), ['--arrangement', '0', '0', '--channel-reduction', 'squeeze_mean'],
+     'arrangement must be two positive numbers ROWS COLS, got [0, 0]'),
+    (('featmap_vis',), ['--arrangement', '0', '0', '--channel-reduction', 'None'],
+     'arrangement must be two positive numbers ROWS COLS, got [0, 0]'),
     (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
      ['--device', 'foo'], "--device 'foo' is not a device"),
     (('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness'),
@@ -172,7 +194,7 @@ FLAG_CASES = [
     (ALL_TOOLS, ['--cfg-options', 'a'], "argument --cfg-options: expected key=value, got 'a'"),
     (ALL_TOOLS, ['--cfg-options', '=3'], "expected key=value, got '=3'"),
     (ALL_TOOLS, ['--cfg-options', 'a=[1,(2]'], 'cannot parse'),
-    (('test', 'train'), ['--cfg-options', "custom_hooks=[dict(type='X',interval=0)]"],
+    (RUNNER_TOOLS, ['--cfg-options', "custom_hooks=[dict(type='X',interval=0)]"],
      'cannot parse'),
 ]
 FLAG_PARAMS = [(tool, extra, message) for tools, extra, message in FLAG_CASES
@@ -183,7 +205,7 @@ BAD_INPUT_CASES += [f'{t} {" ".join(e)}' for t, e, _ in FLAG_PARAMS]
 @pytest.mark.parametrize('tool,extra,message', FLAG_PARAMS,
                          ids=[f'{t}{"".join(e)}' for t, e, _ in FLAG_PARAMS])
 def test_bad_flag_values(tool, extra, message, good_image, tmp_path, capfd):
-    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    data = YOLO_CFG if tool in RUNNER_TOOLS else good_image
     rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), extra), capfd)
     assert_one_error(rc, err, message, _out(tmp_path))
     assert not osp.exists(_out(tmp_path))
@@ -207,7 +229,7 @@ def test_device_index_and_type_checked():
 # ------------------------------------------------------------------------- output directory
 OUT_DIR_CASES = ['existing file', 'under a file', 'not writable']
 BAD_INPUT_CASES += [f'{t} --out-dir {c}' for t in ALL_TOOLS for c in OUT_DIR_CASES]
-BAD_INPUT_CASES += [f'test --work-dir {c}' for c in OUT_DIR_CASES]
+BAD_INPUT_CASES += [f'{t} --work-dir {c}' for t in ('test', 'val') for c in OUT_DIR_CASES]
 
 
 def _bad_out_dir(case, tmp_path):
@@ -225,9 +247,9 @@ def _bad_out_dir(case, tmp_path):
 @pytest.mark.parametrize('tool', ALL_TOOLS)
 def test_unusable_out_dir(tool, case, good_image, tmp_path, capfd):
     out_dir, message = _bad_out_dir(case, tmp_path)
-    data = YOLO_CFG if tool in ('test', 'train') else good_image
+    data = YOLO_CFG if tool in RUNNER_TOOLS else good_image
     argv = _argv(tool, data, out_dir)
-    if tool == 'test':  # --out-dir (the hooks' folder); --work-dir elsewhere, fine
+    if tool in ('test', 'val'):  # --out-dir (the hooks' folder); --work-dir elsewhere, fine
         argv[argv.index('--work-dir') + 1] = str(tmp_path / 'work')
     rc, out, err = run_tool(tool, argv, capfd)
     flag = '--work-dir' if tool == 'train' else '--out-dir'
@@ -237,11 +259,12 @@ def test_unusable_out_dir(tool, case, good_image, tmp_path, capfd):
     assert sorted(os.listdir(tmp_path)) == ['a_file']  # nothing created, not even work dirs
 
 
+@pytest.mark.parametrize('tool', ['test', 'val'])
 @pytest.mark.parametrize('case', OUT_DIR_CASES)
-def test_unusable_work_dir_of_test_py(case, tmp_path, capfd):
+def test_unusable_work_dir_of_test_py(case, tool, tmp_path, capfd):
     work_dir, message = _bad_out_dir(case, tmp_path)
     argv = ['--work-dir', work_dir, YOLO_CFG, YOLO_W]
-    rc, out, err = run_tool('test', argv, capfd)
+    rc, out, err = run_tool(tool, argv, capfd)
     assert_one_error(rc, err, '--work-dir ', None)
     assert message in err
 
@@ -253,7 +276,8 @@ CKPT_CASES = {
         0, 256, 4096, dtype=np.uint8).tobytes()), 'is not a PyTorch checkpoint'),
     'directory': (lambda p: p.mkdir(), 'checkpoint is a directory, not a file'),
 }
-CKPT_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness', 'test')
+CKPT_TOOLS = ('featmap_vis', 'attn_vis', 'cam_vis', 'head_ablation', 'eval_faithfulness', 'test',
+              'val')
 BAD_INPUT_CASES += [f'{t} checkpoint {c}' for t in CKPT_TOOLS for c in CKPT_CASES]
 
 
@@ -263,7 +287,7 @@ def test_bad_checkpoints(tool, case, good_image, config_file, tmp_path, capfd):
     make, message = CKPT_CASES[case]
     ckpt = tmp_path / 'ckpt.pth'
     make(ckpt)
-    data = config_file[0] if tool == 'test' else (
+    data = config_file[0] if tool in ('test', 'val') else (
         good_image.parent if tool == 'eval_faithfulness' else good_image)
     rc, out, err = run_tool(tool, _argv(tool, data, _out(tmp_path), checkpoint=ckpt), capfd)
     assert_one_error(rc, err, message, _out(tmp_path))
@@ -290,6 +314,70 @@ def test_config_value_of_wrong_type(tool, good_image, config_file, tmp_path, cap
     assert cfg_name in line and 'TypeError' in line
 
 
+# ------------------------------------- bad config types and values in test / val / train
+#: (config lines appended to a config that inherits the shapes YOLOv5-n, message); issue 28's
+#: three tracebacks of tools/test.py and issue 24's hook typos are among them
+RUNNER_CFG_CASES = {
+    'model = 5': ('model = 5', 'model must be a dict with a type'),
+    'unknown model type': ("model = dict(type='NoSuchDetector')",
+                           "model type 'NoSuchDetector' is not registered in the mmyolo scope"),
+    'model without type': ('model = dict(_delete_=True, backbone=None)',
+                           'model must be a dict with a type'),
+    'custom_hooks not a list': ('custom_hooks = 5', 'custom_hooks must be a list'),
+    'custom hook not a dict': ("custom_hooks = ['FeatMapVisHook']",
+                               'custom_hooks[0] must be dict(type=..., ...)'),
+    'hook argument typo': ("custom_hooks = [dict(type='mmattnvis.FeatMapVisHook', "
+                           "target_layer=['neck'])]",
+                           'FeatMapVisHook.target_layer: unknown argument; did you mean '
+                           'target_layers?'),
+    'misspelt hook type': ("custom_hooks = [dict(type='mmattnvis.FeatMapVisHok', "
+                           "target_layers=['neck'])]",
+                           "'mmattnvis.FeatMapVisHok' is not registered in the mmyolo scope; "
+                           'did you mean mmattnvis.FeatMapVisHook'),
+}
+#: (--cfg-options item on the tool's own dataloader, message)
+LOADER_CASES = {
+    'batch_size=0': ('batch_size=0', 'batch_size must be a positive integer, got 0'),
+    'batch_size=-2': ('batch_size=-2', 'batch_size must be a positive integer, got -2'),
+    "batch_size='a'": ("batch_size='a'", "batch_size must be a positive integer, got 'a'"),
+    'num_workers=-1': ('num_workers=-1', 'num_workers must be an integer >= 0, got -1'),
+    'dataset=5': ('dataset=5', 'dataset must be a dict(type=..., ...), got 5'),
+}
+LOADER_OF = {'test': 'test_dataloader', 'val': 'val_dataloader', 'train': 'train_dataloader'}
+BAD_INPUT_CASES += [f'{t} config {c}' for t in RUNNER_TOOLS for c in RUNNER_CFG_CASES]
+BAD_INPUT_CASES += [f'{t} --cfg-options {LOADER_OF[t]}.{c}' for t in RUNNER_TOOLS
+                    for c in LOADER_CASES]
+
+
+def _runner_argv(tool, cfg, tmp_path, extra=()):
+    if tool == 'train':
+        return [str(cfg), '--work-dir', str(tmp_path / 'work')] + list(extra)
+    return [str(cfg), YOLO_W, '--work-dir', str(tmp_path / 'work'), '--out-dir', 'vis'] + list(
+        extra)
+
+
+@pytest.mark.parametrize('case', list(RUNNER_CFG_CASES))
+@pytest.mark.parametrize('tool', RUNNER_TOOLS)
+def test_bad_runner_config(tool, case, tmp_path, capfd):
+    lines, message = RUNNER_CFG_CASES[case]
+    cfg = tmp_path / 'my_cfg.py'
+    cfg.write_text(f'_base_ = {YOLO_CFG!r}\n{lines}\n')
+    rc, out, err = run_tool(tool, _runner_argv(tool, cfg, tmp_path), capfd)
+    assert_one_error(rc, err, message)
+    assert not [x for x in err.splitlines() if x.strip() and not x.startswith('error:')], err
+    assert not osp.exists(tmp_path / 'work' / 'vis')
+
+
+@pytest.mark.parametrize('case', list(LOADER_CASES))
+@pytest.mark.parametrize('tool', RUNNER_TOOLS)
+def test_bad_dataloader_value(tool, case, tmp_path, capfd):
+    item, message = LOADER_CASES[case]
+    argv = _runner_argv(tool, YOLO_CFG, tmp_path, ['--cfg-options', f'{LOADER_OF[tool]}.{item}'])
+    rc, out, err = run_tool(tool, argv, capfd)
+    assert_one_error(rc, err, f'{LOADER_OF[tool]}.{message}')
+    assert not [x for x in err.splitlines() if x.strip() and not x.startswith('error:')], err
+
+
 # ------------------------------------------------- hook configuration errors in test / train
 def test_hook_config_error_is_one_line(config_file, tmp_path, capfd):
     path, root, ann = config_file
@@ -303,12 +391,14 @@ def test_hook_config_error_is_one_line(config_file, tmp_path, capfd):
 # ---------------------------------------------------------------- images in a dataset run
 @pytest.fixture(scope='module')
 def mixed_dir(tmp_path_factory):
-    """Two good images and two bad ones (a corrupt JPEG with a valid header, a text file)."""
+    """Two good images and three bad ones (a corrupt JPEG with a valid header, a text file, a
+    JPEG that decodes with only a libjpeg warning)."""
     d = tmp_path_factory.mktemp('mixed')
     for i in range(2):
         write_good(d / f'good{i}.jpg', seed=i)
     (d / 'bad_corrupt.jpg').write_bytes(BAD_IMAGES['corrupt.jpg'])
     (d / 'bad_text.jpg').write_bytes(BAD_IMAGES['text.jpg'])
+    (d / 'bad_sos.jpg').write_bytes(BAD_IMAGES['sos.jpg'])
     return d
 
 
@@ -318,12 +408,13 @@ def _summary(err):
     return lines[0]
 
 
-BAD_INPUT_CASES += [f'{t} directory with 2 bad images of 4' for t in IMAGE_TOOLS] + [
-    'eval_faithfulness data with 2 bad images of 4', 'test.py test set with 2 bad images of 6']
+BAD_INPUT_CASES += [f'{t} directory with 3 bad images of 5' for t in IMAGE_TOOLS] + [
+    'eval_faithfulness data with 3 bad images of 5', 'test.py test set with 3 bad images of 6',
+    'test.py test set image of another size than annotated']
 
 
 @pytest.mark.parametrize('tool', IMAGE_TOOLS)
-def test_directory_with_two_bad_images(tool, mixed_dir, tmp_path, capfd):
+def test_directory_with_bad_images(tool, mixed_dir, tmp_path, capfd):
     extra = ['--max-queries', '1', '--cell-width', '64'] if tool == 'attn_vis' else []
     extra += ['--cell-width', '64'] if tool in ('cam_vis', 'head_ablation') else []
     extra += ['--part', 'decoder_self'] if tool == 'head_ablation' else []
@@ -332,9 +423,12 @@ def test_directory_with_two_bad_images(tool, mixed_dir, tmp_path, capfd):
     assert rc == 0, err[-2000:]
     assert 'Traceback' not in err and not any(x.startswith('error:') for x in err.splitlines())
     line = _summary(err)
-    assert 'skipped 2 of 4 image(s)' in line
+    assert 'skipped 3 of 5 image(s)' in line
     assert 'bad_corrupt.jpg (corrupt or truncated image data)' in line
     assert 'bad_text.jpg (not an image' in line
+    # libjpeg's warning is the reason, not a line of its own
+    assert 'bad_sos.jpg (corrupt JPEG data (libjpeg: Invalid SOS parameters' in line
+    assert not any(x.startswith('Invalid SOS') for x in err.splitlines())
     written = sorted(os.listdir(_out(tmp_path)))
     stems = sorted({osp.splitext(n)[0].replace('_ablation', '') for n in written})
     assert stems == ['good0', 'good1'], written
@@ -348,7 +442,7 @@ def test_eval_faithfulness_skips_two_bad_images(mixed_dir, tmp_path, capfd):
         'eval_faithfulness', mixed_dir, _out(tmp_path), ['--score-thr', '0.5', '--topk', '1']),
         capfd)
     assert rc == 0, err[-2000:]
-    assert 'skipped 2 of 4 image(s)' in _summary(err)
+    assert 'skipped 3 of 5 image(s)' in _summary(err)
     import csv
     with open(osp.join(_out(tmp_path), 'faithfulness_detections.csv')) as f:
         images = {r['image'] for r in csv.DictReader(f)}
@@ -363,6 +457,9 @@ def test_tools_test_skips_two_bad_images(config_file, tmp_path, capfd):
     images = sorted(os.listdir(data / 'images'))
     (data / 'images' / images[1]).write_bytes(BAD_IMAGES['corrupt.jpg'])
     (data / 'images' / images[4]).write_bytes(b'')
+    (data / 'images' / images[2]).write_bytes(BAD_IMAGES['sos.jpg'])
+    # readable, but 1x1 while the annotation says otherwise: evaluated, and named
+    cv2.imwrite(str(data / 'images' / images[3]), np.zeros((1, 1, 3), np.uint8))
     from mmengine.config import Config
     cfg = Config.fromfile(path)
     cfg.test_dataloader.dataset.data_root = str(data)
@@ -373,12 +470,16 @@ def test_tools_test_skips_two_bad_images(config_file, tmp_path, capfd):
     rc, out, err = run_tool('test', argv, capfd)
     assert rc == 0, err[-3000:]
     line = _summary(err)
-    assert 'skipped 2 of 6 image(s)' in line
+    assert 'skipped 3 of 6 image(s)' in line
     assert f'{images[1]} (not an image, or corrupt' in line and f'{images[4]} (empty file)' in line
+    assert f'{images[2]} (corrupt JPEG data (libjpeg: Invalid SOS parameters' in line
+    sizes = [x for x in err.splitlines() if x.startswith('warning:') and 'annotation' in x]
+    assert len(sizes) == 1 and f'{images[3]} (decoded 1x1, annotated ' in sizes[0], err[-2000:]
+    assert images[0] not in sizes[0] and images[5] not in sizes[0]
     drawn = os.listdir(osp.join(_out(tmp_path), 'test'))
     stems = {n.split('_id')[0] for n in drawn}
-    good = {osp.splitext(n)[0] for i, n in enumerate(images) if i not in (1, 4)}
-    assert stems == good and len(drawn) == 4 * 3  # 4 images, 3 neck levels each
+    good = {osp.splitext(n)[0] for i, n in enumerate(images) if i not in (1, 2, 4)}
+    assert stems == good and len(drawn) == 3 * 3  # 3 images, 3 neck levels each
     assert 'Average Precision' in out  # the COCO metric ran over the readable images
 
 
@@ -471,15 +572,20 @@ def test_cam_layer_without_gradient_names_the_layer():
 
 
 # ------------------------------------------------------------------ heads in deformable mode
-BAD_INPUT_CASES += ['attn_vis --heads 99 --mode deformable', 'attn_vis --heads -9 deformable']
+BAD_INPUT_CASES += ['attn_vis --heads 99 --mode deformable', 'attn_vis --heads -9 deformable',
+                    'attn_vis --heads -1 deformable', 'attn_vis --heads 9, nothing detected']
 
 
-@pytest.mark.parametrize('head', ['99', '-9'])
-def test_deformable_heads_out_of_range(head, good_image, tmp_path, capfd):
-    argv = _argv('attn_vis', good_image, _out(tmp_path), ['--heads', head, '--score-thr', '0'])
+@pytest.mark.parametrize('head,thr', [('99', '0'), ('-9', '0'), ('-1', '0'), ('9', '1')])
+def test_deformable_heads_out_of_range(head, thr, good_image, tmp_path, capfd):
+    """Heads count from 0 and are checked against the model before anything runs, also when
+    nothing is detected (``--score-thr 1``: --heads 9 was accepted silently)."""
+    argv = _argv('attn_vis', good_image, _out(tmp_path), ['--heads', head, '--score-thr', thr])
     rc, out, err = run_tool('attn_vis', argv, capfd)
     assert_one_error(rc, err, f'head {head} does not exist; this attention has heads 0..7',
                      _out(tmp_path))
+    if head.startswith('-'):
+        assert 'negative indices are refused' in err
 
 
 # ------------------------------------------------------------- writes and planted symlinks

@@ -12,6 +12,7 @@ from ..capture.attention import (
     attention_kind,
     check_detr_family,
     find_attention_modules,
+    num_heads,
 )
 from ..methods.attention import (
     DIRECTION_TITLES,
@@ -29,6 +30,7 @@ from ..methods.relevance import CheferRelevance, _to_heads, batched_attention_gr
 from ..methods.rollout import TokenRollout, attention_rollout, rollout_label
 from ..structures import Detection, ImageGeometry, Map2D
 from ..utils.errors import UserInputError
+from ..utils.validate import check_heads
 from .options import OptionError
 from .run import RunOptions
 
@@ -114,6 +116,22 @@ def check_mode(model, options: AttentionOptions) -> None:
             raise OptionError(
                 'layers', f'layer {layer} does not exist; the {part.split("_")[0]} has '
                                  f'layers 0..{n - 1}')
+    _check_heads(options, modules, part)
+
+
+def _check_heads(options: AttentionOptions, modules, part: str) -> None:
+    """``heads`` exist in the attention the mode reads, checked before anything runs (also when
+    nothing is detected); heads count from 0 (negative indices are refused)."""
+    if not options.heads:
+        return
+    counts = {num_heads(m) for (p, _), (_, m) in modules.items() if p == part
+              and hasattr(m, 'num_heads')}
+    if len(counts) != 1:
+        return
+    try:
+        check_heads(options.heads, counts.pop(), negative=False)
+    except UserInputError as err:
+        raise OptionError('heads', str(err)) from None
 
 
 def _check_rollout(options: AttentionOptions, enc_kinds, name: str) -> None:

@@ -2,7 +2,10 @@
 safe checkpoint loading and the mmattnvis hooks' ``--out-dir``.
 
 Images of the dataset that cannot be read are left out and named in a ``warning:`` line at the end
-(exit code 0); when none can be read, that is an error (exit code 2)."""
+(exit code 0); when none can be read, that is an error (exit code 2). Images whose decoded size
+differs from their annotation are evaluated and named in a ``warning:`` line. The config is
+checked before MMEngine builds the runner (:mod:`.runner_checks`), and the training-only
+``CheckpointHook`` is left out."""
 import argparse
 import os
 from typing import Dict, Optional, Sequence
@@ -51,16 +54,19 @@ def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
     import sys
 
     from mmengine.dist import is_main_process
-    from mmengine.runner import Runner
 
     from ..datasets import skip_unreadable_images, skipped_images
+    from ..datasets.skip_unreadable import mismatched_images
     from ..utils.checkpoint import load_checkpoint_safely
     from .inference import skipped_summary
     from .model import checkpoint_arg, runner_config
+    from .runner_checks import build_runner, check_runner_config, drop_training_hooks
 
     checkpoint = checkpoint_arg(args.checkpoint)
     cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = None  # loaded below through the safe loader
+    loader = f'{mode}_dataloader'
+    check_runner_config(cfg, args.config, [loader])
     if args.out_dir is not None:
         for hook in cfg.get('custom_hooks', []) or []:
             if str(hook.get('type', '')).startswith('mmattnvis.'):
@@ -72,25 +78,33 @@ def evaluate(args: argparse.Namespace, mode: str = 'test') -> Dict[str, float]:
                           report_dir='errors_report', method=method,
                           score_thr=args.errors_score_thr, drise_masks=args.errors_masks))
         cfg.custom_hooks = hooks
-    loader = f'{mode}_dataloader'
     if cfg.get(loader, None) is None:
         raise UserInputError(f'config {args.config} has no {loader}')
     if mode == 'val' and cfg.get('val_cfg', None) is None:
         cfg.val_cfg = dict(type='ValLoop')
+    drop_training_hooks(cfg)
     skip_unreadable_images(cfg, loader, source=args.config)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg, args.config)
     if checkpoint is not None:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         load_checkpoint_safely(model, checkpoint, unsafe=args.unsafe_load,
                                logger=runner.logger)
     loop = runner.test_loop if mode == 'test' else runner.val_loop  # builds the loop
     skipped, total = skipped_images(loop.dataloader)
+    mismatched = mismatched_images(loop.dataloader)
     if skipped and len(skipped) == total:
         raise UserInputError(f'none of the {total} {mode} images can be read (e.g. '
                              f'{skipped[0][0]}: {skipped[0][1]})')
     metrics = runner.test() if mode == 'test' else runner.val()
     runner.logger.info(f'metrics: {metrics}')
-    if skipped and is_main_process():
+    if (skipped or mismatched) and is_main_process():
         sys.stdout.flush()
-        print(skipped_summary(skipped, total), file=sys.stderr)
+        if mismatched:
+            print(f'warning: {len(mismatched)} of {total} image(s) do not have the size their '
+                  'annotation gives (boxes and metric may not match the pixels): '
+                  + '; '.join(f'{p} ({why})' for p, why in mismatched[:10])
+                  + (f'; and {len(mismatched) - 10} more' if len(mismatched) > 10 else ''),
+                  file=sys.stderr)
+        if skipped:
+            print(skipped_summary(skipped, total), file=sys.stderr)
     return metrics

@@ -7,13 +7,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmengine.logging import MMLogger
-from mmengine.utils import ProgressBar
 
 from ..capture import FeatureCapture, describe_module_outputs
-from ..methods.featmap import build_reduction
+from ..methods.featmap import build_reduction, check_arrangement
 from ..registry import RUNS
 from ..structures import ResultRecord
-from ..utils.cli import check_display, write_image_atomic
+from ..utils.cli import ProgressBar, check_display, write_image_atomic
 from ..utils.errors import UserInputError
 from ..utils.validate import check_at_least
 from ..visualization.featmap_visualizer import describe
@@ -58,7 +57,13 @@ class FeatMapOptions(RunOptions):
             build_reduction(self.channel_reduction, 1, (1, 1))
         except UserInputError as err:
             raise OptionError('channel_reduction', str(err)) from None
+        # --topk and --arrangement are checked whatever the reduction (they are ignored by a
+        # reduction to one map, but a bad value is still a mistake worth naming)
+        if isinstance(self.topk, bool) or not isinstance(self.topk, int) or self.topk < 0:
+            raise OptionError('topk', f'--topk must be an integer >= 0 (0: the raw 1- or '
+                              f'3-channel map with --channel-reduction None), got {self.topk!r}')
         try:
+            check_arrangement(self.arrangement, 1)
             build_reduction(self.channel_reduction, self.topk, self.arrangement)
         except UserInputError as err:
             raise OptionError('arrangement', str(err)) from None
@@ -203,8 +208,9 @@ class FeatMapRun(Run):
             h, w = image_rgb.shape[:2]
             image_rgb = cv2.resize(image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                    interpolation=cv2.INTER_AREA)
-        return self.visualizer.draw_record(record, image_rgb, scale, opts.arrangement,
-                                           opts.align, opts.draw_pred, draw_gt=False)
+        figure = self.visualizer.draw_record(record, image_rgb, scale, opts.arrangement,
+                                             opts.align, opts.draw_pred, draw_gt=False)
+        return shrink_to(figure, opts.max_size)
 
     def render_batch(self, images_bgr: Sequence[np.ndarray],
                      paths: Optional[Sequence[str]] = None
@@ -250,6 +256,17 @@ class FeatMapRun(Run):
         if sinks is not None:
             sinks.skipped(self.unreadable)
         return written
+
+
+def shrink_to(image_rgb: np.ndarray, max_size: int) -> np.ndarray:
+    """``image_rgb`` scaled down so that its longest side is at most ``max_size`` (the panels
+    were already scaled to fit; titles and borders add a few pixels that this takes back)."""
+    h, w = image_rgb.shape[:2]
+    if max(h, w) <= max_size:
+        return image_rgb
+    scale = max_size / max(h, w)
+    size = (min(max_size, max(1, int(w * scale))), min(max_size, max(1, int(h * scale))))
+    return cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def figure_scale(shape: Sequence[int], n_panels: int, cells, max_size: int) -> float:

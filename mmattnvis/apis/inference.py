@@ -14,6 +14,7 @@ from mmengine.registry import DefaultScope
 
 from ..render.geometry import ImageGeometry
 from ..utils.errors import UserInputError
+from ..utils.image_decode import decode_checked
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
@@ -64,17 +65,13 @@ def load_image(path: str) -> np.ndarray:
     """Read an image as BGR uint8 (OpenMMLab's convention).
 
     Raises:
-        UserInputError: The file cannot be decoded as an image.
+        UserInputError: The file cannot be decoded as an image, or the JPEG decoder warned that
+            its data is corrupt (the picture would be garbage).
     """
     problem = image_problem(path)
     img = None
-    if problem is None:
-        try:
-            img = mmcv.imread(path, channel_order='bgr')
-        except Exception:
-            img = None
-        if img is None or img.size == 0:
-            problem = 'corrupt or truncated image data'
+    if problem is None:  # libjpeg's corrupt-data warnings count as unreadable
+        img, problem = decode_checked(lambda: mmcv.imread(path, channel_order='bgr'))
     if problem is not None:
         raise UserInputError(f'cannot read image {path}: {problem}')
     assert img is not None
@@ -98,7 +95,7 @@ class UnreadableImages:
         try:
             return load_image(path)
         except UserInputError as err:
-            self.skipped.append((path, str(err).rsplit(': ', 1)[-1]))
+            self.skipped.append((path, str(err).split(f'{path}: ', 1)[-1]))
             return None
 
     def summary(self, total: int) -> Optional[str]:
@@ -109,6 +106,9 @@ class UnreadableImages:
         """End of a run over ``total`` images: raise when none could be read, else print
         ``done`` (stdout) and then the summary of skipped images (stderr), if any."""
         import sys
+
+        from ..utils.cli import end_open_line
+        end_open_line()  # the progress bar's line
         if self.skipped and len(self.skipped) >= total:
             if total == 1:
                 path, why = self.skipped[0]

@@ -30,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('--layers', nargs='+', type=int, default=None,
                         help='layer indices (negative from the end); default: the last layer')
     parser.add_argument('--heads', nargs='+', type=int, default=None,
-                        help='only these heads (default: all)')
+                        help='only these heads, 0..H-1 (default: all)')
     parser.add_argument('--head-fusion', default='mean', choices=['mean', 'max', 'min', 'none'],
                         help='fuse heads, or "none" for one row per head')
     parser.add_argument('--points', nargs='+', default=None,
@@ -60,8 +60,6 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
-    from mmengine.utils import ProgressBar
-
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.attention import AttentionRun
     from mmattnvis.apis.attention_runner import (
@@ -75,7 +73,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis.options import check_draw_options
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
-    from mmattnvis.utils.cli import write_image_atomic
+    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
     from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
 
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,

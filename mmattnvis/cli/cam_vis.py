@@ -52,15 +52,13 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
-    from mmengine.utils import ProgressBar
-
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.cam import CAMOptions, CAMRun
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.methods.explainers import DRISEOptions
-    from mmattnvis.utils.cli import write_image_atomic
+    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
     from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
 
     images = collect_images(args.img)

@@ -28,7 +28,9 @@ from mmattnvis.utils.validate import validate_cli_args  # noqa: E402
 def parse_args(argv=None):
     parser = OneLineArgumentParser(description='Faithfulness metrics of saliency methods')
     parser.add_argument('config', help='config file (or mmdet::/mmyolo:: path)')
-    parser.add_argument('checkpoint', help='checkpoint file ("none": random weights)')
+    parser.add_argument('checkpoint', help='checkpoint file, "none" (random weights) or a '
+                        'shipped model: mmattnvis::shapes/<name>.pth (yolov5_n_shapes, '
+                        'retinanet_r18w32_fpn_shapes, dino_slim_shapes)')
     parser.add_argument('--data', required=True,
                         help='image folder, or COCO-style folder with annotations.json')
     parser.add_argument('--methods', nargs='+', default=['gradcam', 'eigencam'],
@@ -56,13 +58,12 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
-    from mmengine.utils import ProgressBar
-
     from mmattnvis.apis import UnreadableImages, build_test_pipeline
     from mmattnvis.apis.faithfulness_runner import FaithfulnessOptions, evaluate, find_dataset
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.capture.names import resolve_module
     from mmattnvis.methods.explainers import DRISEOptions, check_method
+    from mmattnvis.utils.cli import ProgressBar
     from mmattnvis.utils.errors import UserInputError
 
     for m in args.methods:

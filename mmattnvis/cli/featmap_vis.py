@@ -13,6 +13,7 @@ import warnings  # noqa: E402
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from mmattnvis.utils.cli import (  # noqa: E402
+    DEVICE_HELP,
     OneLineArgumentParser,
     add_input_args,
     add_result_args,
@@ -33,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='print module names with output shapes and exit')
     parser.add_argument('--preview-depth', type=int, default=3,
                         help='deepest module level listed by --preview-model')
-    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
+    parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
     parser.add_argument('--show', action='store_true', help='show each result in a window')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,

@@ -13,6 +13,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 from mmattnvis.utils.cli import (  # noqa: E402
+    DEVICE_HELP,
     OneLineArgumentParser,
     add_input_args,
     add_result_args,
@@ -31,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--iou-thr', type=float, default=0.5, help='IoU to match detections')
     parser.add_argument('--out-dir', default='./output')
-    parser.add_argument('--device', default='cuda:0')
+    parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--cell-width', type=int, default=320)
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
     add_result_args(parser)
@@ -47,7 +48,6 @@ def main(argv=None) -> int:
 
     import cv2
     import numpy as np
-    from mmengine.utils import ProgressBar
 
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.ablation import (
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.render.image import add_title, put_label, tile
-    from mmattnvis.utils.cli import write_image_atomic
+    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
     from mmattnvis.utils.fileio import write_text_atomic
 
     images = collect_images(args.img)

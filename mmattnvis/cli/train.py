@@ -30,14 +30,14 @@ def main(argv=None) -> int:
     args = validate_cli_args(parser.parse_args(argv))
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
-    from mmengine.runner import Runner
-
     from mmattnvis.apis.model import runner_config
+    from mmattnvis.apis.runner_checks import build_runner, check_runner_config
     from mmattnvis.utils.checkpoint import safe_runner_checkpoints
     cfg = runner_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.resume = args.resume
+    check_runner_config(cfg, args.config, ['train_dataloader', 'val_dataloader'])
     with safe_runner_checkpoints(unsafe=args.unsafe_load):
-        runner = Runner.from_cfg(cfg)
+        runner = build_runner(cfg, args.config)
         runner.train()
     return 0
 

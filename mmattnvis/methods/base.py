@@ -65,5 +65,16 @@ class Explainer:
 
 def build_method(cfg: Dict[str, Any]) -> Any:
     """A method from its config, ``dict(type='squeeze_mean')`` or ``dict(type='drise', ...)``
-    (the names of :data:`~mmattnvis.registry.METHODS`)."""
-    return METHODS.build(dict(cfg))
+    (the names of :data:`~mmattnvis.registry.METHODS`).
+
+    Looked up in :data:`~mmattnvis.registry.METHODS` itself: ``Registry.build`` would first
+    search the current default scope's registry tree (``mmdet`` / ``mmyolo``, which has no
+    ``method`` registry) and log MMEngine's "Failed to search registry with scope ..." warning
+    on every run."""
+    args = dict(cfg)
+    kind = args.pop('type')
+    cls = METHODS.get(kind) if isinstance(kind, str) else kind
+    if cls is None:
+        raise KeyError(f'{kind!r} is not in the mmattnvis::method registry; registered: '
+                       f'{", ".join(sorted(METHODS.module_dict))}')
+    return cls(**args)

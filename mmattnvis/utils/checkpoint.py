@@ -183,7 +183,11 @@ def _few(items: List[str], n: int = 3) -> str:
 def safe_runner_checkpoints(unsafe: bool = False) -> Iterator[None]:
     """MMEngine loads local checkpoints through :func:`read_checkpoint` while active."""
 
+    from .package_data import is_package_ref, resolve_checkpoint
+
     def load_from_local_safely(filename, map_location=None):
+        if is_package_ref(str(filename)):  # load_from='mmattnvis::shapes/<name>.pth'
+            filename = resolve_checkpoint(str(filename))
         return read_checkpoint(filename, unsafe=unsafe, map_location=map_location or 'cpu')
 
     with local_checkpoint_loader(load_from_local_safely):

@@ -14,6 +14,8 @@ from .errors import UserInputError
 from .fileio import write_bytes_atomic
 
 EXIT_USAGE = 2
+DEVICE_HELP = ('device: auto (default: cuda:0 if available, else cpu), cpu, cuda or cuda:N '
+               '(cuda without CUDA falls back to cpu with a warning)')
 
 
 def is_user_error(err: BaseException) -> bool:
@@ -37,16 +39,58 @@ def one_line(err: BaseException) -> str:
     return ' '.join(lines) if lines else type(err).__name__
 
 
+class _LineTracker:
+    """A stream proxy that remembers whether the last text written to it left a line open (a
+    progress bar rewrites its line with ``\\r`` and ends it only when done)."""
+
+    line_open = False
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if text:
+            _LineTracker.line_open = not text.endswith('\n')
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def ProgressBar(total: int):  # noqa: N802  (drop-in for mmengine's class)
+    """MMEngine's ``ProgressBar`` over ``total`` steps on stdout, whose open line
+    :func:`cli_main` ends before it prints an error (no ``ETA:error: ...``)."""
+    from mmengine.utils import ProgressBar as MMEngineProgressBar
+    return MMEngineProgressBar(total, file=_LineTracker(sys.stdout))
+
+
+def end_open_line() -> None:
+    """Finish a line a progress bar left open on stdout, so the next message starts its own."""
+    try:
+        sys.stdout.flush()
+    except (AttributeError, ValueError, OSError):
+        return
+    if _LineTracker.line_open:
+        sys.stdout.write('\n')
+        sys.stdout.flush()
+        _LineTracker.line_open = False
+
+
 def cli_main(func: Callable[..., int]) -> Callable[..., int]:
     """Run ``func``; user errors become ``error: <one line>`` on stderr and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
+        _LineTracker.line_open = False
         try:
             return func(*args, **kwargs) or 0
         except Exception as err:
             if not is_user_error(err):
                 raise
+            end_open_line()
             print(f'error: {one_line(err)}', file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
@@ -67,7 +111,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     """``--device``, ``--cfg-options`` and ``--unsafe-load``, as every model-loading tool has them
     (the positional ``config`` / ``checkpoint`` stay in each tool, where their order differs)."""
     from .validate import CfgOptionsAction
-    parser.add_argument('--device', default='cuda:0', help='device (falls back to cpu)')
+    parser.add_argument('--device', default='auto', help=DEVICE_HELP)
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value')
     parser.add_argument('--unsafe-load', action='store_true',

@@ -63,26 +63,33 @@ OPTION_RULES: Dict[str, Callable[[str, object], None]] = {
 }
 
 
-def check_heads(heads, n_heads: Optional[int] = None, flag: str = '--heads') -> None:
+def check_heads(heads, n_heads: Optional[int] = None, flag: str = '--heads',
+                negative: bool = True) -> None:
     """Head indices are integers and, when the number of heads is known, exist
-    (``-n_heads <= h < n_heads``)."""
+    (``-n_heads <= h < n_heads``; ``0 <= h < n_heads`` when ``negative`` is false, as on the
+    command line)."""
     for h in heads or []:
         if isinstance(h, bool) or not isinstance(h, int):
             raise UserInputError(f'{flag} takes integer head indices, got {h!r}')
-        if n_heads is not None and not -n_heads <= h < n_heads:
+        if n_heads is not None and not (-n_heads if negative else 0) <= h < n_heads:
             raise UserInputError(f'head {h} does not exist; this attention has heads '
-                                 f'0..{n_heads - 1}')
+                                 f'0..{n_heads - 1}'
+                                 + ('' if negative or h >= 0 else
+                                    f' ({flag} counts from 0; negative indices are refused)'))
 
 
 def check_device(device: str) -> str:
     """The torch device string to use for ``--device``.
 
-    ``cuda`` / ``cuda:N`` falls back to ``cpu`` on a machine without CUDA (the documented
-    default); an unparsable string, a device index that does not exist and a device type that is
-    not available are one-line errors.
+    ``auto`` (the tools' default) is ``cuda:0`` when CUDA is available, else ``cpu``; an explicit
+    ``cuda`` / ``cuda:N`` falls back to ``cpu`` on a machine without CUDA with one ``warning:``
+    line on stderr; an unparsable string, a device index that does not exist and a device type
+    that is not available are one-line errors.
     """
     import torch
     text = str(device).strip()
+    if text.lower() == 'auto':  # the tools' default: a GPU when there is one, silently
+        return 'cuda:0' if torch.cuda.is_available() else 'cpu'
     try:
         dev = torch.device(text)
     except (RuntimeError, ValueError, TypeError):
@@ -92,6 +99,9 @@ def check_device(device: str) -> str:
         return 'cpu' if dev.index is None else str(dev)
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
+            import sys
+            print(f'warning: --device {device}: CUDA is not available on this machine; running '
+                  'on the CPU', file=sys.stderr)
             return 'cpu'
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
