@@ -91,7 +91,7 @@ def test_report_files(results, tmp_path):
     path = build_report(results_dir, str(tmp_path / 'rep'))
     out = osp.dirname(path)
     index = _load_js(osp.join(out, 'data', 'index.js'), 'window.MMATTNVIS_INDEX = ')
-    assert [e['name'] for e in index['images']] == ['a', 'b', 'c', 'd']
+    assert [e['name'] for e in index['images']] == ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
     assert index['lut'] == colormap_lut('jet') and len(index['lut']) == 256
     assert sorted(index['classes']) == sorted({d.class_name for r in recs for d in r.detections})
     for i, (entry, rec) in enumerate(zip(index['images'], recs)):
