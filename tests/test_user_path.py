@@ -271,8 +271,10 @@ def test_cam_report_has_every_methods_map_per_detection(browser, cam_report):
         assert p.js('MMATTNVIS.index.methods') == list(CAM_METHODS)
         image_with_detections(p)
         rec = p.js('MMATTNVIS.state.current')
-        ranks = [d['rank'] for d in rec['detections']]
         assert {d['cls'] for d in rec['detections']} <= set(SHAPES)
+        # the explained detections (--topk 2): each has a map of every method
+        ranks = [c['detection'] for c in rec['info']['columns'] if c['kind'] == 'detection']
+        assert 1 <= len(ranks) <= 2 and set(ranks) <= {d['rank'] for d in rec['detections']}
         got = {(m['meta'].get('detection'), m['meta']['method']) for m in rec['maps']}
         assert {(r, m) for r in ranks for m in CAM_METHODS} <= got
         for r in ranks:
@@ -360,25 +362,29 @@ def project(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope='module')
-def hook_reports(project):
-    """``tools/test.py``, ``tools/val.py`` and ``tools/train.py`` run from the user's folder."""
+RUNS = {'test': ('test', 'my_dino.py', DINO[1]), 'val': ('val', 'my_dino.py', DINO[1]),
+        'train': ('train', 'my_dino_train.py')}
+
+
+@pytest.fixture(scope='module', params=['test', 'val', 'train'])
+def hook_reports(project, request):
+    """``tools/test.py``, ``tools/val.py`` or ``tools/train.py`` run from the user's folder;
+    the reports of both hooks. (``val`` needs #24.1's fix: MMEngine's ``CheckpointHook`` with
+    the config's ``save_best`` fails after ``runner.val()`` without it.)"""
+    loop = request.param
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        tool('test', 'my_dino.py', DINO[1], '--work-dir', 'work_test')
-        tool('val', 'my_dino.py', DINO[1], '--work-dir', 'work_val')
-        tool('train', 'my_dino_train.py', '--work-dir', 'work_train')
+        tool(*RUNS[loop], '--work-dir', f'work_{loop}')
     finally:
         os.chdir(cwd)
-    return {loop: {hook: str(project / f'work_{loop}' / d / loop / 'index.html')
-                   for hook, d in (('attention', 'report'), ('featmap', 'report_featmap'))}
-            for loop in ('test', 'val', 'train')}
+    return loop, {hook: str(project / f'work_{loop}' / d / loop / 'index.html')
+                  for hook, d in (('attention', 'report'), ('featmap', 'report_featmap'))}
 
 
-@pytest.mark.parametrize('loop', ['test', 'val', 'train'])
-def test_hook_reports_name_classes_and_draw_points(browser, hook_reports, loop):
-    p = open_report(browser, hook_reports[loop]['attention'])
+def test_hook_reports_name_classes_and_draw_points(browser, hook_reports):
+    loop, reports = hook_reports
+    p = open_report(browser, reports['attention'])
     try:
         check_common(p, 'my_dino')
         title = p.page.title()
@@ -394,7 +400,7 @@ def test_hook_reports_name_classes_and_draw_points(browser, hook_reports, loop):
         assert p.errors == []
     finally:
         p.close()
-    p = open_report(browser, hook_reports[loop]['featmap'])
+    p = open_report(browser, reports['featmap'])
     try:
         check_common(p, 'my_dino')
         assert f'FeatMapVisHook {loop}' in p.page.title()
