@@ -94,9 +94,6 @@ class AttentionVisHook(CaptureVisHook):
     def _task(self) -> str:
         return 'attention'
 
-    def _run_info(self) -> Dict[str, Any]:
-        return {'mode': self.options.mode}
-
     def _make_capture(self, model) -> AttentionCapture:
         self._model = model
         # the last layer is always recorded: the training-time evolution follows it

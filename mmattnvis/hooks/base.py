@@ -33,7 +33,7 @@ from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore, resolve_fixed_samples
 from .fields import check_common_fields
-from .meta import config_name
+from .meta import sink_info
 
 
 class HookConfigError(ValueError):
@@ -131,10 +131,6 @@ class CaptureVisHook(Hook):
     def _task(self) -> str:
         raise NotImplementedError
 
-    def _run_info(self) -> Dict[str, Any]:
-        """What the saved results' index (and the report's title) says of the options."""
-        return {}
-
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
         """Rows of the evolution figure of a fixed sample at this epoch (``drawings``: its
@@ -212,9 +208,8 @@ class CaptureVisHook(Hook):
             dirs = [None if d is None else osp.join(
                 d if osp.isabs(d) else osp.join(runner.work_dir, d), mode)
                 for d in (self.results_dir, self.report_dir)]
-            info = {'hook': type(self).__name__, 'loop': mode, 'config': config_name(runner),
-                    **self._run_info()}
-            self._sinks = RunSinks(self._task(), dirs[0], dirs[1], info)
+            self._sinks = RunSinks(self._task(), dirs[0], dirs[1],
+                                   sink_info(self, runner, mode))
         return self._sinks
 
     def _close_sinks(self) -> None:

@@ -26,6 +26,16 @@ def loop_dataset_meta(runner, mode: str) -> Optional[Dict[str, Any]]:
     return getattr(model, 'dataset_meta', None)
 
 
+def sink_info(hook, runner, loop: str) -> Dict[str, Any]:
+    """What a hook's saved results (and its report's title) say of the run: the hook, the loop
+    (``val``/``test``/``train``), the config's name and, for attention, the mode."""
+    info = {'hook': type(hook).__name__, 'loop': loop, 'config': config_name(runner)}
+    mode = getattr(getattr(hook, 'options', None), 'mode', None)
+    if mode is not None:
+        info['mode'] = mode
+    return info
+
+
 def config_name(runner) -> Optional[str]:
     """The name of the runner's config file without extension (``None``: built in code)."""
     filename = getattr(getattr(runner, 'cfg', None), 'filename', None)
