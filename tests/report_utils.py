@@ -163,49 +163,20 @@ def write_results(results_dir: str, records: Sequence[ResultRecord], task: str,
 # ----- records from a real forward pass (torch and MMDet imported on use) ----------------------
 def real_attention_record(model, image_path: str, max_dets: int = 3,
                           score_thr: float = 0.0) -> ResultRecord:
-    """One image through a DETR-family ``model``: its detections, per detection the decoder
-    cross-attention of every layer and head (dense models) or the sampling points of the last
-    decoder layer (deformable models), and the last encoder layer's self-attention (mean over
-    heads) quantised as the results format stores it."""
-    import torch
-
-    from mmattnvis.apis import build_test_pipeline, prepare_batch
-    from mmattnvis.capture import AttentionCapture
-    from mmattnvis.methods.attention import (
-        DecoderCrossAttention,
-        DeformableSamplingPoints,
-        detections_for_queries,
-    )
-    img = cv2.imread(image_path)
-    data = prepare_batch([img], build_test_pipeline(model.cfg), [image_path])
-    with AttentionCapture(model, parts=('encoder', 'decoder_cross')) as cap, torch.no_grad():
-        samples = model.test_step(data)
-    rec_a = cap.record
-    geom = ImageGeometry.from_metainfo(samples[0].metainfo)
-    classes = (getattr(model, 'dataset_meta', None) or {}).get('classes') or ()
-    dets = detections_for_queries(model, rec_a, samples, score_thr)[0][:max_dets]
-    for d in dets:
-        d.class_name = classes[d.label] if d.label < len(classes) else None
-    rec = ResultRecord(image_path, geom, 'attention', dets)
-    enc_layers = [i for p, i in rec_a.dense if p == 'encoder']
-    if enc_layers:
-        attn = rec_a.dense[('encoder', max(enc_layers))][0].float().mean(0).cpu().numpy()
-        scale = attn.max(1).astype(np.float32)
-        rec.arrays['encoder_attention'] = np.round(
-            attn / np.maximum(scale[:, None], 1e-12) * 255).astype(np.uint8)
-        rec.arrays['encoder_attention_scale'] = scale
-        rec.info['encoder_grid'] = [int(v) for v in rec_a.key_shape]
-    dec_layers = rec_a.layers('decoder_cross')
-    for d in dets:
-        if ('decoder_cross', dec_layers[-1]) in rec_a.deformable:
-            m = DeformableSamplingPoints().compute(
-                (rec_a, 'decoder_cross', dec_layers[-1], 0, d.query, geom))[0]
-            rec.arrays[f'sampling_points/{d.rank}'] = np.asarray(m.meta['points'])[:, :4]
-            continue
-        for layer in dec_layers:
-            per_head = DecoderCrossAttention(None, None).compute((rec_a, d, layer))
-            fused = DecoderCrossAttention(None, 'mean').compute((rec_a, d, layer))
-            for head, m in list(enumerate(per_head)) + [('fused', fused[0])]:
-                m.meta.update(kind='cross_attention', head=head, detection=d.rank)
-                rec.add_map(f'q{d.query}/L{layer}/H{head}', m)
-    return rec
+    """One image through a DETR-family ``model`` by the tools' own path (:class:`AttentionRun`,
+    as ``attn_vis --report``): per detection, every decoder layer's cross-attention per head
+    (dense models) or the last layer's sampling points (deformable models), and the last
+    encoder layer's self-attention quantised as the results format stores it."""
+    from mmattnvis.apis.attention import AttentionRun
+    from mmattnvis.apis.attention_runner import AttentionOptions
+    from mmattnvis.capture.attention import attention_kind, find_attention_modules
+    modules = find_attention_modules(model)
+    deformable = any(attention_kind(m) == 'deformable'
+                     for (p, _), (_, m) in modules.items() if p == 'decoder_cross')
+    n_layers = len([1 for p, _ in modules if p == 'decoder_cross'])
+    options = AttentionOptions(mode='deformable' if deformable else 'decoder',
+                               layers=None if deformable else list(range(n_layers)),
+                               head_fusion='mean' if deformable else 'none',
+                               score_thr=score_thr, max_queries=max_dets)
+    run = AttentionRun(model, options, keep_encoder=True)
+    return run.run_batch([cv2.imread(image_path)], [image_path])[0]

@@ -94,7 +94,7 @@ def test_training_records_and_report_cover_every_epoch(retina_runs):
     from mmattnvis.sinks import load_results
     _, _, work, _ = retina_runs
     index, records = load_results(str(work / 'res' / 'train'))
-    assert index['task'] == 'featmap' and index['info']['mode'] == 'train'
+    assert index['task'] == 'featmap' and index['info']['loop'] == 'train'
     # the 2 fixed samples at epochs 1 and 2, each with one map per FPN level (5)
     assert sorted(r.info['step'] for r in records) == [1, 1, 2, 2]
     assert all(s.endswith(('_epoch1', '_epoch2')) for s in index['records'])

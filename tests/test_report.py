@@ -91,7 +91,7 @@ def test_report_files(results, tmp_path):
     path = build_report(results_dir, str(tmp_path / 'rep'))
     out = osp.dirname(path)
     index = _load_js(osp.join(out, 'data', 'index.js'), 'window.MMATTNVIS_INDEX = ')
-    assert [e['name'] for e in index['images']] == ['a', 'b', 'c', 'd']
+    assert [e['name'] for e in index['images']] == ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
     assert index['lut'] == colormap_lut('jet') and len(index['lut']) == 256
     assert sorted(index['classes']) == sorted({d.class_name for r in recs for d in r.detections})
     for i, (entry, rec) in enumerate(zip(index['images'], recs)):
@@ -273,3 +273,23 @@ def test_a_map_that_cannot_be_drawn_is_left_out_with_a_note(tmp_path):
     assert detail['left_out'] == ["map 'bad' left out (map of shape (5,) is not 2-D)"]
     # the groups index the maps the page has
     assert sorted(k for g in detail['groups'] for k in g['items']) == [0, 1, 2]
+
+
+def test_default_title_and_image_names():
+    """Titles name the run, never the temporary folder of --report; images are named by their
+    path under the folder holding all of the run's images."""
+    from mmattnvis.report.builder import default_title, display_names
+    from mmattnvis.structures import ImageGeometry, ResultRecord
+    assert default_title('attention', {'tool': 'attn_vis', 'mode': 'deformable',
+                                       'config': 'mmattnvis::shapes/dino_slim_shapes.py'},
+                         '.mmattnvis-results-abc') == \
+        'mmattnvis report · attention (deformable) · dino_slim_shapes'
+    assert default_title('featmap', {'hook': 'FeatMapVisHook', 'loop': 'val',
+                                      'config': 'my_cfg'}, 'val') == \
+        'mmattnvis report · featmap · my_cfg · FeatMapVisHook val'
+    assert default_title('cam', {}, '.mmattnvis-results-x1') == 'mmattnvis report · cam'
+    assert default_title('cam', {}, 'my_results') == 'mmattnvis report · cam · my_results'
+    geom = ImageGeometry.identity((8, 8))
+    recs = [ResultRecord(p, geom, 'cam') for p in ('/d/x/images/a.jpg', '/d/x/images/sub/b.jpg',
+                                                    '')]
+    assert display_names(recs, ['s0', 's1', 's2']) == ['a.jpg', 'sub/b.jpg', 's2']

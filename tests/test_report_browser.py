@@ -4,12 +4,12 @@ The report is opened from ``file://`` (as a user opens it: no server). Skipped, 
 when Playwright or ``/usr/bin/chromium`` is missing (``make test`` installs Chromium with
 apt-get when it runs as root; Playwright comes with the ``tests`` extra).
 """
-import os
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
+from browser_utils import Page, launch_browser
 from report_utils import (
     ablation_record,
     cam_record,
@@ -23,22 +23,10 @@ from report_utils import (
 from mmattnvis.report import build_report, colormap_lut
 from mmattnvis.structures import infer_stride
 
-CHROMIUM = os.environ.get('MMATTNVIS_CHROMIUM', '/usr/bin/chromium')  # another build: set it
-
 
 @pytest.fixture(scope='module')
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip('playwright is not installed (pip install "mmattnvis[tests]")')
-    if not osp.isfile(CHROMIUM):
-        pytest.skip(f'{CHROMIUM} is missing (apt-get install chromium; make test installs it '
-                    'when run as root)')
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=['--headless', '--no-sandbox'])
-        yield b
-        b.close()
+    yield from launch_browser()
 
 
 @pytest.fixture(scope='module')
@@ -55,29 +43,6 @@ def report(tmp_path_factory):
     results = write_results(str(d / 'results'), recs, 'attention')
     path = build_report(results, str(d / 'report'))
     return {'url': 'file://' + path, 'records': recs}
-
-
-class Page:
-    """A page with its console errors, failed requests and uncaught exceptions collected."""
-
-    def __init__(self, browser, url: str):
-        self.context = browser.new_context(viewport={'width': 1280, 'height': 900})
-        self.page = self.context.new_page()
-        self.errors = []
-        self.page.on('console', lambda m: self.errors.append(m.text) if m.type == 'error' else 0)
-        self.page.on('pageerror', lambda e: self.errors.append(f'uncaught: {e}'))
-        self.page.on('requestfailed', lambda r: self.errors.append(f'failed: {r.url}'))
-        self.page.goto(url)
-        self.page.wait_for_selector('html[data-ready="1"]')
-
-    def js(self, expr: str, arg=None):
-        return self.page.evaluate(expr, arg)
-
-    def open_image(self, i: int):
-        self.js('i => { location.hash = "#i=" + i; }', i)
-        self.page.wait_for_function(
-            'i => window.MMATTNVIS.state.current && window.MMATTNVIS.state.current.index === i',
-            arg=i)
 
 
 @pytest.fixture
@@ -349,7 +314,7 @@ def test_real_detr_run(browser, tmp_path):
     try:
         p.open_image(0)
         n_tiles = p.page.locator('#d-body table.grid .tile').count()
-        assert n_tiles == len(rec.maps) == 3 * 2 * 9  # detections x layers x (8 heads + fused)
+        assert n_tiles == len(rec.maps) == 3 * 2 * 8  # detections x layers x heads
         geom = rec.geometry
         box = p.page.locator('#d-body .stage.main').bounding_box()
         q = rec.arrays['encoder_attention'].astype(np.float64)

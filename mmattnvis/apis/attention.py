@@ -25,6 +25,8 @@ class AttentionRun(Run):
         options: What to draw.
         keep_encoder: Also keep the dense encoder self-attention in each record (for the
             report's click-anywhere view; DETR, Conditional/DAB-DETR).
+        dataset_meta: The dataset's meta (``classes``) when the model has none (a runner's
+            model); default ``model.dataset_meta``.
 
     Raises:
         UserInputError: The model cannot give what the mode draws.
@@ -34,9 +36,10 @@ class AttentionRun(Run):
     options_class = AttentionOptions
 
     def __init__(self, model, options: AttentionOptions, keep_encoder: bool = False,
-                 cfg: Any = None) -> None:
+                 cfg: Any = None, dataset_meta: Optional[dict] = None) -> None:
         super().__init__(model, options, cfg)
         check_mode(model, options)
+        self.dataset_meta = dataset_meta
         self.keep_encoder = keep_encoder and options.mode in ('decoder', 'deformable',
                                                               'encoder')
 
@@ -96,10 +99,34 @@ def attention_records(samples: Sequence[Any], dets: Sequence[Sequence[Detection]
                     m.meta.setdefault('detection', head.rank)
                     m.meta.setdefault('query', head.query)
                 rec.add_map(f'c{j}/{i}', m)
+        keep_sampling_points(rec)
         if record is not None:
             keep_encoder_attention(rec, record, b)
         out.append(rec)
     return out
+
+
+def keep_sampling_points(rec: ResultRecord) -> None:
+    """Store, per detection, the sampling points of its query in the deepest layer drawn (every
+    drawn head) as ``arrays['sampling_points/<rank>']``, float32 ``(K, 5)`` rows ``x, y`` (original
+    image pixels), ``weight``, ``level``, ``head``: what the report draws when the detection is
+    clicked. Each map keeps its own points in ``meta['points']`` (saved in the npz)."""
+    by_det: dict = {}
+    for m in rec.maps.values():
+        det, pts = m.meta.get('detection'), m.meta.get('points')
+        if isinstance(det, int) and pts is not None:
+            by_det.setdefault(det, []).append(m)
+    for det, maps in by_det.items():
+        layers = [m.meta.get('layer') for m in maps if isinstance(m.meta.get('layer'), int)]
+        deepest = max(layers) if layers else None
+        pts = [_rows(m.meta['points']) for m in maps
+               if deepest is None or m.meta.get('layer') == deepest]
+        rec.arrays[f'sampling_points/{det}'] = np.concatenate(pts, 0)
+
+
+def _rows(points) -> np.ndarray:
+    a = np.asarray(points, np.float32)
+    return a.reshape(-1, a.shape[-1] if a.ndim else 1)
 
 
 def keep_encoder_attention(rec: ResultRecord, record: AttentionRecord, b: int) -> None:

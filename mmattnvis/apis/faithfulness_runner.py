@@ -286,12 +286,18 @@ class FaithfulnessRun(Run):
             for method, sal in maps:
                 record.add_map(f'd{det.rank}/{method}', Map2D(
                     np.asarray(sal, np.float32), method,
-                    {'kind': 'explainer', 'method': method, 'detection': det.rank,
-                     'column': i, 'aligned': True}))
+                    {'kind': 'explainer', 'method': method, 'layer': self.layer(method),
+                     'detection': det.rank, 'column': i, 'aligned': True}))
             assert start_preds is not None
             self._score(scorer, img, path, i, det, dets, maps, img_gt, start_preds)
         record.info['rows'] = self.table.rows[first_row:]
         return record
+
+    def layer(self, method: str) -> Optional[str]:
+        """The layers a method's map was computed on (``None``: D-RISE and the random map)."""
+        if method.lower() in ('drise', RANDOM):
+            return None
+        return ', '.join(self.options.target_layers)
 
     def _score(self, scorer, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
         options = self.options
@@ -308,7 +314,7 @@ class FaithfulnessRun(Run):
                                               options.steps, tie, start)
             self.table.rows.append(dict(
                 image=osp.basename(path), detection=i, label=det.label,
-                score=round(det.score, 4), method=method,
+                score=round(det.score, 4), method=method, layer=self.layer(method),
                 pointing_game=float(pointing_game(sal, det.bbox, options.tolerance)),
                 pointing_game_gt=(None if gt_box is None else
                                   float(pointing_game(sal, gt_box, options.tolerance))),

@@ -174,7 +174,9 @@ class FeatMapRun(Run):
         channel (``name/ch<c>``), on the feature grid.
         """
         opts = self.options
-        classes = (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+        # a hook sets the visualizer's meta from its runner's dataset (the model has none there)
+        meta = self.visualizer.dataset_meta or getattr(self.model, 'dataset_meta', None) or {}
+        classes = meta.get('classes')
         out = []
         for i, sample in enumerate(samples):
             dets = sample_detections(sample, opts.score_thr, i, classes)

@@ -63,10 +63,14 @@ class Run:
         self.options = options
         self._cfg = cfg
         self._pipeline = None
+        #: The dataset's meta (``classes``) when the model has none (a runner's model; a hook
+        #: sets it from its loop's dataset); default ``model.dataset_meta``.
+        self.dataset_meta: Optional[Dict[str, Any]] = None
 
     @property
     def classes(self) -> Optional[Sequence[str]]:
-        return (getattr(self.model, 'dataset_meta', None) or {}).get('classes')
+        meta = self.dataset_meta or getattr(self.model, 'dataset_meta', None) or {}
+        return meta.get('classes')
 
     @property
     def pipeline(self):

@@ -6,7 +6,7 @@ import tempfile
 import weakref
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from ..sinks.records import RecordSink
+from ..sinks.records import TEMP_PREFIX, RecordSink
 from ..structures import ResultRecord
 
 
@@ -31,7 +31,7 @@ class RunSinks:
         if results_dir is None and report_dir is not None:
             parent = osp.dirname(osp.abspath(report_dir))
             os.makedirs(parent, exist_ok=True)
-            self._tmp = results_dir = tempfile.mkdtemp(prefix='.mmattnvis-results-', dir=parent)
+            self._tmp = results_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=parent)
             # removed when the report is built, and also when a failed run drops this object
             self._cleanup = weakref.finalize(self, shutil.rmtree, results_dir, True)
         self.results_dir = results_dir

@@ -20,6 +20,7 @@ from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .base import CaptureVisHook
 from .evolution import match_to_ground_truth
+from .meta import loop_dataset_meta
 
 
 @HOOKS.register_module()
@@ -107,12 +108,12 @@ class AttentionVisHook(CaptureVisHook):
             from ..visualization import DetectionFigure, FeatMapVisualizer
             vis = FeatMapVisualizer(name=f'mmattnvis_attn_hook_{id(self)}')
             self._figure = DetectionFigure(vis, self.alpha, self.colormap, self.cell_width)
-        self._figure.visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta',
-                                                       None) or self._model.dataset_meta
+        self._figure.visualizer.dataset_meta = loop_dataset_meta(runner, self._mode)
         return self._figure
 
     def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
         assert self._run is not None
+        self._run.dataset_meta = loop_dataset_meta(runner, self._mode)  # class names
         return self._run.records(self._capture.record, outputs)
 
     def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,

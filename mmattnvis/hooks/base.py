@@ -33,6 +33,7 @@ from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore
 from .fields import HookConfigError, check_common_fields
+from .meta import sink_info
 
 
 class CaptureVisHook(Hook):
@@ -215,7 +216,7 @@ class CaptureVisHook(Hook):
         results, report, fallback = loop_dirs(runner.work_dir, mode, self.results_dir,
                                               self.report_dir, type(self).__name__)
         self._results = LoopResults(self._task(), results, report, fallback,
-                                    {'hook': type(self).__name__, 'mode': mode},
+                                    sink_info(self, runner, mode),
                                     resume=self.resume)
 
     def _summarize(self, records: Sequence[ResultRecord]) -> Dict[str, float]:

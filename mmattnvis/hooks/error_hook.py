@@ -32,6 +32,7 @@ from ..apis.options import OptionError
 from ..apis.run_sinks import RunSinks
 from ..registry import HOOKS
 from .fields import HookConfigError
+from .meta import loop_dataset_meta
 
 
 @HOOKS.register_module()
@@ -70,6 +71,7 @@ class ErrorHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self._mode, self._labels, self._mapped, self._rows = mode, [], 0, []
         self._run = ErrorRun(model, self.options)
+        self._run.dataset_meta = loop_dataset_meta(runner, mode)  # class names
         self._maps_run = self._run.explainer
         dirs = [None if d is None else osp.join(d if osp.isabs(d) else
                                                 osp.join(runner.work_dir, d), mode)

@@ -13,6 +13,7 @@ from ..registry import HOOKS
 from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .base import CaptureVisHook
+from .meta import loop_dataset_meta
 
 
 class _NoCapture:
@@ -126,6 +127,7 @@ class ExplainHook(CaptureVisHook):
         inputs = [data_batch['inputs'][i] for i in todo]
         batch = [_clean(samples[i]) for i in todo]
         model = self._unwrap(runner.model)
+        self._run.dataset_meta = loop_dataset_meta(runner, self._mode)  # class names
         grad = torch.enable_grad() if self._run.needs_grad else contextlib.nullcontext()
         with kept_model_state(model), grad:
             records = self._run.run_batch(inputs, batch)
@@ -144,8 +146,7 @@ class ExplainHook(CaptureVisHook):
         figure = task_figure(self._task())
         if figure is None:
             return []
-        meta = getattr(runner.visualizer, 'dataset_meta', None) or getattr(
-            self._run.model, 'dataset_meta', None)
+        meta = loop_dataset_meta(runner, self._mode)
         return figure(record, image_rgb, self._run.options, tag, meta=meta,
                       cell_width=self.cell_width)
 

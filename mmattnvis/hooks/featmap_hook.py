@@ -9,6 +9,7 @@ from ..capture import FeatureCapture
 from ..registry import HOOKS
 from ..structures import ResultRecord
 from .base import CaptureVisHook
+from .meta import loop_dataset_meta
 
 
 @HOOKS.register_module()
@@ -80,8 +81,7 @@ class FeatMapVisHook(CaptureVisHook):
 
     def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
         assert self._run is not None
-        self._run.visualizer.dataset_meta = getattr(runner.visualizer, 'dataset_meta', None) \
-            or getattr(self._unwrap(runner.model), 'dataset_meta', None)
+        self._run.visualizer.dataset_meta = loop_dataset_meta(runner, self._mode)
         return self._run.records(self._capture.featmaps(), outputs)
 
     def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,

@@ -125,9 +125,12 @@ class DecoderCrossAttention(AttentionMaps):
         attn = record.dense[key][det.image, :, det.query]  # (heads, HW)
         attn, idx = _select_heads(attn, self.heads)
         fused = fuse_heads(attn, self.fusion)
-        labels = ([f'L{layer} {self.fusion}'] if fused.shape[0] == 1 and self.fusion not in
-                  (None, 'none') else [f'L{layer} h{h}' for h in idx])
-        return _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'query': det.query})
+        one = fused.shape[0] == 1 and self.fusion not in (None, 'none')
+        labels = [f'L{layer} {self.fusion}'] if one else [f'L{layer} h{h}' for h in idx]
+        maps = _grid_maps(fused, record.key_shape, labels, {'layer': layer, 'query': det.query})
+        for m, h in zip(maps, [self.fusion] if one else idx):
+            m.meta['head'] = h  # a head index, or the fusion (the report's layer x head grid)
+        return maps
 
 
 DIRECTIONS = ('to', 'from')
@@ -259,5 +262,6 @@ class DeformableSamplingPoints(AttentionMaps):
             rows = np.clip((loc[group][..., 1].reshape(-1) * gh).long().numpy(), 0, gh - 1)
             np.add.at(grid, (rows, cols), wts[group].reshape(-1).numpy())
             label = f'L{layer} h{group[0]}' if len(group) == 1 else f'L{layer} all heads'
-            maps.append(Map2D(grid, label, {'points': pts, 'layer': layer, 'query': q}))
+            maps.append(Map2D(grid, label, {'points': pts, 'layer': layer, 'query': q,
+                                            'head': group[0] if len(group) == 1 else 'all'}))
         return maps

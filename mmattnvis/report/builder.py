@@ -26,10 +26,18 @@ import numpy as np
 
 from ..render.options import check_draw_options
 from ..render.points import LEVEL_COLORS
-from ..sinks.records import load_results
+from ..sinks.records import TEMP_PREFIX, load_results
 from ..structures import ResultRecord
 from ..utils.errors import UserInputError
-from .data import ablation_summary, clean, encoder_data, find_map, js_call, sampling_data
+from .data import (
+    ablation_summary,
+    clean,
+    encoder_data,
+    find_map,
+    js_call,
+    point_rows,
+    sampling_data,
+)
 from .images import (
     PALETTE,
     class_name,
@@ -46,8 +54,10 @@ from .maps import (
     data_url,
     facet_layer,
     facet_method,
+    map_caption,
     map_groups,
     map_layer,
+    shown_meta,
     storage_shape,
 )
 from .page import PKG_DIR, STATIC_FILES, atomic_directory, write_page
@@ -74,7 +84,7 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
             place when complete; an existing report there is replaced only then. A folder that
             exists and is neither empty nor a report is refused.
         index: The run's index (``task``, ``info``, ``skipped``) when ``results`` are records.
-        title: Page title (default: the task and the results folder's name).
+        title: Page title (default: :func:`default_title`).
         alpha: Initial weight of the heat layers over the image (a slider changes it).
         colormap: OpenCV colormap of the heat layers and the encoder attention.
         thumb_size: Longest side of the gallery thumbnails (pixels).
@@ -99,12 +109,38 @@ def build_report(results: Union[str, os.PathLike, Sequence[ResultRecord]],
             raise UserInputError('no result records to report (the run produced nothing)')
     _check_options(alpha, colormap, thumb_size, max_side, jpeg_quality)
     task = doc.get('task') or (records[0].task if records else '')
-    title = title or ' · '.join(p for p in ('mmattnvis report', task, name) if p)
+    title = title or default_title(task, doc.get('info') or {}, name)
     builder = _Builder(records, doc, colormap=colormap, thumb_size=thumb_size,
                        max_side=max_side, quality=jpeg_quality, search=search)
     with atomic_directory(os.fspath(out_dir)) as tmp:
         builder.write(tmp, title=title, alpha=alpha, progress=progress)
     return osp.join(os.fspath(out_dir), 'index.html')
+
+
+def display_names(records: Sequence[ResultRecord], stems: Sequence[str]) -> List[str]:
+    """What the page calls each image: its path relative to the folder that holds all the
+    run's images (``sub/a.jpg``; the file name when they share one folder), else its stem."""
+    paths = [osp.abspath(r.image_path) if r.image_path else None for r in records]
+    dirs = [osp.dirname(p) for p in paths if p]
+    try:
+        common = osp.commonpath(dirs) if dirs else ''
+    except ValueError:  # paths on different drives
+        common = ''
+    return [osp.relpath(p, common) if p and common else osp.basename(p) if p else
+            stems[i] if i < len(stems) else f'image {i}' for i, p in enumerate(paths)]
+
+
+def default_title(task: str, info: Dict[str, Any], folder: str = '') -> str:
+    """``mmattnvis report · <task> (<mode>) · <model> · <hook> <loop>`` from the run's ``info``
+    (the config's name, a hook's loop); the results folder's name only when the run says
+    nothing of its model and is not a temporary folder of ``--report``."""
+    what = f"{task} ({info['mode']})" if task == 'attention' and info.get('mode') else task
+    config = info.get('config')
+    model = info.get('model') or (osp.splitext(osp.basename(str(config)))[0] if config else '')
+    loop = ' '.join(str(info[k]) for k in ('hook', 'loop') if info.get(k))
+    if not (model or loop) and not folder.startswith(TEMP_PREFIX):
+        loop = folder
+    return ' · '.join(p for p in ('mmattnvis report', what, model, loop) if p)
 
 
 def _check_options(alpha: float, colormap: str, thumb_size: int, max_side: int,
@@ -131,11 +167,7 @@ class _Builder:
         self.max_side = max_side
         self.quality = quality
         self.search = tuple(search)
-        stems = list(doc.get('records') or [])
-        self.names = [
-            stems[i] if i < len(stems) else
-            (osp.basename(r.image_path) or f'image {i}') for i, r in enumerate(self.records)
-        ]
+        self.names = display_names(self.records, list(doc.get('records') or []))
 
     def write(self, out: str, title: str, alpha: float, progress: Optional[Progress]) -> None:
         """Write the whole report into the empty folder ``out``."""
@@ -192,8 +224,10 @@ class _Builder:
                                           self.thumb_size), self.quality))
         maps, facets, left_out, kept = [], [], [], {}
         for name, m in record.maps.items():
-            try:
-                stored = map_layer(m, record, storage_shape(m, record, (sh, sw)))
+            points = m.meta.get('points')
+            try:  # sampling points are drawn as points, not as their splatted grid
+                stored = None if points is not None else map_layer(
+                    m, record, storage_shape(m, record, (sh, sw)))
             except ValueError as e:  # e.g. a map that is not 2-D: noted, the rest goes on
                 left_out.append(f'map {name!r} left out ({e})')
                 continue
@@ -205,9 +239,13 @@ class _Builder:
             pair = [layers.index(lay), methods.index(meth)]
             if pair not in facets:
                 facets.append(pair)
-            maps.append({'name': name, 'label': m.label, 'meta': m.meta,
-                         'shape': list(np.shape(m.data)), 'stored': list(stored.shape),
-                         'data': data_url(stored)})
+            entry = {'name': name, 'label': m.label, 'caption': map_caption(m),
+                     'meta': shown_meta(m.meta), 'shape': list(np.shape(m.data))}
+            if points is None:
+                entry.update(stored=list(stored.shape), data=data_url(stored))
+            else:
+                entry['points'] = point_rows(points)
+            maps.append(entry)
         dets: List[Dict[str, Any]] = []
         font = label_font(record.geometry.ori_shape)
         for d, rect in zip(record.detections, label_rects(record.detections, record.geometry

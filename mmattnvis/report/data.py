@@ -46,15 +46,19 @@ def encoder_data(record: ResultRecord) -> Optional[Dict[str, Any]]:
             's': _b64(np.asarray(s, dtype='<f4'))}
 
 
+def point_rows(points: Any) -> List[List[Optional[float]]]:
+    """Sampling points ``(K, >=4)`` as page rows ``x, y, weight, level`` (None where not
+    finite)."""
+    a = np.asarray(points, dtype=np.float64)
+    a = a.reshape(-1, a.shape[-1] if a.ndim else 1)[:, :4]
+    a = np.where(np.isfinite(a), a, np.nan)
+    return [[None if np.isnan(v) else round(float(v), 3) for v in p] for p in a]
+
+
 def sampling_data(record: ResultRecord) -> Optional[Dict[str, Any]]:
-    """Deformable sampling points per name (``x, y, weight, level``; None where not finite)."""
-    pts = {}
-    for name, a in record.arrays.items():
-        if name.startswith('sampling_points/'):
-            a = np.asarray(a, dtype=np.float64).reshape(-1, np.shape(a)[-1])[:, :4]
-            a = np.where(np.isfinite(a), a, np.nan)
-            pts[name.split('/', 1)[1]] = [[None if np.isnan(v) else round(float(v), 3)
-                                           for v in p] for p in a]
+    """Deformable sampling points per detection rank (``arrays['sampling_points/<rank>']``)."""
+    pts = {name.split('/', 1)[1]: point_rows(a) for name, a in record.arrays.items()
+           if name.startswith('sampling_points/')}
     return pts or None
 
 

@@ -77,6 +77,25 @@ def colormap_lut(colormap: str) -> List[List[int]]:
     return colorize(ramp, colormap)[0].astype(int).tolist()
 
 
+def map_caption(m: Map2D) -> str:
+    """A tile's caption: the map's label, with its layer in front when the label lacks it (a
+    feature map's ``channel: 7`` becomes ``neck.1 · channel: 7``)."""
+    label = m.label or ''
+    layer = m.meta.get('layer')
+    if isinstance(layer, str) and layer and layer not in label:
+        return f'{layer} · {label}' if label else layer
+    return label
+
+
+def shown_meta(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """The metadata the page lists: arrays (sampling points) summarised, not dumped."""
+    out = dict(meta)
+    pts = out.get('points')
+    if pts is not None:
+        out['points'] = f'{len(np.asarray(pts).reshape(-1, np.shape(pts)[-1]))} sampling points'
+    return out
+
+
 def facet_layer(meta: Dict[str, Any]) -> str:
     """The gallery's layer facet of a map (``'—'`` when it has no layer)."""
     layer = meta.get('layer')

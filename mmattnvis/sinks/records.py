@@ -18,6 +18,8 @@ from ..utils.errors import UserInputError
 from ..utils.fileio import write_bytes_atomic, write_text_atomic
 
 INDEX = 'index.json'
+# the temporary results folder of ``--report`` without ``--save-results`` (report titles skip it)
+TEMP_PREFIX = '.mmattnvis-results-'
 
 
 def save_record(path_stem: str, record: ResultRecord) -> Tuple[str, str]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .detection import Detection
 from .geometry import ImageGeometry
-from .maps import Map2D
+from .maps import ARRAY_META_KEYS, Map2D
 
 RECORD_VERSION = 1
 TASKS = ('featmap', 'attention', 'cam', 'ablation', 'faithfulness')
@@ -58,9 +58,14 @@ class ResultRecord:
         for i, (name, m) in enumerate(self.maps.items()):
             key = f'map_{i}'
             arrays[key] = np.asarray(m.data)
+            meta = dict(m.meta)
+            for k in ARRAY_META_KEYS:  # arrays in the metadata go to the npz too
+                if k in meta and meta[k] is not None:
+                    a = np.asarray(meta[k])
+                    arrays[f'{key}_{k}'] = a
+                    meta[k] = {'array': f'{key}_{k}', 'shape': list(a.shape)}
             map_entries.append({'name': name, 'key': key, 'label': m.label,
-                                'meta': jsonable(m.meta),
-                                'shape': list(np.shape(m.data))})
+                                'meta': jsonable(meta), 'shape': list(np.shape(m.data))})
         array_entries = []
         for i, (name, a) in enumerate(self.arrays.items()):
             key = f'array_{i}'
@@ -99,7 +104,8 @@ class ResultRecord:
             with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         try:
-            maps = {e['name']: Map2D(arrays[e['key']], e.get('label', ''), dict(e['meta']))
+            maps = {e['name']: Map2D(arrays[e['key']], e.get('label', ''),
+                                     _meta_arrays(dict(e['meta']), arrays))
                     for e in doc['maps']}
             extra = {e['name']: arrays[e['key']] for e in doc['arrays']}
             return cls(doc['image_path'], ImageGeometry.from_dict(doc['geometry']),
@@ -107,6 +113,16 @@ class ResultRecord:
                        maps, extra, dict(doc.get('info', {})))
         except KeyError as e:
             raise IncompatibleResults(f'result record lacks {e}') from None
+
+
+def _meta_arrays(meta: Dict[str, Any], arrays: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """``meta`` with its :data:`ARRAY_META_KEYS` references replaced by their npz arrays (a
+    record written before they were kept there holds the values as lists: left as they are)."""
+    for k in ARRAY_META_KEYS:
+        ref = meta.get(k)
+        if isinstance(ref, dict) and 'array' in ref:
+            meta[k] = arrays[ref['array']]
+    return meta
 
 
 def jsonable(obj: Any) -> Any:

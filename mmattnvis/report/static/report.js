@@ -251,14 +251,20 @@
   function tile(rec, k, caption) {
     var m = rec.maps[k];
     var tw = 104, th = Math.max(1, Math.round(tw * rec.height / rec.width));
-    var cv = el('canvas', { class: 'heat', width: tw, height: th });
-    cv.pendingMap = m;
-    if (tileObserver) tileObserver.observe(cv); else paintHeat(cv, m);
+    var cv;
+    if (m.points) {  // sampling points: drawn as points over the thumbnail
+      cv = el('canvas', { class: 'pts', width: 2 * tw, height: 2 * th });
+      drawPoints(cv, rec, m.points);
+    } else {
+      cv = el('canvas', { class: 'heat', width: tw, height: th });
+      cv.pendingMap = m;
+      if (tileObserver) tileObserver.observe(cv); else paintHeat(cv, m);
+    }
     return el('button', { class: 'tile', 'data-k': k, title: m.name + (m.label ? ' — ' + m.label : ''), onclick: function () { selectMap(k, true); } }, [
       el('span', { class: 'tthumb', style: 'aspect-ratio: ' + rec.width + ' / ' + rec.height }, [
         el('img', { src: rec.image, loading: 'lazy', alt: '' }), cv
       ]),
-      el('span', { class: 'tcap', text: caption || m.label || m.name })
+      el('span', { class: 'tcap', text: caption || m.caption || m.label || m.name })
     ]);
   }
 
@@ -290,11 +296,29 @@
     var right = el('div', { class: 'd-right' }, [detectionsTable(rec), mapsPanel(rec)]);
     if (rec.faithfulness.length) right.appendChild(faithPanel(rec));
     if (rec.settings.length) right.appendChild(settingsPanel(rec));
-    right.appendChild(el('h3', { text: 'Record' }));
-    right.appendChild(el('pre', { class: 'info', text: JSON.stringify({ image_path: rec.path, task: rec.task, geometry: rec.geometry, arrays: rec.arrays, info: rec.info }, null, 1) }));
+    right.appendChild(recordPanel(rec));
     body.appendChild(left);
     body.appendChild(right);
     setAlpha(state.alpha);
+  }
+
+  function recordPanel(rec) {
+    // the record as a short table (the full record is in the results folder's JSON)
+    var g = rec.geometry;
+    var rows = [['image', rec.name], ['task', rec.task],
+      ['size', g.ori_shape[1] + ' × ' + g.ori_shape[0] + ' (network input ' + g.input_shape[1] + ' × ' + g.input_shape[0] + ')']];
+    Object.keys(rec.arrays).forEach(function (n) {
+      rows.push([n, rec.arrays[n][1] + ' [' + rec.arrays[n][0].join(' × ') + ']']);
+    });
+    Object.keys(rec.info).forEach(function (k) {
+      var v = rec.info[k];
+      if (k === 'columns') return;
+      var t = fmt(v);
+      rows.push([k, t.length > 120 ? t.slice(0, 120) + '…' : t]);
+    });
+    var t = el('table', { class: 'data meta', id: 'd-record' });
+    rows.forEach(function (r) { t.appendChild(el('tr', {}, [el('th', { text: r[0] }), el('td', { text: r[1] })])); });
+    return el('div', {}, [el('h3', { text: 'Record' }), t]);
   }
 
   function detectionsTable(rec) {
@@ -372,7 +396,10 @@
     var heat = document.querySelector('#d-body .stage.main canvas.heat');
     var m = k >= 0 ? rec.maps[k] : null;
     heat.removeAttribute('data-map');
-    if (m) { paintHeat(heat, m, function () { heat.hidden = state.map !== k; }); } else { heat.hidden = true; }
+    if (m && m.points) {
+      heat.hidden = true;
+      showPoints(rec, m.points, typeof m.meta.detection === 'number' ? m.meta.detection : null, m.name);
+    } else if (m) { paintHeat(heat, m, function () { heat.hidden = state.map !== k; }); } else { heat.hidden = true; }
     $('d-map-title').textContent = m ? m.name + (m.label ? ' — ' + m.label : '') : 'image and detections';
     Array.prototype.forEach.call(document.querySelectorAll('#d-body .tile'), function (t) {
       t.classList.toggle('selected', +t.getAttribute('data-k') === k);
@@ -380,7 +407,9 @@
     var meta = $('d-meta');
     meta.innerHTML = '';
     if (m) {
-      var rows = [['name', m.name], ['label', m.label], ['shape', m.shape.join(' × ')], ['stored', m.stored.join(' × ') + ' (aligned with the image)']];
+      var rows = [['name', m.name], ['label', m.label], ['shape', m.shape.join(' × ')]];
+      rows.push(m.points ? ['drawn', m.points.length + ' sampling points (circle area: weight, colour: level)'] :
+        ['stored', m.stored.join(' × ') + ' (aligned with the image)']);
       for (var key in m.meta) rows.push([key, m.meta[key]]);
       rows.forEach(function (r) { meta.appendChild(el('tr', {}, [el('th', { text: r[0] }), el('td', { text: fmt(r[1]) })])); });
       if (typeof m.meta.detection === 'number') highlight(m.meta.detection);
@@ -423,19 +452,30 @@
 
   /* ----- deformable: sampling points of a query ----- */
   function drawSampling(rec, rank) {
-    var pts = rec.sampling[String(rank)] || [];
-    var cv = document.querySelector('#d-body canvas.pts');
+    showPoints(rec, rec.sampling[String(rank)] || [], rank, null);
+  }
+  function showPoints(rec, pts, rank, mapName) {
+    var cv = document.querySelector('#d-body .stage.main canvas.pts');
+    drawPoints(cv, rec, pts);
+    state.sampling = { rank: rank, points: pts, map: mapName };
+    cv.setAttribute('data-rank', rank === null ? '' : rank);
+    cv.setAttribute('data-points', pts.length);
+  }
+  // points x, y (original-image pixels), weight, level: circle area ~ weight, colour = level
+  function drawPoints(cv, rec, pts) {
     var ctx = cv.getContext('2d');
     ctx.clearRect(0, 0, cv.width, cv.height);
     var wmax = 0;
     pts.forEach(function (p) { if (p[2] > wmax) wmax = p[2]; });
     wmax = wmax || 1;
-    var maxR = Math.max(3, Math.min(rec.width, rec.height) / 40);
+    var sc = cv.width / rec.width;  // a tile's canvas is smaller than the image
+    var maxR = Math.max(3, Math.min(cv.width, cv.height) / 40);
+    ctx.lineWidth = Math.max(0.5, Math.min(1, sc * 2));
     pts.slice().sort(function (a, b) { return a[2] - b[2]; }).forEach(function (p) {
       if (p[0] === null || p[1] === null) return;
       var r = Math.max(1, maxR * Math.sqrt(Math.max(p[2], 0) / wmax));
       ctx.beginPath();
-      ctx.arc(p[0], p[1], r, 0, 2 * Math.PI);
+      ctx.arc(p[0] * sc, p[1] * sc, r, 0, 2 * Math.PI);
       ctx.fillStyle = rgb(IDX.level_colors[(p[3] | 0) % IDX.level_colors.length]);
       ctx.globalAlpha = 0.85;
       ctx.fill();
@@ -443,8 +483,6 @@
       ctx.strokeStyle = '#000';
       ctx.stroke();
     });
-    state.sampling = { rank: rank, points: pts };
-    cv.setAttribute('data-rank', rank);
   }
 
   /* ----- DETR: encoder self-attention at a clicked point ----- */
