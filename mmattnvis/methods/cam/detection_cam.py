@@ -216,10 +216,11 @@ class DetectionCAM(Explainer):
         """Name the layer, what it outputs, and the layers of this model that do give maps."""
         name = self.target_layers[err.index]
         shape = ', '.join('x'.join(str(v) for v in s) for s in err.shapes[:2])
-        ok = spatial_layers(fn.detector, lambda: fn(image.detach()), int(image.shape[0]),
+        ok = spatial_layers(fn.detector, lambda: fn(image.detach()), image.shape,
                             self.reshape_transform)
         top = [n for n in ok if '.' not in n]
-        shown = top + [n for n in ok if '.' in n][:max(0, 8 - len(top))]
+        # deeper layers, the last ones (nearest the head) first
+        shown = top + [n for n in ok if '.' in n][::-1][:max(0, 6 - len(top))]
         more = ', ...' if len(shown) < len(ok) else ''
         hint = ''
         if 'decoder' in name.split('.')[0]:

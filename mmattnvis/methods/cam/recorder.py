@@ -126,12 +126,16 @@ class NotSpatialLayer(RuntimeError):
         self.shapes = shapes
 
 
-def spatial_layers(detector: nn.Module, run: Callable[[], object], batch: int,
-                   reshape_transform: Optional[Callable] = None,
+def spatial_layers(detector: nn.Module, run: Callable[[], object],
+                   input_shape: Sequence[int], reshape_transform: Optional[Callable] = None,
                    max_depth: int = 2) -> List[str]:
-    """Names of the detector's modules (up to ``max_depth`` dots + 1 deep) whose output is a
-    ``(batch, C, H, W)`` map after ``reshape_transform``, found with one forward (``run()``)."""
+    """Names of the detector's modules (at most ``max_depth`` levels deep) whose output makes a
+    CAM: after ``reshape_transform`` a ``(B, C, H, W)`` map on a strided grid of the
+    ``(B, 3, H_in, W_in)`` input that depends on the image (not a positional encoding). Found
+    with one forward (``run()``, gradients on: the caller freezes the parameters)."""
+    from ...structures.geometry import infer_stride
     reshape = reshape_transform or MultiLevelReshape()
+    batch, in_hw = int(input_shape[0]), tuple(int(v) for v in input_shape[-2:])
     found: Dict[str, bool] = {}
     handles = []
 
@@ -141,7 +145,9 @@ def spatial_layers(detector: nn.Module, run: Callable[[], object], batch: int,
             try:
                 with torch.no_grad():
                     merged = reshape(levels if len(levels) > 1 else levels[0])
-                ok = merged.dim() == 4 and int(merged.shape[0]) == batch
+                ok = (merged.dim() == 4 and int(merged.shape[0]) == batch
+                      and any(t.requires_grad for t in levels)
+                      and infer_stride(in_hw, merged.shape[-2:]) is not None)
             except (TypeError, ValueError, RuntimeError, IndexError):
                 ok = False
             found[name] = found.get(name, True) and ok
@@ -151,8 +157,7 @@ def spatial_layers(detector: nn.Module, run: Callable[[], object], batch: int,
         for name, module in detector.named_modules():
             if name and name.count('.') < max_depth:
                 handles.append(module.register_forward_hook(hook(name)))
-        with torch.no_grad():
-            run()
+        run()
     finally:
         for h in handles:
             h.remove()
