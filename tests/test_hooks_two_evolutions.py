@@ -13,7 +13,7 @@ from runner_utils import make_dataset, train_cfg
 
 DINO = osp.join(ROOT, 'configs/shapes/dino_slim_shapes.py')
 HOOKS = [
-    dict(type='mmattnvis.FeatMapVisHook', target_layers=['neck.0'], out_dir='vis',
+    dict(type='mmattnvis.FeatMapVisHook', target_layers=['backbone.layer4'], out_dir='vis',
          fixed_samples=1),
     dict(type='mmattnvis.AttentionVisHook', mode='deformable', out_dir='vis', fixed_samples=1,
          score_thr=0.0, max_queries=2),
@@ -40,7 +40,7 @@ def test_two_hooks_keep_their_own_evolution_figure(tmp_path):
     assert len(evo) == 2, evo
     assert any('_featmap_evolution' in f for f in evo)
     assert any('_attention_evolution' in f for f in evo)
-    # each is its hook's figure: the feature-map one has one row (neck.0), the attention one a
+    # each is its hook's figure: the feature-map one has one row (backbone.layer4), the attention one a
     # row per ground-truth object; they differ in content and size
     dirs = [d for d, _, names in os.walk(work) if d.endswith('vis_image')]
     a, b = (cv2.imread(osp.join(dirs[0], f)) for f in evo)
