@@ -275,8 +275,8 @@ def test_evolution_video_from_saved_records(tmp_path, kind):
         store.save('img_id1', epoch, {'rows': [('neck.0', 'neck.0', cell)],
                                       'scalars': {'attn_in_box': epoch / 4}})
     written = build_evolution(str(tmp_path), cell_width=80, video=kind)
-    assert [osp.basename(p) for p in written] == ['img_id1_evolution.png',
-                                                   f'img_id1_evolution.{kind}']
+    assert [osp.basename(p) for p in written] == ['img_id1_featmap_evolution.png',
+                                                   f'img_id1_featmap_evolution.{kind}']
     if kind == 'gif':
         frames = imageio.mimread(written[1])
     else:

@@ -42,12 +42,17 @@ def test_draw_labelled_boxes_draws_each_label():
     assert np.array_equal(img, np.full((120, 200, 3), 128, np.uint8))  # input untouched
 
 
-def test_marker_has_a_dark_outline_and_a_bright_core():
+def test_marker_has_a_dark_outline_a_bright_core_and_an_open_centre():
+    """Issue 24.9: the "+" no longer covers a small object at the point: its centre is open
+    and the whole marker spans a few percent of the image."""
     for bg in (0, 255):
         img = np.full((300, 400, 3), bg, np.uint8)
         out = draw_marker(img, (200, 150))
         row = out[150, 150:251].astype(int).sum(1)
         assert (row == 0).any() and (row == 3 * 255).any()  # black outline, white core
-        assert out[150, 200].tolist() == [255, 255, 255]
-        # the arms reach well beyond a few pixels (visible after downscaling)
-        assert (out[150, 190:211] == 255).all()
+        assert out[148:153, 198:203].tolist() == img[148:153, 198:203].tolist()  # open centre
+        changed = np.abs(out.astype(int) - img).sum(-1) > 0
+        ys, xs = np.nonzero(changed)
+        # (the old filled "+" spanned 29 px with a 7-px thick stroke here)
+        assert 8 <= xs.max() - xs.min() <= 24 and 8 <= ys.max() - ys.min() <= 24
+        assert changed.sum() < 200

@@ -362,7 +362,21 @@ def figure_title(options: AttentionOptions, name: str, deformable: bool = False)
     }[options.mode]
     if options.mode == 'relevance' or options.mode == 'rollout':
         return f'{name}: {what}'
-    return f'{name}: {what}, heads: {options.head_fusion}'
+    return f'{name}: {what}, {heads_text(options, deformable or options.mode == "deformable")}'
+
+
+def heads_text(options: AttentionOptions, points: bool = False) -> str:
+    """Which heads a figure shows, in the words its panels use: sampling points are drawn for
+    every selected head together (``all heads`` / ``heads 0,3``) or one panel per head; dense
+    maps fuse the heads (``heads: mean``)."""
+    chosen = ','.join(str(h) for h in options.heads) if options.heads else ''
+    if options.head_fusion == 'none':
+        return f'one row per head{" of " + chosen if chosen else ""}'
+    if points:
+        if options.heads and len(options.heads) == 1:
+            return f'head {chosen}'
+        return f'heads {chosen} together' if chosen else 'all heads'
+    return f'heads{" " + chosen if chosen else ""}: {options.head_fusion}'
 
 
 def _rollout_title(options: AttentionOptions, direction: str) -> str:

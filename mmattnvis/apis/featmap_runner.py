@@ -11,11 +11,14 @@ from mmengine.logging import MMLogger
 from ..capture import FeatureCapture, describe_module_outputs
 from ..methods.featmap import build_reduction, check_arrangement
 from ..registry import RUNS
+from ..render.layout import Sheet
+from ..render.options import FigureOptions
 from ..structures import ResultRecord
-from ..utils.cli import ProgressBar, check_display, write_image_atomic
+from ..utils.cli import ProgressBar, check_display
 from ..utils.errors import UserInputError
 from ..utils.validate import check_at_least
 from ..visualization.featmap_visualizer import describe
+from ..visualization.figure_output import style_of, write_figure
 from .inference import (
     UnreadableImages,
     batched,
@@ -47,6 +50,7 @@ class FeatMapOptions(RunOptions):
     draw_pred: bool = True
     max_size: int = 2000
     cfg_options: Dict[str, Any] = field(default_factory=dict)
+    figure: FigureOptions = field(default_factory=FigureOptions)
 
     def validate(self) -> None:
         """Raise :class:`OptionError` (flag in the message, config field in ``field``) for bad
@@ -76,6 +80,7 @@ class FeatMapOptions(RunOptions):
             raise OptionError('target_layers', 'no target layers given')
         if self.max_size < 64:
             raise OptionError('max_size', f'max size must be >= 64 pixels, got {self.max_size}')
+        self.figure.check()
 
 
 @RUNS.register_module(name='featmap')
@@ -127,7 +132,8 @@ class FeatMapRun(Run):
             align=not args.no_align,
             batch_size=args.batch_size,
             max_size=getattr(args, 'max_size', 2000),
-            cfg_options=args.cfg_options or {})
+            cfg_options=args.cfg_options or {},
+            figure=FigureOptions.from_args(args))
         options.validate()
         if getattr(args, 'show', False):
             check_display()
@@ -200,8 +206,8 @@ class FeatMapRun(Run):
         featmaps, samples = self.forward(inputs, data_samples)
         return self.records(featmaps, samples)
 
-    def figure(self, record: ResultRecord, image_rgb: np.ndarray) -> np.ndarray:
-        """The composite figure of one record (a titled panel per captured map)."""
+    def figure_sheet(self, record: ResultRecord, image_rgb: np.ndarray) -> Sheet:
+        """The figure of one record as a :class:`Sheet` (a titled panel per captured map)."""
         opts = self.options
         cells = 1 if opts.channel_reduction is not None or opts.topk <= 0 else opts.arrangement
         n_layers = len({m.meta['layer'] for m in record.maps.values()})
@@ -210,9 +216,14 @@ class FeatMapRun(Run):
             h, w = image_rgb.shape[:2]
             image_rgb = cv2.resize(image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                    interpolation=cv2.INTER_AREA)
-        figure = self.visualizer.draw_record(record, image_rgb, scale, opts.arrangement,
-                                             opts.align, opts.draw_pred, draw_gt=False)
-        return shrink_to(figure, opts.max_size)
+        return self.visualizer.record_sheet(record, image_rgb, scale, opts.arrangement,
+                                            opts.align, opts.draw_pred, draw_gt=False,
+                                            options=opts.figure)
+
+    def figure(self, record: ResultRecord, image_rgb: np.ndarray) -> np.ndarray:
+        """The composite figure of one record (a titled panel per captured map)."""
+        return shrink_to(self.figure_sheet(record, image_rgb).render(style_of(self.options.figure)),
+                         self.options.max_size)
 
     def render_batch(self, images_bgr: Sequence[np.ndarray],
                      paths: Optional[Sequence[str]] = None
@@ -222,7 +233,8 @@ class FeatMapRun(Run):
         return [self.figure(r, bgr_to_rgb(img)) for r, img in zip(records, images_bgr)], records
 
     def out_path(self, path: str) -> str:
-        return output_path(self.out_dir or '.', path, self.image_root, ext=None)
+        return output_path(self.out_dir or '.', path, self.image_root,
+                           ext=self.options.figure.extension(None))
 
     def run_all(self, paths: Optional[Sequence[str]] = None,
                 sinks: Optional['RunSinks'] = None) -> List[str]:
@@ -244,16 +256,19 @@ class FeatMapRun(Run):
             images = [img for _, img in loaded if img is not None]
             if not images:
                 continue
-            drawn, records = self.render_batch(images, chunk)
-            for path, img, record in zip(chunk, drawn, records):
+            records = self.run_images(images, chunk)
+            for path, image, record in zip(chunk, images, records):
+                sheet = self.figure_sheet(record, bgr_to_rgb(image))
                 if self.out_dir:
                     out = self.out_path(path)
-                    write_image_atomic(out, img)
+                    write_figure(out, sheet, self.options.figure, self.options.max_size)
                     written.append(out)
                 if sinks is not None:
                     sinks.add(record, record_stem(path, self.image_root))
                 if self.show:
-                    self.visualizer.show(img, win_name=osp.basename(path))
+                    self.visualizer.show(shrink_to(sheet.render(style_of(self.options.figure)),
+                                                   self.options.max_size),
+                                         win_name=osp.basename(path))
                 progress.update()
         if sinks is not None:
             sinks.skipped(self.unreadable)

@@ -73,8 +73,10 @@ def main(argv=None) -> int:
     from mmattnvis.apis.options import check_draw_options
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
-    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
+    from mmattnvis.render.options import FigureOptions
+    from mmattnvis.utils.cli import ProgressBar
     from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
+    from mmattnvis.visualization.figure_output import write_figure
 
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
                                head_fusion=args.head_fusion, points=parse_points(args.points),
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
                                per_layer=args.per_layer, direction=args.direction,
                                discard_ratio=args.discard_ratio, gradient=args.gradient)
     check_draw_options(args.colormap, args.alpha)
+    figure_opts = FigureOptions.from_args(args)
     images = collect_images(args.img)
     model = init_model_from_args(args)
     sinks = RunSinks('attention', args.save_results, args.report,
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
     run = AttentionRun(model, options, keep_encoder=sinks.active)
     vis = FeatMapVisualizer(name=f'mmattnvis_attn_{id(options)}')
     vis.dataset_meta = model.dataset_meta
-    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width)
+    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width, figure_opts)
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images))
     written = 0
@@ -104,9 +107,11 @@ def main(argv=None) -> int:
         record = run.run_images([img], [path])[0]
         name = osp.basename(path)
         deformable = any('points' in m.meta for m in record.maps.values())
-        out = fig.draw_record(record, bgr_to_rgb(img), figure_title(options, name, deformable),
-                              no_detection_note(options.score_thr))
-        write_image_atomic(output_path(args.out_dir, path, root), out)
+        sheet = fig.record_sheet(record, bgr_to_rgb(img),
+                                 figure_title(options, name, deformable),
+                                 no_detection_note(options.score_thr))
+        write_figure(output_path(args.out_dir, path, root, ext=figure_opts.extension()), sheet,
+                     figure_opts)
         sinks.add(record, record_stem(path, root))
         written += 1
         progress.update()

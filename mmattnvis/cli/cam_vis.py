@@ -58,9 +58,12 @@ def main(argv=None) -> int:
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     from mmattnvis.methods.explainers import DRISEOptions
-    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
+    from mmattnvis.render.options import FigureOptions
+    from mmattnvis.utils.cli import ProgressBar
     from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
+    from mmattnvis.visualization.figure_output import write_figure
 
+    figure_opts = FigureOptions.from_args(args)
     images = collect_images(args.img)
     drise = DRISEOptions(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
                          args.seed)
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     run = CAMRun(model, options, explainers=explainers)
     vis = FeatMapVisualizer(name=f'mmattnvis_cam_{id(args)}')
     vis.dataset_meta = model.dataset_meta
-    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width)
+    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width, figure_opts)
     sinks = RunSinks('cam', args.save_results, args.report,
                      {'tool': 'cam_vis', 'config': args.config, 'methods': list(args.method)})
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
@@ -86,9 +89,10 @@ def main(argv=None) -> int:
         record = run.run_images([img], [path], on_method=progress.update)[0]
         title = (f'{osp.basename(path)}: {", ".join(args.method)} on '
                  f'{", ".join(args.target_layers)}')
-        out = fig.draw_record(record, bgr_to_rgb(img), title,
-                              f'no detections above score_thr={args.score_thr}')
-        write_image_atomic(output_path(args.out_dir, path, root), out)
+        sheet = fig.record_sheet(record, bgr_to_rgb(img), title,
+                                 f'no detections above score_thr={args.score_thr}')
+        write_figure(output_path(args.out_dir, path, root, ext=figure_opts.extension()), sheet,
+                     figure_opts)
         sinks.add(record, record_stem(path, root))
     sinks.skipped(unreadable)
     report = sinks.close()

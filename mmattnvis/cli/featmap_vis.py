@@ -15,8 +15,8 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 from mmattnvis.utils.cli import (  # noqa: E402
     DEVICE_HELP,
     OneLineArgumentParser,
+    add_figure_args,
     add_input_args,
-    add_result_args,
     cli_main,
     order_inputs,
 )
@@ -46,8 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='top-k channels shown when --channel-reduction None')
     parser.add_argument('--arrangement', nargs='+', type=int, default=[2, 2],
                         help='rows cols of the top-k grid')
-    parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight in the blend')
-    parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument('--max-size', type=int, default=2000,
                         help='longest side of a written image in pixels (the image is scaled '
@@ -55,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-align', action='store_true',
                         help='stretch maps over the image (MMYOLO behaviour) instead of '
                         'undoing letterbox/padding')
-    add_result_args(parser)
+    add_figure_args(parser, cell_width=False)
     parser.add_argument('--unsafe-load', action='store_true',
                         help='allow full unpickling of the checkpoint (trusted files only)')
     return order_inputs(parser.parse_args(argv))

@@ -15,8 +15,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 from mmattnvis.utils.cli import (  # noqa: E402
     DEVICE_HELP,
     OneLineArgumentParser,
+    add_figure_args,
     add_input_args,
-    add_result_args,
     cli_main,
     order_inputs,
 )
@@ -33,9 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--iou-thr', type=float, default=0.5, help='IoU to match detections')
     parser.add_argument('--out-dir', default='./output')
     parser.add_argument('--device', default='auto', help=DEVICE_HELP)
-    parser.add_argument('--cell-width', type=int, default=320)
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction)
-    add_result_args(parser)
+    add_figure_args(parser, heat=False)
     parser.add_argument('--unsafe-load', action='store_true')
     return order_inputs(parser.parse_args(argv))
 
@@ -47,7 +46,6 @@ def main(argv=None) -> int:
     import io
 
     import cv2
-    import numpy as np
 
     from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
     from mmattnvis.apis.ablation import (
@@ -60,9 +58,13 @@ def main(argv=None) -> int:
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
-    from mmattnvis.render.image import add_title, put_label, tile
-    from mmattnvis.utils.cli import ProgressBar, write_image_atomic
+    from mmattnvis.render.layout import Panel, Sheet
+    from mmattnvis.render.options import FigureOptions
+    from mmattnvis.utils.cli import ProgressBar
     from mmattnvis.utils.fileio import write_text_atomic
+    from mmattnvis.visualization.figure_output import write_figure
+
+    figure_opts = FigureOptions.from_args(args)
 
     images = collect_images(args.img)
     model = init_model_from_args(args)
@@ -87,21 +89,19 @@ def main(argv=None) -> int:
             cell = cv2.resize(rgb, (w, max(1, round(rgb.shape[0] * w / rgb.shape[1]))),
                               interpolation=cv2.INTER_AREA)
             title = f"{setting['name']}: {row['detections']} det, -{row['lost']} +{row['gained']}"
-            cell = _draw_predictions(cell, setting_detections(setting), w / rgb.shape[1],
-                                     model.dataset_meta, title)
-            panels.append(put_label(cell, title))
+            boxes = _boxes(setting_detections(setting), w / rgb.shape[1], model.dataset_meta)
+            panels.append(Panel(cell, boxes, caption=title))
         table = io.StringIO(newline='')
         writer = csv.DictWriter(table, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(output_path(args.out_dir, path, root, '_ablation', '.csv'),
                           table.getvalue())
-        cols = min(4, len(panels))
-        grid = tile(panels + [np.full_like(panels[0], 255)] * (-len(panels) % cols),
-                    -(-len(panels) // cols), cols, pad=3)
-        write_image_atomic(output_path(args.out_dir, path, root, '_ablation'),
-                           add_title(grid, f'{osp.basename(path)}: {args.part} heads off '
-                                     f'(score > {args.score_thr}, IoU >= {args.iou_thr})'))
+        sheet = Sheet(panels, min(4, len(panels)), pad=3,
+                      title=f'{osp.basename(path)}: {args.part} heads off '
+                      f'(score > {args.score_thr}, IoU >= {args.iou_thr})')
+        write_figure(output_path(args.out_dir, path, root, '_ablation',
+                                 figure_opts.extension()), sheet, figure_opts)
         sinks.add(record, record_stem(path, root))
         progress.update()
         print(f'\n{osp.basename(path)} ({args.part}, {run.n_heads} heads x {run.n_layers} '
@@ -115,27 +115,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def _draw_predictions(cell, dets, scale: float, meta, title: str):
-    """Boxes and labels at the cell's scale; labels of overlapping boxes are stacked so none
-    covers another (nor the panel title)."""
-    import cv2
-
-    from mmattnvis.render.labels import draw_labelled_boxes
-    if not dets:
-        return cell
+def _boxes(dets, scale: float, meta) -> list:
+    """Boxes and labels (``bird 0.69``) at the cell's scale, highest score first; the figure
+    places the labels so that none covers another (nor the panel's caption)."""
+    from mmattnvis.render.layout import BoxItem, label_text, palette_color
     classes = (meta or {}).get('classes') or ()
-    palette = (meta or {}).get('palette') or [(220, 20, 60), (0, 130, 200), (60, 180, 75),
-                                               (245, 130, 48), (145, 30, 180)]
-    order = sorted(range(len(dets)), key=lambda i: -dets[i].score)
-    boxes = [[float(v) * scale for v in dets[i].bbox] for i in order]
-    labels = [dets[i].label for i in order]
-    texts = [f'{classes[c] if c < len(classes) else c} {dets[i].score:.2f}'
-             for c, i in zip(labels, order)]
-    colors = [tuple(palette[c % len(palette)]) for c in labels]
-    fs = max(0.35, min(1.0, cell.shape[1] / 640.0 * 0.6))  # render.image.put_label's size
-    (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, fs, 1 if fs < 0.8 else 2)
-    return draw_labelled_boxes(cell, boxes, texts, colors,
-                               occupied=[(0, 0, tw + 8, th + base + 8)])
+    palette = (meta or {}).get('palette')
+    out = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        name = classes[d.label] if d.label < len(classes) else str(d.label)
+        out.append(BoxItem([float(v) * scale for v in d.bbox], palette_color(d.label, palette),
+                           label_text(name, d.score)))
+    return out
 
 
 if __name__ == '__main__':

@@ -67,11 +67,20 @@ def match_to_ground_truth(gt_boxes: np.ndarray,
     return sorted((int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols))
 
 
+def evolution_name(tag: str, hook_name: str) -> str:
+    """The name of a sample's evolution figure: ``<tag>_<task>_evolution`` with the hook's task
+    (``FeatMapVisHook`` -> ``featmap``), so two hooks of one run never share a file name nor a
+    vis-backend tag."""
+    task = hook_name[:-len('VisHook')] if hook_name.endswith('VisHook') else hook_name
+    return f'{tag}_{task.lower() or hook_name}_evolution'
+
+
 class EvolutionStore:
     """Per-epoch records of one hook under ``<root>/evolution/<hook_name>/``."""
 
     def __init__(self, root: str, hook_name: str) -> None:
         self.root = osp.join(root, 'evolution', hook_name)
+        self.hook_name = hook_name
 
     def _dir(self, tag: str) -> str:
         return osp.join(self.root, tag)
@@ -131,7 +140,8 @@ class EvolutionStore:
         for tag in self.tags():
             records = self.load(tag)
             if records:
-                yield (tag, ) + evolution_figure(records, cell_width, title=tag)
+                title = evolution_name(tag, self.hook_name)[:-len('_evolution')]
+                yield (tag, ) + evolution_figure(records, cell_width, title=title)
 
     @staticmethod
     def write_video(path_stem: str, frames: Sequence[np.ndarray], kind: str = 'gif',
@@ -175,12 +185,12 @@ def build_evolution(root: str, out_dir: Optional[str] = None, cell_width: int = 
         store = EvolutionStore(root, hook_name)
         target = out_dir or store.root
         for tag, figure, frames in store.figures(cell_width):
-            path = osp.join(target, f'{tag}_evolution.png')
+            name = evolution_name(tag, hook_name)
+            path = osp.join(target, f'{name}.png')
             write_image_atomic(path, figure)
             written.append(path)
             if video and len(frames) > 1:
-                written.append(store.write_video(osp.join(target, f'{tag}_evolution'), frames,
-                                                 video))
+                written.append(store.write_video(osp.join(target, name), frames, video))
     return written
 
 

@@ -21,7 +21,8 @@ class FeatMapVisHook(CaptureVisHook):
         custom_hooks = [dict(type='mmattnvis.FeatMapVisHook', target_layers=['neck'],
                              channel_reduction='squeeze_mean', interval=50)]
 
-    Each sample gives one image per captured map (``neck.0``, ``neck.1``, ...), sent to the runner
+    Each sample gives one titled image per captured map (``neck.0``, ``neck.1``, ...: the layer,
+    its shape and the reduction above the map), sent to the runner
     visualizer's backends with ``add_image`` under ``<image>_id<img_id>[_rank<r>]_<layer>``
     and, with ``out_dir``, written as PNG under ``work_dir/out_dir/<val|test>/``. During
     ``runner.train()`` the fixed samples are drawn after every validation (epoch in the names,
@@ -60,6 +61,7 @@ class FeatMapVisHook(CaptureVisHook):
         self.colormap = colormap
         self.align = align
         self._run: Optional[FeatMapRun] = None
+        self._untitled: Dict[str, np.ndarray] = {}
 
     def _validate(self, model) -> None:
         super()._validate(model)
@@ -87,13 +89,15 @@ class FeatMapVisHook(CaptureVisHook):
     def _draw_record(self, runner, image_rgb: np.ndarray, record: ResultRecord,
                      tag: str) -> List[tuple]:
         assert self._run is not None
-        panels, _ = self._run.visualizer.record_panels(record, image_rgb, 1.0, self.arrangement,
-                                                       self.align, self.draw_pred,
-                                                       self.draw_gt)
-        return [(f'{tag}_{name}', img) for name, img in panels]
+        panels = self._run.visualizer.record_panels(record, image_rgb, 1.0, self.arrangement,
+                                                    self.align, self.draw_pred, self.draw_gt)
+        # titled images go out; the evolution figure labels its cells itself
+        self._untitled = {f'{tag}_{name}': bare for name, _, bare in panels}
+        return [(f'{tag}_{name}', titled) for name, titled, _ in panels]
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
         tag = self._sample_tag(runner, sample)
-        rows = [(name[len(tag) + 1:], name[len(tag) + 1:], img) for name, img in drawings]
+        rows = [(name[len(tag) + 1:], name[len(tag) + 1:], self._untitled.get(name, img))
+                for name, img in drawings]
         return {'rows': rows, 'scalars': {}, 'meta': {}}

@@ -8,7 +8,7 @@ import torch
 from mmengine.dist import is_main_process
 
 from ..utils.cli import write_image_atomic
-from .evolution import EvolutionStore, resolve_fixed_samples
+from .evolution import EvolutionStore, evolution_name, resolve_fixed_samples
 
 
 class TrainingDrawing:
@@ -78,7 +78,7 @@ class TrainingDrawing:
         if self._store is None or not is_main_process():
             return
         for tag, figure, frames in self._store.figures(self.evolution_cell):
-            name = f'{tag}_evolution'
+            name = evolution_name(tag, type(self).__name__)
             runner.visualizer.add_image(name, figure, step=self._step(runner))
             write_image_atomic(osp.join(self._store.root, f'{name}.png'), figure)
             if self.evolution_video and len(frames) > 1:

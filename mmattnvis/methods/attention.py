@@ -261,7 +261,9 @@ class DeformableSamplingPoints(AttentionMaps):
             cols = np.clip((loc[group][..., 0].reshape(-1) * gw).long().numpy(), 0, gw - 1)
             rows = np.clip((loc[group][..., 1].reshape(-1) * gh).long().numpy(), 0, gh - 1)
             np.add.at(grid, (rows, cols), wts[group].reshape(-1).numpy())
-            label = f'L{layer} h{group[0]}' if len(group) == 1 else f'L{layer} all heads'
+            label = (f'L{layer} h{group[0]}' if len(group) == 1 else f'L{layer} all heads'
+                     if len(group) == n_heads else
+                     f'L{layer} heads {",".join(str(h) for h in group)} together')
             maps.append(Map2D(grid, label, {'points': pts, 'layer': layer, 'query': q,
                                             'head': group[0] if len(group) == 1 else 'all'}))
         return maps

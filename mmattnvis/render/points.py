@@ -40,19 +40,25 @@ def draw_marker(image_rgb: np.ndarray,
                 box: Optional[Tuple[float, float, float, float]] = None,
                 size: Optional[int] = None,
                 color: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """A "+" at ``xy`` that stays visible on any background: a thick black outline under a
-    ``color`` core, sized with the image (draw it at the output scale). ``box`` (``x0, y0, x1,
-    y1``, e.g. the token cell the point falls in) is outlined the same way."""
+    """A thin "+" at ``xy`` with an open centre, so the pixels at the point (a small object)
+    stay visible: four ``color`` arms outlined in black, sized with the image (draw it at the
+    output scale). ``box`` (``x0, y0, x1, y1``, e.g. the token cell the point falls in) is
+    outlined the same way."""
     out = np.ascontiguousarray(image_rgb).copy()
     h, w = out.shape[:2]
-    size = size or max(11, int(round(min(h, w) / 12)))
-    core = max(2, size // 7)
+    size = size or max(11, int(round(min(h, w) / 20)))
     if box is not None and all(np.isfinite(box)):
         p0 = (int(np.floor(box[0])), int(np.floor(box[1])))
         p1 = (int(np.ceil(box[2])) - 1, int(np.ceil(box[3])) - 1)
         cv2.rectangle(out, p0, p1, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.rectangle(out, p0, p1, color, 1, cv2.LINE_AA)
     x, y = (int(round(v)) for v in xy)
-    cv2.drawMarker(out, (x, y), (0, 0, 0), cv2.MARKER_CROSS, size + 4, core + 4, cv2.LINE_AA)
-    cv2.drawMarker(out, (x, y), color, cv2.MARKER_CROSS, size, core, cv2.LINE_AA)
+    gap = max(3, size // 4) + 2  # the outline's round caps stay out of the open centre
+    arm = max(gap + 3, size // 2 + 2)
+    arms = [((x - arm, y), (x - gap, y)), ((x + gap, y), (x + arm, y)),
+            ((x, y - arm), (x, y - gap)), ((x, y + gap), (x, y + arm))]
+    for p0, p1 in arms:
+        cv2.line(out, p0, p1, (0, 0, 0), 3, cv2.LINE_8)
+    for p0, p1 in arms:
+        cv2.line(out, p0, p1, color, 1, cv2.LINE_8)
     return out

@@ -118,12 +118,36 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help='allow full unpickling of the checkpoint (trusted files only)')
 
 
-def add_figure_args(parser: argparse.ArgumentParser) -> None:
-    """``--alpha``, ``--colormap`` and ``--cell-width`` of the per-detection figure tools, and
-    their ``--save-results`` / ``--report``."""
-    parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight')
-    parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
-    parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
+#: Formats a figure can be written in (``--format``).
+FIGURE_FORMATS = ('png', 'jpg', 'pdf', 'svg')
+
+
+def add_figure_args(parser: argparse.ArgumentParser, heat: bool = True,
+                    cell_width: bool = True) -> None:
+    """The figure flags every image tool shares, and its ``--save-results`` / ``--report``.
+
+    ``--no-boxes``, ``--no-labels``, ``--save-panels`` and ``--format png|jpg|pdf|svg`` always;
+    with ``heat`` (tools that draw heat maps) ``--alpha``, ``--colormap`` and ``--colorbar``;
+    with ``cell_width`` ``--cell-width``. Checked by
+    :meth:`mmattnvis.render.options.FigureOptions.from_args`.
+    """
+    if heat:
+        parser.add_argument('--alpha', type=float, default=0.5, help='heat-map weight')
+        parser.add_argument('--colormap', default='jet', help='OpenCV colormap name')
+        parser.add_argument('--colorbar', action='store_true',
+                            help='add a colour bar (low .. high of the colormap) to each figure')
+    if cell_width:
+        parser.add_argument('--cell-width', type=int, default=320, help='figure cell width (px)')
+    parser.add_argument('--no-boxes', action='store_true',
+                        help='do not draw detection boxes (nor their labels)')
+    parser.add_argument('--no-labels', action='store_true',
+                        help='draw boxes without their class / score labels')
+    parser.add_argument('--save-panels', action='store_true',
+                        help='also write each panel of a figure on its own '
+                        '(<image>_panelNN_<what>.<format>)')
+    parser.add_argument('--format', choices=FIGURE_FORMATS, default=None,
+                        help='figure file format; pdf / svg embed the maps as images with '
+                        'vector boxes and text (default: png; featmap: the image\'s own)')
     add_result_args(parser)
 
 

@@ -1,7 +1,6 @@
 """Per-detection figures (attention, relevance, CAM, D-RISE): a column per detection or point,
 a row per map."""
-import dataclasses
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -9,10 +8,20 @@ import torch
 
 from ..render.geometry import ImageGeometry, align_to_image
 from ..render.image import add_title, blend_rgba, heatmap_overlay, put_label, tile
-from ..render.points import draw_marker, draw_points
+from ..render.layout import (
+    BoxItem,
+    Panel,
+    Sheet,
+    colorbar_panel,
+    label_text,
+    palette_color,
+    points_legend_panel,
+)
+from ..render.options import FigureOptions
+from ..render.points import LEVEL_COLORS, draw_marker, draw_points
 from ..structures import Map2D, ResultRecord
 from ..structures.detection import Detection
-from .samples import drawing_sample
+from .figure_output import style_of
 
 
 def detection_sample(det: Detection):
@@ -30,22 +39,33 @@ class DetectionFigure:
     """The per-detection figure of attention, relevance and explainer (CAM, D-RISE) records: a
     column per detection (or point), a row per map.
 
+    Boxes, labels and captions are drawn at the cell's scale with one label size and one label
+    format (``bird 0.69``) in every column, labels placed so that none covers another.
+
     Args:
-        visualizer: A :class:`FeatMapVisualizer` (draws the boxes with DetLocalVisualizer).
+        visualizer: A :class:`FeatMapVisualizer` (its ``dataset_meta`` names and colours
+            classes).
         alpha: Heat-map weight.
         colormap: OpenCV colormap name.
         cell_width: Width of each cell in pixels (height keeps the image's aspect).
+        options: :class:`FigureOptions` (boxes, labels, colour bar); default all on, no bar.
     """
 
     def __init__(self, visualizer, alpha: float = 0.5, colormap: str = 'jet',
-                 cell_width: int = 320) -> None:
+                 cell_width: int = 320, options: Optional[FigureOptions] = None) -> None:
         self.visualizer = visualizer
         self.alpha = alpha
         self.colormap = colormap
         self.cell_width = cell_width
+        self.options = options or FigureOptions()
 
-    def _box_layer(self, det: Detection, shape) -> Optional[np.ndarray]:
-        return self.visualizer.draw_instances_layer(shape, detection_sample(det), score_thr=-1)
+    def _box_item(self, det: Detection, scale: float) -> BoxItem:
+        meta = getattr(self.visualizer, 'dataset_meta', None) or {}
+        classes = meta.get('classes') or ()
+        name = det.class_name if det.class_name is not None else (
+            classes[det.label] if det.label < len(classes) else str(det.label))
+        return BoxItem(np.asarray(det.bbox, np.float32) * scale,
+                       palette_color(det.label, meta.get('palette')), label_text(name, det.score))
 
     def _cell(self, image_rgb: np.ndarray, m: Map2D, geometry: Optional[ImageGeometry],
               box_layer: Optional[np.ndarray]) -> np.ndarray:
@@ -79,11 +99,11 @@ class DetectionFigure:
         return cv2.resize(img, (self.cell_width, max(1, round(h * self.cell_width / w))),
                           interpolation=cv2.INTER_AREA)
 
-    def column(self, image_rgb: np.ndarray, det: Optional[Detection],
-               rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
-               header: Optional[str] = None,
-               reference: Optional[dict] = None) -> List[np.ndarray]:
-        """Cells of one column: the detection on the image, then one cell per map.
+    def column_panels(self, image_rgb: np.ndarray, dets: Sequence[Detection],
+                      rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
+                      header: str = '', reference: Optional[dict] = None) -> List[Panel]:
+        """Panels of one column: ``dets`` on the image, then one panel per map (each with the
+        same boxes).
 
         ``reference`` (``{'reference': (x, y), 'token_box': box}``) marks a point on the
         header; maps whose ``meta`` holds a ``reference`` get the marker too.
@@ -92,24 +112,49 @@ class DetectionFigure:
         # however large the photo (drawn at full size, a 4000-px image left 1-px lines).
         small = self._resize(image_rgb)
         scale = small.shape[1] / image_rgb.shape[1]
-        box_layer = None
-        if det is not None:
-            det_small = dataclasses.replace(det, bbox=np.asarray(det.bbox, np.float32) * scale)
-            box_layer = self._box_layer(det_small, small.shape[:2])
-        head = small if box_layer is None else blend_rgba(small, box_layer)
-        head = self._mark(head, reference or {}, image_rgb.shape)
-        cells = [put_label(head, header or (f'query {det.query}' if det is not None else ''))]
+        boxes = [self._box_item(d, scale) for d in sorted(dets, key=lambda d: -d.score)]
+        head = self._mark(small, reference or {}, image_rgb.shape)
+        panels = [Panel(head, boxes, caption=header)]
         for m in rows:
             if 'points' in m.meta and scale != 1:
                 pts = np.array(m.meta['points'], np.float32, copy=True)
                 pts[:, :2] *= scale
                 m = Map2D(m.data, m.label, dict(m.meta, points=pts))
-            cell = self._cell(small, m, geometry, box_layer)
-            cells.append(put_label(self._mark(cell, m.meta, image_rgb.shape), m.label))
-        return cells
+            cell = self._mark(self._cell(small, m, geometry, None), m.meta, image_rgb.shape)
+            panels.append(Panel(cell, boxes, caption=m.label))
+        return panels
+
+    def column(self, image_rgb: np.ndarray, det: Optional[Detection],
+               rows: Sequence[Map2D], geometry: Optional[ImageGeometry],
+               header: Optional[str] = None,
+               reference: Optional[dict] = None) -> List[np.ndarray]:
+        """Cells of one column as images: the detection on the image, then one cell per map."""
+        header = header or (f'query {det.query}' if det is not None else '')
+        panels = self.column_panels(image_rgb, [det] if det is not None else [], rows, geometry,
+                                    header, reference)
+        return [p.render(style_of(self.options)) for p in panels]
+
+    def sheet(self, columns: Sequence[List[Panel]], title: str = '', levels: int = 0) -> Sheet:
+        """Columns side by side (shorter columns padded with white), the title above, the
+        colour bar (``options.colorbar``) and, for sampling points of ``levels`` feature levels,
+        their legend below."""
+        rows = max(len(c) for c in columns)
+        h = max(p.image.shape[0] for c in columns for p in c)
+        panels = []
+        for r in range(rows):
+            for c in columns:
+                panels.append(c[r] if r < len(c) else
+                              Panel(np.full((h, self.cell_width, 3), 255, np.uint8)))
+        sheet = Sheet(panels, len(columns), pad=3, title=title)
+        width = sheet.placements()[0][0]
+        if levels:
+            sheet.footers.append(points_legend_panel(width, levels, LEVEL_COLORS))
+        if self.options.colorbar and not levels:
+            sheet.footers.append(colorbar_panel(width, self.colormap))
+        return sheet
 
     def figure(self, columns: Sequence[List[np.ndarray]], title: str = '') -> np.ndarray:
-        """Arrange columns side by side (shorter columns padded with white)."""
+        """Arrange already drawn columns side by side (shorter columns padded with white)."""
         rows = max(len(c) for c in columns)
         h = max(cell.shape[0] for c in columns for cell in c)
         grid = []
@@ -123,37 +168,45 @@ class DetectionFigure:
                 grid.append(cell)
         return add_title(tile(grid, rows, len(columns), pad=3), title)
 
-    def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, title: str,
-                    note: str = '') -> np.ndarray:
-        """The figure of one record with ``info['columns']`` (see :func:`columns_of`);
-        ``note`` (on the image) when there is no column."""
+    def record_sheet(self, record: ResultRecord, image_rgb: np.ndarray, title: str,
+                     note: str = '') -> Union[Sheet, Panel]:
+        """The figure of one record with ``info['columns']`` (see :func:`columns_of`) as a
+        :class:`Sheet`; ``note`` (on the image) when there is no column."""
         columns = columns_of(record)
         if not columns:
-            return self.note(image_rgb, note)
+            return Panel(self._resize(image_rgb.copy()), caption=note)
         aligned = all(m.meta.get('aligned') for _, _, maps in columns for m in maps)
         geometry = None if aligned else record.geometry
+        points = [np.asarray(m.meta['points']) for _, _, maps in columns for m in maps
+                  if 'points' in m.meta]
+        levels = max([int(p[:, 3].max()) + 1 for p in points if len(p)] or [0])
+        levels = levels or (1 if points else 0)
         cols = []
         for col, head, rows in columns:
             header = col.get('header')
             ref = rows[0].meta if rows else {}
             if col['kind'] == 'image':  # every detection on the image
-                sample = drawing_sample(record)
-                layer = self.visualizer.draw_instances_layer(image_rgb.shape[:2], sample, -1.0)
-                boxes = image_rgb if layer is None else blend_rgba(image_rgb, layer)
-                cols.append(self.column(boxes, None, rows, geometry,
-                                        header=header or 'image-level'))
+                cols.append(self.column_panels(image_rgb, record.detections, rows, geometry,
+                                               header or 'image-level'))
             elif col['kind'] == 'all':  # rollout: the mean over tokens
-                cols.append(self.column(image_rgb, None, rows, geometry,
-                                        header=header or 'all tokens'))
+                cols.append(self.column_panels(image_rgb, [], rows, geometry,
+                                               header or 'all tokens'))
             elif col['kind'] == 'point':
-                cols.append(self.column(image_rgb, None, rows, geometry, reference=ref,
-                                        header=header or f'point {head[0]:g},{head[1]:g}'))
+                cols.append(self.column_panels(image_rgb, [], rows, geometry,
+                                               header or f'point {head[0]:g},{head[1]:g}',
+                                               reference=ref))
             else:
-                cls = head.class_name if head.class_name is not None else str(head.label)
-                cols.append(self.column(image_rgb, head, rows, geometry,
-                                        header=header or f'q{head.query} {cls} '
-                                        f'{head.score:.2f}'))
-        return self.figure(cols, title)
+                box = self._box_item(head, 1.0)
+                cols.append(self.column_panels(image_rgb, [head], rows, geometry,
+                                               header or f'q{head.query} {box.text}'))
+        return self.sheet(cols, title, levels)
+
+    def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, title: str,
+                    note: str = '') -> np.ndarray:
+        """:meth:`record_sheet` drawn as an RGB image."""
+        fig = self.record_sheet(record, image_rgb, title, note)
+        out = fig.render(style_of(self.options))
+        return out if isinstance(fig, Sheet) else add_title(out, '')
 
     def note(self, image_rgb: np.ndarray, text: str) -> np.ndarray:
         """The image with a message (e.g. no detections above the threshold)."""

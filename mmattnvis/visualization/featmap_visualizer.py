@@ -1,4 +1,6 @@
 """``FeatMapVisualizer``: MMDet's ``DetLocalVisualizer`` plus aligned feature-map panels."""
+import dataclasses
+import math
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -10,11 +12,20 @@ from ..compat.mmdet_visualizer import draw_instances
 from ..methods.base import MapMethod
 from ..methods.featmap import build_reduction
 from ..registry import VISUALIZERS
-from ..render.featmap import finish_cells, render_cells, render_reduced
+from ..render.featmap import finish_cells, grid_shape, render_cells, render_reduced
 from ..render.geometry import ImageGeometry
-from ..render.image import SparseLayer, add_title, auto_arrange, blend_rgba, composite_rgba
+from ..render.image import (
+    SparseLayer,
+    add_title,
+    auto_arrange,
+    blend_rgba,
+    composite_rgba,
+    tile,
+)
+from ..render.layout import BoxItem, Panel, Sheet, colorbar_panel, label_text, palette_color
+from ..render.options import FigureOptions
 from ..structures import Map2D, ResultRecord
-from .samples import drawing_sample
+from .figure_output import style_of
 
 
 @VISUALIZERS.register_module()
@@ -204,39 +215,85 @@ class FeatMapVisualizer(DetLocalVisualizer):
         out = auto_arrange([add_title(panel, title) for title, panel in panels])
         return out if note is None else add_title(out, note)
 
-    def record_panels(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
-                      arrangement: Sequence[int] = (2, 2), align: bool = True,
-                      draw_pred: bool = True, draw_gt: bool = False
-                      ) -> Tuple[List[Tuple[str, np.ndarray]], Optional[SparseLayer]]:
-        """``[(layer, panel)]`` of a feature-map record (untitled) and the predictions layer.
+    def record_boxes(self, record: ResultRecord, scale: float = 1.0, draw_pred: bool = True,
+                     draw_gt: bool = False) -> List[BoxItem]:
+        """The record's detections (highest score first) and/or ground truth as boxes with
+        labels (``bird 0.69``), scaled by ``scale``."""
+        meta = self.dataset_meta or {}
+        classes, palette = meta.get('classes') or (), meta.get('palette')
+        items = []
+        if draw_gt and 'gt_bboxes' in record.arrays:
+            for box, label in zip(np.asarray(record.arrays['gt_bboxes'], np.float32),
+                                  np.asarray(record.arrays['gt_labels'], np.int64)):
+                name = classes[label] if label < len(classes) else str(label)
+                items.append(BoxItem(box * scale, (0, 200, 0), f'GT {name}'))
+        if draw_pred:
+            for d in sorted(record.detections, key=lambda d: -d.score):
+                name = d.class_name if d.class_name is not None else (
+                    classes[d.label] if d.label < len(classes) else str(d.label))
+                items.append(BoxItem(np.asarray(d.bbox, np.float32) * scale,
+                                     palette_color(d.label, palette), label_text(name, d.score)))
+        return items
+
+    def record_sheet(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
+                     arrangement: Sequence[int] = (2, 2), align: bool = True,
+                     draw_pred: bool = True, draw_gt: bool = False,
+                     options: Optional[FigureOptions] = None) -> Sheet:
+        """A feature-map record as a :class:`Sheet`: a panel per layer titled with the layer,
+        its shape and the reduction, the detections on every panel (labels placed so that none
+        covers another), a note when nothing was detected, a colour bar on request.
 
         ``image_rgb`` is the original image scaled by ``scale`` (boxes are scaled with it).
         """
-        layer = self._record_layer(record, image_rgb, scale, draw_pred, draw_gt)
-        return self._panels(_layer_groups(record), image_rgb,
-                            record.geometry if align else None, arrangement, layer,
-                            self.featmap_alpha), layer
+        options = options or FigureOptions()
+        boxes = self.record_boxes(record, scale, draw_pred, draw_gt)
+        what = record.info.get('method', '')
+        geometry = record.geometry if align else None
+        panels = []
+        for name, maps in _layer_groups(record):
+            shape = 'x'.join(str(s) for s in maps[0].meta.get('shape') or [])
+            cells = render_cells(maps, image_rgb, geometry, self.featmap_alpha, self.colormap)
+            title = f'{name}  ({shape}, {what})'
+            if len(cells) == 1:
+                panels.append(Panel(cells[0], boxes, title=title))
+                continue
+            rows, cols = grid_shape(len(cells), arrangement)
+            h, w = cells[0].shape[:2]
+            rects = [((i % cols) * w, (i // cols) * h, w, h) for i in range(len(cells))]
+            panels.append(Panel(tile(cells, rows, cols), boxes, title=title, cells=rects,
+                                cell_captions=[m.label or '' for m in maps]))
+        thr = record.info.get('score_thr')
+        note = (f'no detections above score_thr={thr if thr is not None else "?"}'
+                if draw_pred and not record.detections else '')
+        if not panels:
+            return Sheet([Panel(image_rgb.copy(), boxes)], 1, title=note)
+        sheet = Sheet(panels, int(math.ceil(math.sqrt(len(panels)))), pad=4, title=note)
+        if options.colorbar:
+            sheet.footers.append(colorbar_panel(sheet.placements()[0][0], self.colormap))
+        return sheet
 
-    def _record_layer(self, record: ResultRecord, image_rgb: np.ndarray, scale: float,
-                      draw_pred: bool, draw_gt: bool) -> Optional[SparseLayer]:
-        pred_layer = self.draw_instances_layer(image_rgb.shape[:2],
-                                               drawing_sample(record, scale), -1.0, draw_pred,
-                                               draw_gt)
-        return None if pred_layer is None else SparseLayer(pred_layer)
+    def record_panels(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
+                      arrangement: Sequence[int] = (2, 2), align: bool = True,
+                      draw_pred: bool = True, draw_gt: bool = False,
+                      options: Optional[FigureOptions] = None
+                      ) -> List[Tuple[str, np.ndarray, np.ndarray]]:
+        """``[(layer, titled panel, untitled panel)]`` of a feature-map record, drawn."""
+        sheet = self.record_sheet(record, image_rgb, scale, arrangement, align, draw_pred,
+                                  draw_gt, options)
+        style = style_of(options)
+        out = []
+        for (name, _), panel in zip(_layer_groups(record), sheet.panels):
+            bare = dataclasses.replace(panel, title='')
+            out.append((name, panel.render(style), bare.render(style)))
+        return out
 
     def draw_record(self, record: ResultRecord, image_rgb: np.ndarray, scale: float = 1.0,
                     arrangement: Sequence[int] = (2, 2), align: bool = True,
-                    draw_pred: bool = True, draw_gt: bool = False) -> np.ndarray:
+                    draw_pred: bool = True, draw_gt: bool = False,
+                    options: Optional[FigureOptions] = None) -> np.ndarray:
         """One image with a titled panel per captured map of a feature-map record."""
-        layer = self._record_layer(record, image_rgb, scale, draw_pred, draw_gt)
-        what = record.info.get('method', '')
-        groups = [(f"{name}  ({'x'.join(str(s) for s in maps[0].meta.get('shape') or [])}, "
-                   f'{what})', maps) for name, maps in _layer_groups(record)]
-        thr = record.info.get('score_thr')
-        note = (f'no detections above score_thr={thr if thr is not None else "?"}'
-                if draw_pred and layer is None else None)
-        return self._compose(groups, image_rgb, record.geometry if align else None,
-                             arrangement, layer, self.featmap_alpha, note)
+        return self.record_sheet(record, image_rgb, scale, arrangement, align, draw_pred,
+                                 draw_gt, options).render(style_of(options))
 
 
 def _layer_groups(record: ResultRecord) -> List[Tuple[str, List[Map2D]]]:

@@ -18,7 +18,13 @@ from ..base import Explainer
 from .detector import DetectedBatch, DetectionTarget, DetectorFunction, SumTarget, detect
 from .guards import EvalMode, FrozenParams, RestoredLayers
 from .methods import cam_class
-from .recorder import LayerNotOnScorePath, MultiLevelActivationsAndGradients, ablation_layer_class
+from .recorder import (
+    LayerNotOnScorePath,
+    MultiLevelActivationsAndGradients,
+    NotSpatialLayer,
+    ablation_layer_class,
+    spatial_layers,
+)
 from .reshape import MultiLevelReshape
 
 
@@ -138,6 +144,9 @@ class DetectionCAM(Explainer):
                         raw.extend(list(cam(input_tensor=batch, targets=chunk)))
             except LayerNotOnScorePath as err:
                 raise UserInputError(self._off_path_message(err, dets)) from None
+            except NotSpatialLayer as err:
+                cam.activations_and_grads.release()
+                raise UserInputError(self._not_spatial_message(err, fn, image)) from None
             finally:
                 cam.activations_and_grads.release()
         aligned = [align_to_image(m, geom) for m in raw]
@@ -201,6 +210,28 @@ class DetectionCAM(Explainer):
         batch = image.expand(n, *image.shape[1:])
         return list(cam.aggregate_multi_layers(cam.compute_cam_per_layer(batch, targets,
                                                                          False)))
+
+    def _not_spatial_message(self, err: NotSpatialLayer, fn: DetectorFunction,
+                             image: torch.Tensor) -> str:
+        """Name the layer, what it outputs, and the layers of this model that do give maps."""
+        name = self.target_layers[err.index]
+        shape = ', '.join('x'.join(str(v) for v in s) for s in err.shapes[:2])
+        ok = spatial_layers(fn.detector, lambda: fn(image.detach()), image.shape,
+                            self.reshape_transform)
+        top = [n for n in ok if '.' not in n]
+        # deeper layers, the last ones (nearest the head) first
+        shown = top + [n for n in ok if '.' in n][::-1][:max(0, 6 - len(top))]
+        more = ', ...' if len(shown) < len(ok) else ''
+        hint = ''
+        if 'decoder' in name.split('.')[0]:
+            deformable = any('Deformable' in type(m).__name__ for m in fn.detector.modules())
+            mode = 'deformable (sampling points)' if deformable else \
+                'relevance (gradient-weighted attention) or --mode decoder'
+            hint = ('; per-query maps of a DETR decoder: mmattnvis attn IMG CONFIG CHECKPOINT '
+                    f'--mode {mode}, or --method drise here')
+        return (f'target layer {name} outputs {shape} (tokens, no H x W grid), so '
+                f'{self.method} has no map to draw; layers of this model with maps: '
+                f'{", ".join(shown) or "none found"}{more}{hint}')
 
     def _off_path_message(self, err: LayerNotOnScorePath, dets: List[Detection]) -> str:
         name = self.target_layers[err.index]

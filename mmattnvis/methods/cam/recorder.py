@@ -74,7 +74,26 @@ class MultiLevelActivationsAndGradients:
 
     def __call__(self, x: torch.Tensor):
         self.clear()
-        return self.model(x)
+        out = self.model(x)
+        self.check_spatial(int(x.shape[0]))
+        return out
+
+    def check_spatial(self, batch: int) -> None:
+        """Every layer that ran must give a ``(batch, C, H, W)`` map after the reshape transform;
+        a token output without a grid (a DETR decoder's ``(B, queries, C)``, or its stacked
+        ``(layers, B, queries, C)``) raises :class:`NotSpatialLayer` instead of grad-cam's
+        shape errors."""
+        for index, acts in enumerate(self._acts):
+            if not acts:
+                continue
+            shapes = tuple(tuple(int(v) for v in t.shape) for t in acts)
+            try:
+                with torch.no_grad():
+                    merged = self.reshape_transform(acts if len(acts) > 1 else acts[0])
+            except (TypeError, ValueError, RuntimeError):
+                raise NotSpatialLayer(index, shapes) from None
+            if merged.dim() != 4 or int(merged.shape[0]) != batch:
+                raise NotSpatialLayer(index, shapes)
 
     def clear(self) -> None:
         for a in self._acts:
@@ -96,6 +115,53 @@ class LayerNotOnScorePath(RuntimeError):
         super().__init__(index, ran)
         self.index = index
         self.ran = ran
+
+
+class NotSpatialLayer(RuntimeError):
+    """A target layer's output has no ``(B, C, H, W)`` grid (e.g. decoder query tokens)."""
+
+    def __init__(self, index: int, shapes: tuple) -> None:
+        super().__init__(index, shapes)
+        self.index = index
+        self.shapes = shapes
+
+
+def spatial_layers(detector: nn.Module, run: Callable[[], object],
+                   input_shape: Sequence[int], reshape_transform: Optional[Callable] = None,
+                   max_depth: int = 2) -> List[str]:
+    """Names of the detector's modules (at most ``max_depth`` levels deep) whose output makes a
+    CAM: after ``reshape_transform`` a ``(B, C, H, W)`` map on a strided grid of the
+    ``(B, 3, H_in, W_in)`` input that depends on the image (not a positional encoding). Found
+    with one forward (``run()``, gradients on: the caller freezes the parameters)."""
+    from ...structures.geometry import infer_stride
+    reshape = reshape_transform or MultiLevelReshape()
+    batch, in_hw = int(input_shape[0]), tuple(int(v) for v in input_shape[-2:])
+    found: Dict[str, bool] = {}
+    handles = []
+
+    def hook(name):
+        def record(module, args, output):
+            levels = _tensors(output)
+            try:
+                with torch.no_grad():
+                    merged = reshape(levels if len(levels) > 1 else levels[0])
+                ok = (merged.dim() == 4 and int(merged.shape[0]) == batch
+                      and any(t.requires_grad for t in levels)
+                      and infer_stride(in_hw, merged.shape[-2:]) is not None)
+            except (TypeError, ValueError, RuntimeError, IndexError):
+                ok = False
+            found[name] = found.get(name, True) and ok
+        return record
+
+    try:
+        for name, module in detector.named_modules():
+            if name and name.count('.') < max_depth:
+                handles.append(module.register_forward_hook(hook(name)))
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return [name for name, ok in found.items() if ok and name != 'data_preprocessor']
 
 
 def ablation_layer_class():
