@@ -1,12 +1,17 @@
-"""The explainer task (Grad-CAM family, ODAM, D-RISE): maps per detection as result records."""
+"""The explainer task (Grad-CAM family, ODAM, D-RISE): maps per detection as result records.
+
+``auto`` (``--method auto``, ``--target-layers auto``) is resolved here, once the model is
+known (:mod:`mmattnvis.methods.auto`); the record's ``info['auto']`` says what it became.
+"""
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..capture.names import resolve_module
-from ..methods.cam import detect
-from ..methods.explainers import DRISEOptions, build_explainer
+from ..methods.auto import Recommendation, auto_layers, model_family, recommend
+from ..methods.cam import FUSIONS, detect
+from ..methods.explainers import DRISEOptions, build_explainer, check_method
 from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .inference import build_test_pipeline, prepare_batch
@@ -16,9 +21,15 @@ from .records import name_detections, new_record, sample_detections
 
 @dataclass
 class CAMOptions:
-    """The ``tools/cam_vis.py`` flags."""
+    """The ``tools/cam_vis.py`` flags.
+
+    ``methods`` may hold ``auto`` (the recommended method and layers for the model's family);
+    ``target_layers`` may be ``['auto']`` (the family's recommended layer set) or ``None``
+    (``neck``; for ``auto``, its recommended layers). ``fusion``: how several layers' maps are
+    fused (``None``: ``mean``; for ``auto``, its recommended fusion).
+    """
     methods: Sequence[str] = ('gradcam', )
-    target_layers: Sequence[str] = ('neck', )
+    target_layers: Optional[Sequence[str]] = ('neck', )
     score_thr: float = 0.3
     topk: int = 5
     use_iou: bool = True
@@ -27,6 +38,7 @@ class CAMOptions:
     drise: DRISEOptions = field(default_factory=DRISEOptions)
     colormap: str = 'jet'
     alpha: float = 0.5
+    fusion: Optional[str] = None
 
 
 class CAMRun:
@@ -39,26 +51,87 @@ class CAMRun:
 
     def __init__(self, model, options: CAMOptions, progress: bool = False,
                  explainers: Optional[list] = None) -> None:
-        self.explainers = explainers or self.build_explainers(options, progress)
-        for name in options.target_layers:
-            try:
-                resolve_module(model, name)
-            except UserInputError as err:
-                raise OptionError('target_layers', str(err)) from None
+        if explainers is None:
+            explainers = self.build_explainers(options, progress)
         self.model = model
         self.options = options
+        self.auto: Optional[Recommendation] = None
+        #: Per method: (name in the record, layers, explainer); ``auto`` resolved.
+        self.plan: List[Tuple[str, List[str], object]] = []
+        for method, explainer in zip(options.methods, explainers):
+            name, layers, fusion = self._resolve(model, method)
+            for layer in layers:
+                try:
+                    resolve_module(model, layer)
+                except UserInputError as err:
+                    raise OptionError('target_layers', str(err)) from None
+            if explainer is None:  # needed the model (auto)
+                if name != 'drise' and not layers:
+                    raise OptionError('target_layers', 'auto found no backbone stage or neck '
+                                      'in this model; name the target layers')
+                explainer = build_explainer(name, layers, use_iou=options.use_iou,
+                                            batch_size=options.batch_size,
+                                            norm_in_bbox=options.norm_in_bbox,
+                                            drise=options.drise, progress=progress,
+                                            fusion=fusion)
+            self.plan.append((name, layers, explainer))
+        names = [p[0] for p in self.plan]
+        for i, (method, (name, layers, explainer)) in enumerate(zip(options.methods, self.plan)):
+            if _is_auto(method) and names.count(name) > 1:
+                self.plan[i] = ('auto', layers, explainer)  # keep record keys unique
+        self.explainers = [p[2] for p in self.plan]
         self._pipeline = None
+
+    def _resolve(self, model, method: str) -> Tuple[str, List[str], str]:
+        """``(method, layers, fusion)`` with ``auto`` resolved for ``model``."""
+        opts = self.options
+        layers = None if opts.target_layers is None else list(opts.target_layers)
+        if _is_auto(method):
+            self.auto = self.auto or recommend(model)
+            rec = self.auto
+            if rec.method == 'drise':
+                return 'drise', [], rec.fusion
+            if layers is not None and not _is_auto_layers(layers):
+                rec.layers = layers  # the user's layers, the recommended method
+            return rec.method, list(rec.layers), opts.fusion or rec.fusion
+        if method.lower() == 'drise':
+            return method, [], 'mean'
+        if layers is None:
+            layers = ['neck']
+        elif _is_auto_layers(layers):
+            layers = auto_layers(model, model_family(model))
+            if self.auto is None:
+                self.auto = Recommendation(model_family(model), '', layers, opts.fusion or
+                                           'mean')
+        return method, layers, opts.fusion or 'mean'
 
     @staticmethod
     def build_explainers(options: CAMOptions, progress: bool = False) -> list:
-        """Check the options and build the explainers (no model needed: call it first)."""
+        """Check the options and build the explainers (no model needed: call it first).
+        ``auto`` needs the model: its place in the list is ``None`` (built by ``__init__``)."""
         check_draw_options(options.colormap, options.alpha, options.score_thr)
         if not options.methods:
             raise OptionError('methods', 'no method given')
-        return [build_explainer(m, options.target_layers, use_iou=options.use_iou,
-                                batch_size=options.batch_size, norm_in_bbox=options.norm_in_bbox,
-                                drise=options.drise, progress=progress)
-                for m in options.methods]
+        if options.fusion is not None and options.fusion not in FUSIONS:
+            raise OptionError('fusion', f'unknown fusion {options.fusion!r}; choose '
+                              f'{", ".join(FUSIONS)}')
+        layers = options.target_layers
+        if layers is not None and _is_auto_layers(layers) and len(layers) > 1:
+            raise OptionError('target_layers', "'auto' stands for the whole layer set; give "
+                              'it alone or name the layers')
+        out = []
+        for m in options.methods:
+            if _is_auto(m) or (m.lower() != 'drise' and layers is not None
+                               and _is_auto_layers(layers)):
+                if not _is_auto(m):
+                    check_method(m)
+                out.append(None)
+                continue
+            out.append(build_explainer(m, layers or ('neck', ), use_iou=options.use_iou,
+                                       batch_size=options.batch_size,
+                                       norm_in_bbox=options.norm_in_bbox, drise=options.drise,
+                                       progress=progress, fusion=options.fusion or 'mean'))
+        return out
 
     @property
     def classes(self) -> Optional[Sequence[str]]:
@@ -78,34 +151,46 @@ class CAMRun:
             results.append(cam.explain(self.model, detected=detected))
             if on_method is not None:
                 on_method()
-        layers = ', '.join(opts.target_layers)
         records = []
         for b, sample in enumerate(detected.samples):
             dets = sample_detections(sample, opts.score_thr, b, self.classes)
             record = new_record(sample, 'cam', dets, None if paths is None else paths[b],
-                                {'methods': list(opts.methods), 'layers': list(opts.target_layers),
+                                {'methods': [p[0] for p in self.plan],
+                                 'layers': list(dict.fromkeys(n for p in self.plan
+                                                              for n in p[1])),
+                                 'method_layers': {p[0]: p[1] for p in self.plan},
                                  'score_thr': opts.score_thr, 'columns': []})
+            if self.auto is not None:
+                record.info['auto'] = self.auto.as_dict()
             kept = detected.detections[b]
             name_detections(kept, self.classes)
             if kept:
                 record.info['columns'].append({'kind': 'image', 'header': 'image-level'})
-                for method, r in zip(opts.methods, results):
+                for (method, layers, _), r in zip(self.plan, results):
                     m = r.image_maps[b]
-                    m.meta.update(kind='explainer', method=method, layer=_layer(method, layers),
+                    m.meta.update(kind='explainer', method=method, layer=_layer(layers),
                                   column=0, aligned=True)
                     record.add_map(f'image/{method}', m)
             for j, det in enumerate(kept, start=1):
                 name = det.class_name or str(det.label)
                 record.info['columns'].append({'kind': 'detection', 'detection': det.rank,
                                                'header': f'{name} {det.score:.2f}'})
-                for method, r in zip(opts.methods, results):
+                for (method, layers, _), r in zip(self.plan, results):
                     m = r.maps[b][j - 1]
-                    m.meta.update(kind='explainer', method=method, layer=_layer(method, layers),
+                    m.meta.update(kind='explainer', method=method, layer=_layer(layers),
                                   detection=det.rank, column=j, aligned=True)
                     record.add_map(f'd{det.rank}/{method}', m)
             records.append(record)
         return records
 
 
-def _layer(method: str, layers: str) -> Optional[str]:
-    return None if method.lower() == 'drise' else layers
+def _layer(layers: List[str]) -> Optional[str]:
+    return ', '.join(layers) if layers else None
+
+
+def _is_auto(method: str) -> bool:
+    return method.lower() == 'auto'
+
+
+def _is_auto_layers(layers: Sequence[str]) -> bool:
+    return any(str(n).lower() == 'auto' for n in layers)
