@@ -12,9 +12,10 @@ convolution). This script measures, per photo and detection (score > 0.3, top 5)
   (shared by its detections); its seconds are estimated as N x the measured seconds of one
   forward (D-RISE's forward is ~98 % of its cost, issue 26), not run.
 
-``--sweep`` prints the table behind the recommendation: every method x layer set x fusion. The
-per-layer maps of a method come from one run on all candidate layers (one forward, one backward
-per detection), and the layer sets are fused from them.
+``--sweep`` prints the table behind the recommendation: every method x layer set x fusion x
+pooling (none, or 16 input pixels: ``--pool-stride``). The per-layer maps of a method come from
+one run on all candidate layers (one forward, one backward per detection), and the layer sets
+are fused from them (on the original image's grid, the pool stride scaled to it).
 
     python benchmarks/bench_fused_cam.py [--sweep] [--insertion] [--steps 10]
 
@@ -22,6 +23,7 @@ Timings on a shared (loaded) machine are indicative only; the forward counts are
 """
 import argparse
 import glob
+import itertools
 import os.path as osp
 import time
 
@@ -120,15 +122,20 @@ def sweep(model, pipeline, images, insertion: bool, steps: int) -> None:
     for name, img in images.items():
         detected = detected_for(model, pipeline, img, name)
         dets = detected.detections[0]
+        scale = float(np.mean(detected.samples[0].metainfo['scale_factor']))
         for method in METHODS:
             cam = build_explainer(method, list(LAYERS), keep_layer_maps=True)
             res = cam.explain(model, detected=detected)
             for d, per_layer in zip(dets, res.layer_maps[0]):
                 for set_name, layers in SETS.items():
-                    for fusion in (('mean', 'max', 'gmean') if len(layers) > 1 else ('-', )):
+                    multi = len(layers) > 1
+                    for fusion, pool in itertools.product(
+                            ('mean', 'max', 'gmean') if multi else ('-', ),
+                            (0, 16) if multi else (0, )):
                         fused = fuse_layer_maps([per_layer[n][None] for n in layers],
-                                                'mean' if fusion == '-' else fusion)[0]
-                        key = (method, set_name, fusion)
+                                                'mean' if fusion == '-' else fusion,
+                                                round(pool / scale))[0]
+                        key = (method, set_name, fusion + (f'/{pool}' if pool else ''))
                         rows.setdefault(key, []).append(
                             [effective_area(fused, d.bbox), pointing_game(fused, d.bbox)])
                         maps_for_insertion[(key, name, d.rank)] = (img, d, fused)
@@ -138,16 +145,20 @@ def sweep(model, pipeline, images, insertion: bool, steps: int) -> None:
             rows.setdefault(('random', '-', '-'), []).append(
                 [effective_area(sal, d.bbox), pointing_game(sal, d.bbox)])
             maps_for_insertion[(('random', '-', '-'), name, d.rank)] = (img, d, sal)
-    print(f'{"method":<13} {"layers":<16} {"fusion":<6} {"eff.area":>8} {">=10%":>6} '
+    print(f'{"method":<13} {"layers":<16} {"fusion":<8} {"eff.area":>8} {">=10%":>6} '
           f'{"PG":>6}  (mean over {len(next(iter(rows.values())))} detections)')
-    ranked = sorted(rows.items(), key=lambda kv: -np.mean([r[0] for r in kv[1]]))
+    # the random map has the largest effective area: rank by the share of boxes >= 10 %, then
+    # the pointing game, then the mean area
+    ranked = sorted(rows.items(), key=lambda kv: tuple(-v for v in (
+        np.mean([r[0] >= 0.1 for r in kv[1]]), np.mean([r[1] for r in kv[1]]),
+        np.mean([r[0] for r in kv[1]]))))
     for (method, set_name, fusion), vals in ranked:
         a = np.array(vals, dtype=float)
-        print(f'{method:<13} {set_name:<16} {fusion:<6} {a[:, 0].mean():8.3f} '
+        print(f'{method:<13} {set_name:<16} {fusion:<8} {a[:, 0].mean():8.3f} '
               f'{(a[:, 0] >= 0.1).mean():6.0%} {a[:, 1].mean():6.0%}')
     if not insertion:
         return
-    picks = [('odam', 'neck', '-'), ('random', '-', '-')] + [k for k, _ in ranked[:6]]
+    picks = [('odam', 'neck', '-'), ('random', '-', '-')] + [k for k, _ in ranked[:4]]
     print(f'\ninsertion / deletion AUC ({steps} steps; higher / lower is better)')
     for key in dict.fromkeys(picks):
         ins, dele = [], []
@@ -167,7 +178,7 @@ def recommended(model, pipeline, images, insertion: bool, steps: int,
     from mmattnvis.metrics import pointing_game
     rec = recommend(model)
     print(rec.describe())
-    cam = build_explainer(rec.method, rec.layers, fusion=rec.fusion)
+    cam = build_explainer(rec.method, rec.layers, fusion=rec.fusion, pool_stride=rec.pool_stride)
     areas = []
     for name, img in images.items():
         detected = detected_for(model, pipeline, img, name)

@@ -36,6 +36,20 @@ def test_fusion_rules_by_hand():
         DetectionCAM('gradcam', ['neck'], fusion='sum')
 
 
+def test_pooling_on_a_common_grid():
+    from mmattnvis.methods.cam.fusion import pool_map
+    one = np.zeros((1, 16, 16), np.float32)
+    one[0, 5, 6] = 1.0  # one pixel: its 8 px cell holds its average, spread back bilinearly
+    pooled = pool_map(one, 8)
+    assert pooled.max() == pytest.approx(1.0, abs=1e-4) and (pooled >= 0.5).sum() > 16
+    assert np.unravel_index(pooled.argmax(), (16, 16))[0] < 8  # still in its own cell's half
+    np.testing.assert_array_equal(pool_map(one, 0), one)
+    fine = np.zeros((1, 16, 16), np.float32)
+    fine[0, 12, 12] = 1.0
+    fused = fuse_layer_maps([one, fine], 'max', pool_stride=8)
+    assert fused[0, 4, 4] > 0.5 and fused[0, 12, 12] > 0.5
+
+
 def test_mean_is_grad_cams_own_aggregation():
     from pytorch_grad_cam.base_cam import BaseCAM
     rng = np.random.default_rng(0)
@@ -152,7 +166,8 @@ def test_one_forward_one_backward_for_all_layers(method, shapes_yolo, detected, 
 def test_single_layer_unchanged_and_layer_maps_fuse_to_the_map(shapes_yolo, detected):
     plain = ODAM(['neck']).explain(shapes_yolo, detected=detected)
     for fusion in ('max', 'gmean'):
-        other = ODAM(['neck'], fusion=fusion).explain(shapes_yolo, detected=detected)
+        other = ODAM(['neck'], fusion=fusion, pool_stride=16).explain(shapes_yolo,
+                                                                      detected=detected)
         for a, b in zip(plain.maps[0], other.maps[0]):
             np.testing.assert_allclose(a.data, b.data, atol=1e-5)
             assert 'fusion' not in b.meta

@@ -25,8 +25,9 @@ class CAMOptions:
 
     ``methods`` may hold ``auto`` (the recommended method and layers for the model's family);
     ``target_layers`` may be ``['auto']`` (the family's recommended layer set) or ``None``
-    (``neck``; for ``auto``, its recommended layers). ``fusion``: how several layers' maps are
-    fused (``None``: ``mean``; for ``auto``, its recommended fusion).
+    (``neck``; for ``auto``, its recommended layers). ``fusion`` / ``pool_stride``: how several
+    layers' maps are fused (``None``: ``mean``, no pooling; with ``auto`` method or layers, the
+    recommended ones).
     """
     methods: Sequence[str] = ('gradcam', )
     target_layers: Optional[Sequence[str]] = ('neck', )
@@ -39,6 +40,7 @@ class CAMOptions:
     colormap: str = 'jet'
     alpha: float = 0.5
     fusion: Optional[str] = None
+    pool_stride: Optional[int] = None
 
 
 class CAMRun:
@@ -59,7 +61,7 @@ class CAMRun:
         #: Per method: (name in the record, layers, explainer); ``auto`` resolved.
         self.plan: List[Tuple[str, List[str], object]] = []
         for method, explainer in zip(options.methods, explainers):
-            name, layers, fusion = self._resolve(model, method)
+            name, layers, fusion, pool = self._resolve(model, method)
             for layer in layers:
                 try:
                     resolve_module(model, layer)
@@ -73,7 +75,7 @@ class CAMRun:
                                             batch_size=options.batch_size,
                                             norm_in_bbox=options.norm_in_bbox,
                                             drise=options.drise, progress=progress,
-                                            fusion=fusion)
+                                            fusion=fusion, pool_stride=pool)
             self.plan.append((name, layers, explainer))
         names = [p[0] for p in self.plan]
         for i, (method, (name, layers, explainer)) in enumerate(zip(options.methods, self.plan)):
@@ -82,28 +84,38 @@ class CAMRun:
         self.explainers = [p[2] for p in self.plan]
         self._pipeline = None
 
-    def _resolve(self, model, method: str) -> Tuple[str, List[str], str]:
-        """``(method, layers, fusion)`` with ``auto`` resolved for ``model``."""
+    def _resolve(self, model, method: str) -> Tuple[str, List[str], str, int]:
+        """``(method, layers, fusion, pool stride)`` with ``auto`` resolved for ``model``."""
         opts = self.options
         layers = None if opts.target_layers is None else list(opts.target_layers)
         if _is_auto(method):
             self.auto = self.auto or recommend(model)
             rec = self.auto
             if rec.method == 'drise':
-                return 'drise', [], rec.fusion
+                return 'drise', [], rec.fusion, 0
             if layers is not None and not _is_auto_layers(layers):
                 rec.layers = layers  # the user's layers, the recommended method
-            return rec.method, list(rec.layers), opts.fusion or rec.fusion
+            return rec.method, list(rec.layers), *self._fusion(rec)
         if method.lower() == 'drise':
-            return method, [], 'mean'
+            return method, [], 'mean', 0
         if layers is None:
             layers = ['neck']
         elif _is_auto_layers(layers):
-            layers = auto_layers(model, model_family(model))
+            family = model_family(model)
+            rec = recommend(model)
+            layers = auto_layers(model, family)
             if self.auto is None:
-                self.auto = Recommendation(model_family(model), '', layers, opts.fusion or
-                                           'mean')
-        return method, layers, opts.fusion or 'mean'
+                self.auto = Recommendation(family, '', layers, rec.fusion, rec.pool_stride)
+            return method, layers, *self._fusion(rec)
+        return method, layers, *self._fusion(None)
+
+    def _fusion(self, rec: Optional[Recommendation]) -> Tuple[str, int]:
+        """The user's fusion and pool stride, else the recommendation's (else mean, none)."""
+        opts = self.options
+        fusion = opts.fusion or (rec.fusion if rec else 'mean')
+        pool = opts.pool_stride if opts.pool_stride is not None else (
+            rec.pool_stride if rec else 0)
+        return fusion, int(pool)
 
     @staticmethod
     def build_explainers(options: CAMOptions, progress: bool = False) -> list:
@@ -115,6 +127,9 @@ class CAMRun:
         if options.fusion is not None and options.fusion not in FUSIONS:
             raise OptionError('fusion', f'unknown fusion {options.fusion!r}; choose '
                               f'{", ".join(FUSIONS)}')
+        if options.pool_stride is not None and options.pool_stride < 0:
+            raise OptionError('pool_stride', f'pool stride must be >= 0 (0: off), got '
+                              f'{options.pool_stride}')
         layers = options.target_layers
         if layers is not None and _is_auto_layers(layers) and len(layers) > 1:
             raise OptionError('target_layers', "'auto' stands for the whole layer set; give "
@@ -130,7 +145,8 @@ class CAMRun:
             out.append(build_explainer(m, layers or ('neck', ), use_iou=options.use_iou,
                                        batch_size=options.batch_size,
                                        norm_in_bbox=options.norm_in_bbox, drise=options.drise,
-                                       progress=progress, fusion=options.fusion or 'mean'))
+                                       progress=progress, fusion=options.fusion or 'mean',
+                                       pool_stride=options.pool_stride or 0))
         return out
 
     @property

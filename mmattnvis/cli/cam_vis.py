@@ -43,7 +43,11 @@ def parse_args(argv=None):
                         '(backbone stages feeding the neck, then the neck)')
     parser.add_argument('--fusion', choices=('mean', 'max', 'gmean'), default=None,
                         help='how the maps of several target layers are fused after each is '
-                        'normalised (default: mean; for --method auto its recommended fusion)')
+                        'normalised (default: mean; with auto: the recommended one)')
+    parser.add_argument('--pool-stride', type=int, default=None, metavar='PX',
+                        help='with several target layers, average each layer\'s map on cells '
+                        'of PX input pixels before fusing (default: 0 = off; with auto: the '
+                        'recommended one, 16)')
     parser.add_argument('--topk', type=int, default=5,
                         help='explain at most this many detections per image (<=0: all)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
                          args.seed)
     options = CAMOptions(args.method, args.target_layers, args.score_thr, args.topk,
                          not args.no_iou, args.batch_size, args.norm_in_bbox, drise,
-                         args.colormap, args.alpha, args.fusion)
+                         args.colormap, args.alpha, args.fusion, args.pool_stride)
     explainers = CAMRun.build_explainers(options, progress=len(images) == 1)
     model = init_model_from_args(args)
     run = CAMRun(model, options, explainers=explainers)

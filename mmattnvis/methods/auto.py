@@ -19,15 +19,16 @@ from torch import nn
 
 FAMILIES = ('mmyolo_one_stage', 'dense_one_stage', 'two_stage', 'detr', 'other')
 
-#: Per family: (method, which layers, fusion). ``which layers``: ``stages+neck`` (the backbone
-#: stages feeding the neck, then the neck), ``neck``, or ``none`` (a black-box method).
-#: Chosen by measurement (benchmarks/bench_fused_cam.py, docs in the README's CAM section).
+#: Per family: (method, which layers, fusion, pool stride). ``which layers``: ``stages+neck``
+#: (the backbone stages feeding the neck, then the neck), ``neck``, or ``none`` (a black-box
+#: method). Measured on the COCO YOLOv5-n and the shared photos (benchmarks/bench_fused_cam.py,
+#: the README's CAM section); the other families follow the same reasoning (see the README).
 RECOMMENDED: Dict[str, tuple] = {
-    'mmyolo_one_stage': ('odam', 'stages+neck', 'mean'),
-    'dense_one_stage': ('odam', 'stages+neck', 'mean'),
-    'two_stage': ('odam', 'stages+neck', 'mean'),
-    'detr': ('drise', 'none', 'mean'),
-    'other': ('gradcam', 'stages+neck', 'mean'),
+    'mmyolo_one_stage': ('layercam', 'stages+neck', 'max', 16),
+    'dense_one_stage': ('layercam', 'stages+neck', 'max', 16),
+    'two_stage': ('layercam', 'stages+neck', 'max', 16),
+    'detr': ('drise', 'none', 'mean', 0),
+    'other': ('layercam', 'stages+neck', 'max', 16),
 }
 #: ``--target-layers auto`` for a gradient method the user named, per family.
 AUTO_LAYERS: Dict[str, str] = {
@@ -46,16 +47,21 @@ class Recommendation:
     method: str
     layers: List[str] = field(default_factory=list)
     fusion: str = 'mean'
+    pool_stride: int = 0
 
     def describe(self) -> str:
-        """One line: ``auto (mmyolo_one_stage): odam at backbone.stage2, ... (fused: mean)``."""
+        """One line: ``auto (mmyolo_one_stage): layercam at backbone.stage2, ... (fused: max,
+        pooled on 16 px cells)``."""
         where = (f' at {", ".join(self.layers)}' if self.layers else '')
-        fused = f' (fused: {self.fusion})' if len(self.layers) > 1 else ''
-        return f'auto ({self.family}): {self.method}{where}{fused}'
+        fused = ''
+        if len(self.layers) > 1:
+            pooled = f', pooled on {self.pool_stride} px cells' if self.pool_stride > 1 else ''
+            fused = f' (fused: {self.fusion}{pooled})'
+        return f'auto ({self.family}): {self.method or "(your method)"}{where}{fused}'
 
     def as_dict(self) -> dict:
         return dict(family=self.family, method=self.method, layers=list(self.layers),
-                    fusion=self.fusion)
+                    fusion=self.fusion, pool_stride=self.pool_stride)
 
 
 def model_family(model: nn.Module) -> str:
@@ -141,8 +147,8 @@ def auto_layers(model: nn.Module, family: Optional[str] = None) -> List[str]:
 def recommend(model: nn.Module) -> Recommendation:
     """``--method auto``: the recommended method, layers and fusion for the model's family."""
     family = model_family(model)
-    method, which, fusion = RECOMMENDED[family]
-    return Recommendation(family, method, _layers(model, which), fusion)
+    method, which, fusion, pool_stride = RECOMMENDED[family]
+    return Recommendation(family, method, _layers(model, which), fusion, pool_stride)
 
 
 __all__ = ['FAMILIES', 'RECOMMENDED', 'AUTO_LAYERS', 'Recommendation', 'model_family',

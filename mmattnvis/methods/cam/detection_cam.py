@@ -66,6 +66,8 @@ class DetectionCAM(Explainer):
         fusion: How the maps of several target layers are fused (:data:`~.fusion.FUSIONS`):
             each layer's map is normalised, then ``mean`` (grad-cam's rule), ``max`` or
             ``gmean``; all layers come from the same forward and the same backward.
+        pool_stride: With several layers, pool each layer's map on cells of this many input
+            pixels before fusing (0: off; see :mod:`~.fusion`).
         keep_layer_maps: Also return each layer's own map (:attr:`CAMResult.layer_maps`).
     """
 
@@ -75,12 +77,14 @@ class DetectionCAM(Explainer):
                  use_iou: bool = True, reshape_transform: Optional[Callable] = None,
                  batch_size: int = 8, ablation_batch_size: int = 32,
                  norm_in_bbox: bool = False, one_forward: bool = True,
-                 fusion: str = 'mean', keep_layer_maps: bool = False) -> None:
+                 fusion: str = 'mean', keep_layer_maps: bool = False,
+                 pool_stride: int = 0) -> None:
         self.cam_cls = cam_class(method)
         if fusion not in FUSIONS:
             raise UserInputError(f'unknown fusion {fusion!r}; choose {", ".join(FUSIONS)}')
         self.fusion = fusion
         self.keep_layer_maps = keep_layer_maps
+        self.pool_stride = max(0, int(pool_stride))
         self.method = method
         self.target_layers = list(target_layers)
         if not self.target_layers:
@@ -101,7 +105,9 @@ class DetectionCAM(Explainer):
         recorder = replace_recorder(cam, MultiLevelActivationsAndGradients(
             fn, layers, self.reshape_transform))
         recorder.require_gradients = bool(getattr(cam, 'uses_gradients', False))
-        cam.aggregate_multi_layers = LayerFusion(self.fusion)  # this instance only
+        # this instance only; one layer is never pooled (single-layer maps stay as they were)
+        cam.aggregate_multi_layers = LayerFusion(
+            self.fusion, self.pool_stride if len(layers) > 1 else 0)
         return cam
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
@@ -158,7 +164,7 @@ class DetectionCAM(Explainer):
         aligned = [align_to_image(m, geom) for m in raw]
         per_layer = self._layer_maps(cam.aggregate_multi_layers, len(dets), geom)
         maps = []
-        fused = dict(fusion=self.fusion) if len(layers) > 1 else {}
+        fused = dict(fusion=self.fusion, pool_stride=self.pool_stride) if len(layers) > 1 else {}
         for d, m in zip(dets, aligned[:-1]):
             if self.norm_in_bbox:
                 m = normalize_in_box(m, d.bbox)
