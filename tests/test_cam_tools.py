@@ -55,6 +55,8 @@ def test_cam_vis_figure(shapes_dir, tmp_path, capfd):
     (['--method', 'gradcum'], "unknown CAM method 'gradcum'"),
     (['--target-layers', 'nek'], "unknown layer 'nek'"),
     (['--colormap', 'nope'], 'colormap'),
+    (['--target-layers', 'auto', 'neck'], "'auto' stands for the whole layer set"),
+    (['--pool-stride', '-1'], 'pool stride must be >= 0'),
 ])
 def test_cam_vis_bad_input(args, message, shapes_dir, tmp_path, capfd):
     img_path = sorted((shapes_dir / 'images').iterdir())[0]

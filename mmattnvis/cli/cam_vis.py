@@ -4,6 +4,10 @@ One figure per image: the first column shows all kept detections and the image-l
 column per detection (its box, class and score above its maps), a row per method::
 
     python tools/cam_vis.py IMG CONFIG CHECKPOINT --method gradcam eigencam --target-layers neck
+    python tools/cam_vis.py IMG CONFIG CHECKPOINT --method auto   # recommended for the model
+
+Several target layers give one fused map per detection (each layer's map normalised, then
+fused), all from one forward and one backward per detection.
 """
 import os.path as osp
 import sys
@@ -29,9 +33,21 @@ def parse_args(argv=None):
     parser.add_argument('--method', nargs='+', default=['gradcam'],
                         help='gradcam, gradcam++, xgradcam, eigencam, eigengradcam, layercam, '
                         'hirescam, ablationcam, randomcam, odam (odam-x1 ... odam-y2: box '
-                        'coordinates), drise (several: one row each)')
-    parser.add_argument('--target-layers', nargs='+', default=['neck'],
-                        help='module names, e.g. neck backbone.stage4 neck.out_layers[2]')
+                        'coordinates), drise, or auto: the recommended method and layers for '
+                        "the model's family, printed and stored in the record "
+                        '(several: one row each)')
+    parser.add_argument('--target-layers', nargs='+', default=None,
+                        help='module names, e.g. neck backbone.stage4 neck.out_layers[2] '
+                        '(default: neck; for --method auto its recommended layers); several '
+                        "give one fused map; auto: the recommended set for the model's family "
+                        '(backbone stages feeding the neck, then the neck)')
+    parser.add_argument('--fusion', choices=('mean', 'max', 'gmean'), default=None,
+                        help='how the maps of several target layers are fused after each is '
+                        'normalised (default: mean; with auto: the recommended one)')
+    parser.add_argument('--pool-stride', type=int, default=None, metavar='PX',
+                        help='with several target layers, average each layer\'s map on cells '
+                        'of PX input pixels before fusing (default: 0 = off; with auto: the '
+                        'recommended one, 16)')
     parser.add_argument('--topk', type=int, default=5,
                         help='explain at most this many detections per image (<=0: all)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='bbox score threshold')
@@ -69,15 +85,19 @@ def main(argv=None) -> int:
                          args.seed)
     options = CAMOptions(args.method, args.target_layers, args.score_thr, args.topk,
                          not args.no_iou, args.batch_size, args.norm_in_bbox, drise,
-                         args.colormap, args.alpha)
+                         args.colormap, args.alpha, args.fusion, args.pool_stride)
     explainers = CAMRun.build_explainers(options, progress=len(images) == 1)
     model = init_model_from_args(args)
     run = CAMRun(model, options, explainers=explainers)
+    if run.auto is not None:
+        print(run.auto.describe())
+    methods = [name for name, _, _ in run.plan]
+    layers = ', '.join(dict.fromkeys(n for _, ls, _ in run.plan for n in ls)) or 'the image'
     vis = FeatMapVisualizer(name=f'mmattnvis_cam_{id(args)}')
     vis.dataset_meta = model.dataset_meta
     fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width, figure_opts)
     sinks = RunSinks('cam', args.save_results, args.report,
-                     {'tool': 'cam_vis', 'config': args.config, 'methods': list(args.method)})
+                     {'tool': 'cam_vis', 'config': args.config, 'methods': methods})
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
     progress = ProgressBar(len(images) * len(args.method))  # one step per image and method
     unreadable = UnreadableImages()
@@ -87,8 +107,7 @@ def main(argv=None) -> int:
             progress.update(len(args.method))
             continue
         record = run.run_images([img], [path], on_method=progress.update)[0]
-        title = (f'{osp.basename(path)}: {", ".join(args.method)} on '
-                 f'{", ".join(args.target_layers)}')
+        title = f'{osp.basename(path)}: {", ".join(methods)} on {layers}'
         sheet = fig.record_sheet(record, bgr_to_rgb(img), title,
                                  f'no detections above score_thr={args.score_thr}')
         write_figure(output_path(args.out_dir, path, root, ext=figure_opts.extension()), sheet,

@@ -36,9 +36,11 @@ def check_method(name: str) -> None:
 
 def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_iou: bool = True,
                     batch_size: int = 8, norm_in_bbox: bool = False,
-                    drise: DRISEOptions = DRISEOptions(), progress: bool = True):
+                    drise: DRISEOptions = DRISEOptions(), progress: bool = True,
+                    fusion: str = 'mean', keep_layer_maps: bool = False, pool_stride: int = 0):
     """A :class:`~.drise.DRISE`, :class:`~.odam.ODAM` or :class:`~.cam.DetectionCAM` for
-    ``name``, built from :data:`~mmattnvis.registry.METHODS`."""
+    ``name``, built from :data:`~mmattnvis.registry.METHODS`. ``fusion``, ``pool_stride`` and
+    ``keep_layer_maps``: see :class:`~.cam.DetectionCAM` (several target layers)."""
     if name.lower() == 'drise':
         return build_method(dict(type='drise', num_masks=drise.num_masks, grid=drise.grid,
                                  prob=drise.prob, batch_size=drise.batch_size,
@@ -46,8 +48,12 @@ def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_io
     attribute = _odam_attribute(name)
     if attribute is not None:
         return build_method(dict(type='odam', target_layers=target_layers, attribute=attribute,
-                                 batch_size=batch_size, norm_in_bbox=norm_in_bbox))
+                                 batch_size=batch_size, norm_in_bbox=norm_in_bbox,
+                                 fusion=fusion, keep_layer_maps=keep_layer_maps,
+                             pool_stride=pool_stride))
     return build_method(dict(type='cam', method=name, target_layers=target_layers,
-                             use_iou=use_iou, batch_size=batch_size, norm_in_bbox=norm_in_bbox))
+                             use_iou=use_iou, batch_size=batch_size, norm_in_bbox=norm_in_bbox,
+                             fusion=fusion, keep_layer_maps=keep_layer_maps,
+                             pool_stride=pool_stride))
 
 __all__ = ['DRISEOptions', 'build_explainer', 'check_method']

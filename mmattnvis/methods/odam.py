@@ -81,19 +81,23 @@ class ODAM(DetectionCAM):
             score, no IoU factor) or a box coordinate ``x1``, ``y1``, ``x2``, ``y2``.
         batch_size: Image copies (detections) per forward / backward pass.
         norm_in_bbox: Renormalise each map inside its box.
+        fusion: How the maps of several target layers are fused (``mean``, ``max``,
+            ``gmean``; see :mod:`~.cam.fusion`).
     """
 
     name = 'odam'
 
     def __init__(self, target_layers: Sequence[str] = ('neck', ), attribute: str = 'score',
                  batch_size: int = 8, norm_in_bbox: bool = False,
-                 reshape_transform: Optional[Callable] = None) -> None:
+                 reshape_transform: Optional[Callable] = None, fusion: str = 'mean',
+                 keep_layer_maps: bool = False, pool_stride: int = 0) -> None:
         if attribute not in ODAM_ATTRIBUTES:
             raise UserInputError(f'unknown ODAM attribute {attribute!r}; choose '
                                  f'{", ".join(ODAM_ATTRIBUTES)}')
         super().__init__('hirescam', target_layers, use_iou=False,
                          reshape_transform=reshape_transform or NearestLevels(),
-                         batch_size=batch_size, norm_in_bbox=norm_in_bbox)
+                         batch_size=batch_size, norm_in_bbox=norm_in_bbox, fusion=fusion,
+                         keep_layer_maps=keep_layer_maps, pool_stride=pool_stride)
         self.cam_cls = _odam_class()
         self.attribute = attribute
         self.method = 'odam' if attribute == 'score' else f'odam-{attribute}'

@@ -32,6 +32,7 @@ from .detector import (
     detect,
     select_detections,
 )
+from .fusion import FUSIONS, LayerFusion, fuse_layer_maps
 from .guards import EvalMode, FrozenParams, RestoredLayers
 from .methods import CAM_METHODS, cam_class, principal_projection
 from .recorder import LayerNotOnScorePath, MultiLevelActivationsAndGradients, ablation_layer_class
@@ -42,5 +43,5 @@ __all__ = [
     'MultiLevelActivationsAndGradients', 'LayerNotOnScorePath', 'ablation_layer_class',
     'DetectorFunction', 'DetectionTarget', 'SumTarget', 'DetectedBatch', 'detect',
     'select_detections', 'normalize_in_box', 'CAMResult', 'DetectionCAM', 'EvalMode',
-    'FrozenParams', 'RestoredLayers'
+    'FrozenParams', 'RestoredLayers', 'FUSIONS', 'LayerFusion', 'fuse_layer_maps'
 ]

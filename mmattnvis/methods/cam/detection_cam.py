@@ -16,6 +16,7 @@ from ...structures.detection import Detection
 from ...utils.errors import UserInputError
 from ..base import Explainer
 from .detector import DetectedBatch, DetectionTarget, DetectorFunction, SumTarget, detect
+from .fusion import FUSIONS, LayerFusion
 from .guards import EvalMode, FrozenParams, RestoredLayers
 from .methods import cam_class
 from .recorder import (
@@ -47,6 +48,9 @@ class CAMResult:
     detections: List[List[Detection]]
     maps: List[List[Map2D]]
     image_maps: List[Map2D] = field(default_factory=list)
+    #: With ``keep_layer_maps``: per image, per detection, ``{layer name: aligned map}`` (each
+    #: target layer's own normalised map, before fusion).
+    layer_maps: List[List[Dict[str, np.ndarray]]] = field(default_factory=list)
 
 
 @METHODS.register_module(name='cam')
@@ -65,6 +69,12 @@ class DetectionCAM(Explainer):
         one_forward: One forward of the image and one target-layer-only gradient per detection
             (default); ``False``: a forward/backward over a batch of copies, as grad-cam does
             (AblationCAM always works that way).
+        fusion: How the maps of several target layers are fused (:data:`~.fusion.FUSIONS`):
+            each layer's map is normalised, then ``mean`` (grad-cam's rule), ``max`` or
+            ``gmean``; all layers come from the same forward and the same backward.
+        pool_stride: With several layers, pool each layer's map on cells of this many input
+            pixels before fusing (0: off; see :mod:`~.fusion`).
+        keep_layer_maps: Also return each layer's own map (:attr:`CAMResult.layer_maps`).
     """
 
     name = 'cam'
@@ -72,8 +82,15 @@ class DetectionCAM(Explainer):
     def __init__(self, method: str = 'gradcam', target_layers: Sequence[str] = ('neck', ),
                  use_iou: bool = True, reshape_transform: Optional[Callable] = None,
                  batch_size: int = 8, ablation_batch_size: int = 32,
-                 norm_in_bbox: bool = False, one_forward: bool = True) -> None:
+                 norm_in_bbox: bool = False, one_forward: bool = True,
+                 fusion: str = 'mean', keep_layer_maps: bool = False,
+                 pool_stride: int = 0) -> None:
         self.cam_cls = cam_class(method)
+        if fusion not in FUSIONS:
+            raise UserInputError(f'unknown fusion {fusion!r}; choose {", ".join(FUSIONS)}')
+        self.fusion = fusion
+        self.keep_layer_maps = keep_layer_maps
+        self.pool_stride = max(0, int(pool_stride))
         self.method = method
         self.target_layers = list(target_layers)
         if not self.target_layers:
@@ -94,6 +111,9 @@ class DetectionCAM(Explainer):
         recorder = replace_recorder(cam, MultiLevelActivationsAndGradients(
             fn, layers, self.reshape_transform))
         recorder.require_gradients = bool(getattr(cam, 'uses_gradients', False))
+        # this instance only; one layer is never pooled (single-layer maps stay as they were)
+        cam.aggregate_multi_layers = LayerFusion(
+            self.fusion, self.pool_stride if len(layers) > 1 else 0)
         return cam
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
@@ -114,11 +134,12 @@ class DetectionCAM(Explainer):
         result = CAMResult(detected.samples, detected.detections, [], [])
         with EvalMode(model):
             for b, (sample, dets) in enumerate(zip(detected.samples, detected.detections)):
-                maps, image_map = self._explain_image(
+                maps, image_map, per_layer = self._explain_image(
                     DetectorFunction(model, sample), layers, detected.inputs[b:b + 1], dets,
                     ImageGeometry.from_metainfo(sample.metainfo))
                 result.maps.append(maps)
                 result.image_maps.append(image_map)
+                result.layer_maps.append(per_layer)
         return result
 
     def _targets(self, dets: List[Detection]) -> List[Callable]:
@@ -128,7 +149,7 @@ class DetectionCAM(Explainer):
     def _explain_image(self, fn: DetectorFunction, layers: List[nn.Module], image: torch.Tensor,
                        dets: List[Detection], geom: ImageGeometry):
         if not dets:
-            return [], None
+            return [], None, []
         targets = self._targets(dets)
         targets.append(SumTarget(list(targets)))
         raw: List[np.ndarray] = []
@@ -150,15 +171,30 @@ class DetectionCAM(Explainer):
             finally:
                 cam.activations_and_grads.release()
         aligned = [align_to_image(m, geom) for m in raw]
+        per_layer = self._layer_maps(cam.aggregate_multi_layers, len(dets), geom)
         maps = []
+        fused = dict(fusion=self.fusion, pool_stride=self.pool_stride) if len(layers) > 1 else {}
         for d, m in zip(dets, aligned[:-1]):
             if self.norm_in_bbox:
                 m = normalize_in_box(m, d.bbox)
             maps.append(Map2D(m, self.method, dict(method=self.method, rank=d.rank,
-                                                   aligned=True)))
+                                                   aligned=True, **fused)))
         image_map = Map2D(aligned[-1], f'{self.method} (image)',
-                          dict(method=self.method, aligned=True))
-        return maps, image_map
+                          dict(method=self.method, aligned=True, **fused))
+        return maps, image_map, per_layer
+
+    def _layer_maps(self, fusion: LayerFusion, n: int,
+                    geom: ImageGeometry) -> List[Dict[str, np.ndarray]]:
+        """Per detection, each target layer's aligned map (``keep_layer_maps``; else ``[]``)."""
+        if not self.keep_layer_maps:
+            return []
+        per_layer = fusion.layer_maps()
+        out = []
+        for i in range(n):
+            # EigenCAM computes one map for all targets: item 0 stands for every detection.
+            out.append({name: align_to_image(m[i if len(m) > i else 0], geom)
+                        for name, m in zip(self.target_layers, per_layer)})
+        return out
 
 
     def _maps_one_forward(self, cam, image: torch.Tensor,
