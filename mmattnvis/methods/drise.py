@@ -299,7 +299,7 @@ class DRISE(Explainer):
 
     def __init__(self, num_masks=1000, grid: int = 16, prob: float = 0.5,
                  batch_size: Optional[int] = None, seed: int = 0, center: bool = False,
-                 progress: bool = True, sampling: Optional[str] = None, tol: float = 0.02,
+                 progress: bool = True, sampling: Optional[str] = None, tol: float = 0.1,
                  max_masks: int = 4000, check_every: int = 50) -> None:
         from .drise_auto import AUTO_SAMPLING, ConvergenceMonitor, check_sampling
         self.auto = isinstance(num_masks, str)

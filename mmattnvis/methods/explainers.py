@@ -18,7 +18,7 @@ class DRISEOptions:
     batch_size: Optional[int] = None  # 4 on a CPU, 16 on a GPU
     seed: int = 0
     sampling: Optional[str] = None  # random for a number N, the best scheme for auto
-    tol: float = 0.02
+    tol: float = 0.1
     max_masks: int = 4000
 
     @classmethod

@@ -120,7 +120,7 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
                         choices=['random', 'antithetic', 'sobol', 'sobol-antithetic'],
                         help='D-RISE: how masks are drawn (default: random, plain D-RISE, for '
                         'a number of masks; sobol for auto, which needs fewer)')
-    parser.add_argument('--drise-tol', type=float, default=0.02,
+    parser.add_argument('--drise-tol', type=float, default=0.1,
                         help='D-RISE auto: stop when 1 - Pearson between the map at N masks '
                         'and at N/2 stays below this (checked every 50 masks)')
     parser.add_argument('--drise-max-masks', type=int, default=4000,
