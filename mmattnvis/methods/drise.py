@@ -23,6 +23,8 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
   ``objectness``, the paper's cosine and objectness are used as they are.
 * All targets of an image are weighted from the same masked passes; maps are min-max normalised
   to [0, 1] and sampled on the original image's pixel grid, like the CAM maps.
+* ``num_masks='auto'`` (``--drise-masks auto``) stops once the map has converged and other mask
+  schemes (``--drise-sampling``) need fewer forwards: see :mod:`.drise_auto`.
 """
 import math
 from dataclasses import dataclass
