@@ -81,8 +81,7 @@ def main(argv=None) -> int:
 
     figure_opts = FigureOptions.from_args(args)
     images = collect_images(args.img)
-    drise = DRISEOptions(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
-                         args.seed)
+    drise = DRISEOptions.from_args(args)
     options = CAMOptions(args.method, args.target_layers, args.score_thr, args.topk,
                          not args.no_iou, args.batch_size, args.norm_in_bbox, drise,
                          args.colormap, args.alpha, args.fusion, args.pool_stride)

@@ -23,6 +23,8 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
   ``objectness``, the paper's cosine and objectness are used as they are.
 * All targets of an image are weighted from the same masked passes; maps are min-max normalised
   to [0, 1] and sampled on the original image's pixel grid, like the CAM maps.
+* ``num_masks='auto'`` (``--drise-masks auto``) stops once the map has converged and other mask
+  schemes (``--drise-sampling``) need fewer forwards: see :mod:`.drise_auto`.
 """
 import math
 from dataclasses import dataclass
@@ -151,6 +153,35 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or 'out of memory' in str(err).lower()
 
 
+def fill_tensor(fill, image: torch.Tensor) -> torch.Tensor:
+    """``fill`` (a number or a ``(3, 1, 1)`` tensor) broadcastable to a batch like ``image``."""
+    fill = torch.as_tensor(fill, dtype=image.dtype, device=image.device)
+    return fill.reshape(1, -1, 1, 1) if fill.dim() else fill
+
+
+def masked_weights(predict: Callable[[torch.Tensor], List[Predictions]], image: torch.Tensor,
+                   region: Tuple[int, int, int, int], targets: Predictions, m: torch.Tensor,
+                   fill: torch.Tensor) -> torch.Tensor:
+    """``(T, B)`` similarity of each target in each of the ``B`` images masked by ``m``
+    (``(B, h, w)`` over ``region``); ``fill`` from :func:`fill_tensor`. One forward pass."""
+    y0, y1, x0, x1 = region
+    crop = image[:, :, y0:y1, x0:x1]
+    batch = image.expand(m.shape[0], -1, -1, -1).clone()
+    batch[:, :, y0:y1, x0:x1] = fill + (crop - fill) * m[:, None]
+    try:
+        with torch.no_grad():
+            preds = predict(batch)
+    except (RuntimeError, MemoryError) as err:
+        if not _is_oom(err):
+            raise
+        del batch
+        if image.device.type == 'cuda':
+            torch.cuda.empty_cache()
+        raise UserInputError(f'D-RISE: a batch of {m.shape[0]} masked images does not fit '
+                             f'in memory; try a smaller --drise-batch') from None
+    return torch.stack([similarity(targets, p) for p in preds], dim=1).to(image.device)
+
+
 def drise_saliency(predict: Callable[[torch.Tensor], List[Predictions]], image: torch.Tensor,
                    region: Tuple[int, int, int, int], targets: Predictions, masks: RandomMasks,
                    batch_size: int = 16, fill=0.0, center: bool = False,
@@ -178,9 +209,7 @@ def drise_saliency(predict: Callable[[torch.Tensor], List[Predictions]], image: 
     if batch_size < 1:
         raise UserInputError(f'--drise-batch must be >= 1, got {batch_size}')
     device = image.device
-    fill = torch.as_tensor(fill, dtype=image.dtype, device=device)
-    fill = fill.reshape(1, -1, 1, 1) if fill.dim() else fill
-    crop = image[:, :, y0:y1, x0:x1]
+    fill = fill_tensor(fill, image)
     n_t = targets.boxes.shape[0]
     acc = torch.zeros(n_t, masks.h * masks.w, device=device)
     mask_sum = torch.zeros(masks.h * masks.w, device=device)
@@ -192,20 +221,7 @@ def drise_saliency(predict: Callable[[torch.Tensor], List[Predictions]], image: 
     for start in range(0, len(masks), batch_size):
         stop = min(start + batch_size, len(masks))
         m = masks.batch(start, stop, device)
-        batch = image.expand(stop - start, -1, -1, -1).clone()
-        batch[:, :, y0:y1, x0:x1] = fill + (crop - fill) * m[:, None]
-        try:
-            with torch.no_grad():
-                preds = predict(batch)
-        except (RuntimeError, MemoryError) as err:
-            if not _is_oom(err):
-                raise
-            del batch
-            if device.type == 'cuda':
-                torch.cuda.empty_cache()
-            raise UserInputError(f'D-RISE: a batch of {stop - start} masked images does not fit '
-                                 f'in memory; try a smaller --drise-batch') from None
-        w = torch.stack([similarity(targets, p) for p in preds], dim=1).to(device)  # (T, B)
+        w = masked_weights(predict, image, region, targets, m, fill)
         flat = m.reshape(m.shape[0], -1)
         acc += w @ flat
         mask_sum += flat.sum(0)
@@ -265,29 +281,49 @@ class DRISE(Explainer):
     """D-RISE maps per kept detection of an MMDet / MMYOLO detector (the CAM contract).
 
     Args:
-        num_masks: ``N`` (``--drise-masks``).
+        num_masks: ``N`` (``--drise-masks``), or ``'auto'``: stop once the maps converged (see
+            :mod:`.drise_auto`).
         grid: Grid cells per side (``--drise-grid``).
         prob: Probability a cell is kept (``--drise-prob``).
         batch_size: Masked images per forward pass (``--drise-batch``); ``None``: 4 on a CPU,
             16 on a GPU (on a CPU large batches cost more per image, see benchmarks/results.md).
         seed: Seed of the masks (``--seed``).
-        center: See :func:`drise_saliency`.
+        center: See :func:`drise_saliency` (``auto`` always centres).
         progress: Show a ProgressBar over the masks of each image.
+        sampling: Mask scheme (``--drise-sampling``); ``None``: ``random`` for a number ``N``,
+            :data:`.drise_auto.AUTO_SAMPLING` for ``auto``.
+        tol: ``auto``: largest change between checkpoints of a converged map (``--drise-tol``).
+        max_masks: ``auto``: cap on ``N`` (``--drise-max-masks``).
+        check_every: ``auto``: masks between checkpoints.
     """
 
     name = 'drise'
 
-    def __init__(self, num_masks: int = 1000, grid: int = 16, prob: float = 0.5,
+    def __init__(self, num_masks=1000, grid: int = 16, prob: float = 0.5,
                  batch_size: Optional[int] = None, seed: int = 0, center: bool = False,
-                 progress: bool = True) -> None:
-        check_drise_options(num_masks, grid, prob, (grid, grid))
+                 progress: bool = True, sampling: Optional[str] = None, tol: float = 0.1,
+                 max_masks: int = 4000, check_every: int = 50) -> None:
+        from .drise_auto import AUTO_SAMPLING, ConvergenceMonitor, check_sampling
+        self.auto = isinstance(num_masks, str)
+        if self.auto and num_masks != 'auto':
+            raise UserInputError(f'--drise-masks takes a number or auto, got {num_masks!r}')
+        check_drise_options(max_masks if self.auto else num_masks, grid, prob, (grid, grid))
         if batch_size is not None and int(batch_size) < 1:
             raise UserInputError(f'--drise-batch must be >= 1, got {batch_size}')
+        if self.auto and int(max_masks) < 2 * int(check_every):
+            raise UserInputError(f'--drise-max-masks must be >= {2 * int(check_every)} '
+                                 f'(two checkpoints of {int(check_every)} masks), got '
+                                 f'{max_masks}')
+        self.sampling = sampling or (AUTO_SAMPLING if self.auto else 'random')
+        check_sampling(self.sampling)
+        ConvergenceMonitor(tol)  # checks tol
         self.method = 'drise'
-        self.num_masks, self.grid, self.prob = int(num_masks), int(grid), float(prob)
+        self.num_masks = 'auto' if self.auto else int(num_masks)
+        self.grid, self.prob = int(grid), float(prob)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.seed = int(seed)
         self.center, self.progress = center, progress
+        self.tol, self.max_masks, self.check_every = float(tol), int(max_masks), int(check_every)
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
                 topk: int = 10, detected: Optional[DetectedBatch] = None) -> CAMResult:
@@ -311,32 +347,51 @@ class DRISE(Explainer):
             return self.batch_size
         return 16 if device.type == 'cuda' else 4
 
+    def _saliency(self, predict, image: torch.Tensor, region, targets: Predictions,
+                  fill: torch.Tensor):
+        """Raw maps ``(T, h, w)`` and the metadata of the run (``N`` used, scheme ...)."""
+        from .drise_auto import ConvergenceMonitor, drise_saliency_auto, make_masks
+        shape = (region[1] - region[0], region[3] - region[2])
+        meta = dict(grid=self.grid, sampling=self.sampling)
+        batch = self.batch_for(image.device)
+        if not self.auto:
+            masks = make_masks(self.num_masks, self.grid, self.prob, shape, self.seed,
+                               self.sampling)
+            raw = drise_saliency(predict, image, region, targets, masks, batch, fill,
+                                 self.center, self.progress)
+            return raw, dict(meta, num_masks=self.num_masks)
+        masks = make_masks(self.max_masks, self.grid, self.prob, shape, self.seed,
+                           self.sampling)
+        monitor = ConvergenceMonitor(self.tol, min_masks=2 * self.check_every)
+        raw, n, converged = drise_saliency_auto(predict, image, region, targets, masks,
+                                                monitor, batch, fill, self.check_every,
+                                                self.progress)
+        return raw, dict(meta, num_masks=n, converged=converged, tol=self.tol,
+                         change=round(float(monitor.change), 6), max_masks=self.max_masks)
+
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
                        dets: List[Detection]):
         if not dets:
             return [], None
         geom = ImageGeometry.from_metainfo(sample.metainfo)
         region = content_region(geom)
-        masks = RandomMasks(self.num_masks, self.grid, self.prob,
-                            (region[1] - region[0], region[3] - region[2]), self.seed)
         device = image.device
         targets = Predictions(
             torch.as_tensor(np.stack([d.bbox for d in dets]), device=device),
             torch.as_tensor([d.score for d in dets], device=device),
             torch.as_tensor([d.label for d in dets], device=device))
-        raw = drise_saliency(mmdet_predict(model, sample), image.detach(), region, targets,
-                             masks, self.batch_for(device), preprocessor_fill(model).to(device),
-                             self.center, self.progress)
+        raw, meta = self._saliency(mmdet_predict(model, sample), image.detach(), region, targets,
+                                   preprocessor_fill(model).to(device))
         ori_h, ori_w = geom.ori_shape
         maps = []
         for d, s in zip(dets, raw):
             m = cv2.resize(normalise(s), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
             maps.append(Map2D(m, 'drise', dict(method='drise', rank=d.rank, aligned=True,
-                                                num_masks=self.num_masks, grid=self.grid)))
+                                                **meta)))
         total = cv2.resize(normalise(raw.sum(0)), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
-        return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True))
+        return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True, **meta))
 
 
-__all__ = ['Predictions', 'similarity', 'RandomMasks', 'FixedMasks',
-           'check_drise_options', 'drise_saliency', 'content_region', 'preprocessor_fill',
-           'mmdet_predict', 'DRISE']
+__all__ = ['Predictions', 'similarity', 'RandomMasks', 'FixedMasks', 'check_drise_options',
+           'drise_saliency', 'masked_weights', 'fill_tensor', 'content_region',
+           'preprocessor_fill', 'mmdet_predict', 'DRISE']

@@ -1,7 +1,7 @@
 """Explainers by ``--method`` name: the Grad-CAM family, ``odam`` (``odam-x1`` ... for box
 coordinates) and ``drise``, all with ``explain(model, detected=...) -> CAMResult``."""
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from . import drise as _drise  # noqa: F401  (registers 'drise')
 from .base import build_method
@@ -11,12 +11,23 @@ from .odam import ODAM_ATTRIBUTES
 
 @dataclass
 class DRISEOptions:
-    """The ``--drise-*`` flags (and ``--seed``)."""
-    num_masks: int = 1000
+    """The ``--drise-*`` flags (and ``--seed``); see :class:`~.drise.DRISE`."""
+    num_masks: Union[int, str] = 1000  # or 'auto': until the map converged
     grid: int = 16
     prob: float = 0.5
     batch_size: Optional[int] = None  # 4 on a CPU, 16 on a GPU
     seed: int = 0
+    sampling: Optional[str] = None  # random for a number N, the best scheme for auto
+    tol: float = 0.1
+    max_masks: int = 4000
+
+    @classmethod
+    def from_args(cls, args) -> 'DRISEOptions':
+        """From the flags of :func:`~mmattnvis.utils.cli.add_drise_args` and ``--seed``."""
+        return cls(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
+                   getattr(args, 'seed', 0), getattr(args, 'drise_sampling', None),
+                   getattr(args, 'drise_tol', cls.tol), getattr(args, 'drise_max_masks',
+                                                                cls.max_masks))
 
 
 def _odam_attribute(name: str):
@@ -44,7 +55,8 @@ def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_io
     if name.lower() == 'drise':
         return build_method(dict(type='drise', num_masks=drise.num_masks, grid=drise.grid,
                                  prob=drise.prob, batch_size=drise.batch_size,
-                                 seed=drise.seed, progress=progress))
+                                 seed=drise.seed, progress=progress, sampling=drise.sampling,
+                                 tol=drise.tol, max_masks=drise.max_masks))
     attribute = _odam_attribute(name)
     if attribute is not None:
         return build_method(dict(type='odam', target_layers=target_layers, attribute=attribute,

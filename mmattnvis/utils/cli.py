@@ -161,16 +161,38 @@ def add_result_args(parser: argparse.ArgumentParser) -> None:
                         help='build an HTML report of the run here (open DIR/index.html)')
 
 
+def drise_masks_arg(value: str):
+    """``--drise-masks``: a number or ``auto``."""
+    if value.strip().lower() == 'auto':
+        return 'auto'
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number or auto, got {value!r}') from None
+
+
 def add_drise_args(parser: argparse.ArgumentParser) -> None:
-    """``--drise-masks``, ``--drise-grid``, ``--drise-prob``, ``--drise-batch`` of the explainer
-    tools (the seed stays with each tool, where it seeds more than D-RISE)."""
-    parser.add_argument('--drise-masks', type=int, default=1000, help='D-RISE: number of masks')
+    """``--drise-masks`` (a number or ``auto``), ``--drise-grid``, ``--drise-prob``,
+    ``--drise-batch``, ``--drise-sampling``, ``--drise-tol``, ``--drise-max-masks`` of the
+    explainer tools (the seed stays with each tool, where it seeds more than D-RISE)."""
+    parser.add_argument('--drise-masks', type=drise_masks_arg, default=1000,
+                        help='D-RISE: number of masks, or auto: stop once the map has '
+                        'converged (see --drise-tol, --drise-max-masks)')
     parser.add_argument('--drise-grid', type=int, default=16, help='D-RISE: mask grid cells')
     parser.add_argument('--drise-prob', type=float, default=0.5,
                         help='D-RISE: probability a grid cell is kept')
     parser.add_argument('--drise-batch', type=int, default=None,
                         help='D-RISE: masked images per forward pass (default: 4 on a CPU, '
                         '16 on a GPU)')
+    parser.add_argument('--drise-sampling', default=None,
+                        choices=['random', 'antithetic', 'sobol', 'sobol-antithetic'],
+                        help='D-RISE: how masks are drawn (default: random, plain D-RISE, for '
+                        'a number of masks; sobol for auto, which needs fewer)')
+    parser.add_argument('--drise-tol', type=float, default=0.1,
+                        help='D-RISE auto: stop when 1 - Pearson between the map at N masks '
+                        'and at N/2 stays below this (checked every 50 masks)')
+    parser.add_argument('--drise-max-masks', type=int, default=4000,
+                        help='D-RISE auto: at most this many masks')
 
 
 def check_display() -> None:
