@@ -11,16 +11,16 @@ deletion / insertion (best same-class score among predictions with IoU > 0.5, no
 score on the unperturbed image) and ODI (energy on the other objects over energy on all objects;
 ground-truth boxes where annotations exist, the other kept detections otherwise).
 """
-import csv
-import io
 import json
 import os.path as osp
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from ..datasets.shapes import decode_rle
 from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (
@@ -32,18 +32,17 @@ from ..metrics.faithfulness import (
     pointing_game,
     random_saliency,
 )
+from ..metrics.localisation import effective_area, energy_in_mask, mask_iou
 from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
+from ..metrics.sanity import sanity_passed
 from ..structures import Detection, Map2D, ResultRecord
 from ..utils.errors import UserInputError
-from ..utils.fileio import write_text_atomic
+from .faithfulness_table import COLUMNS, FaithfulnessTable, oa
 from .inference import UnreadableImages, collect_images, prepare_batch
+from .randomisation import STAGES, sanity_correlations
 from .records import new_record, sample_detections
 
 RANDOM = 'random'
-COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
-           'deletion_auc', 'insertion_auc', 'pointing_game_gt_strict', 'odam_deletion',
-           'odam_insertion', 'odi')
-_OPTIONAL = ('pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi')
 
 
 @dataclass
@@ -59,6 +58,8 @@ class FaithfulnessOptions:
     tolerance: float = 0.0
     seed: int = 0
     insertion: bool = True
+    sanity: bool = False
+    fusion: Optional[str] = None  # multi-layer fusion of the gradient maps (None: the default)
     drise: DRISEOptions = field(default_factory=DRISEOptions)
 
 
@@ -107,27 +108,59 @@ def _gt_by_file(coco: dict):
         if a.get('iscrowd', 0):
             continue
         x, y, w, h = (float(v) for v in a['bbox'])
+        seg = a.get('segmentation')
         by_image.setdefault(a['image_id'], []).append(
-            (x, y, x + w, y + h, label_of[a['category_id']]))
+            ((x, y, x + w, y + h, label_of[a['category_id']]),
+             seg if isinstance(seg, dict) else None))
     gt = {}
     for im in coco.get('images', []):
         rows = by_image.get(im['id'], [])
-        arr = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
-        gt[osp.basename(im['file_name'])] = (arr[:, :4], arr[:, 4].astype(np.int64))
+        arr = np.asarray([r for r, _ in rows], dtype=np.float32).reshape(-1, 5)
+        gt[osp.basename(im['file_name'])] = GroundTruth(arr[:, :4], arr[:, 4].astype(np.int64),
+                                                        [m for _, m in rows])
     return gt
+
+
+class GroundTruth(tuple):
+    """``(boxes (K, 4) xyxy, labels (K,))`` of one image, with :meth:`mask` for the objects
+    whose annotation has an uncompressed-RLE ``segmentation`` (the shapes generator's)."""
+
+    def __new__(cls, boxes: np.ndarray, labels: np.ndarray, rles: Optional[list] = None):
+        obj = super().__new__(cls, (boxes, labels))
+        obj.rles = list(rles) if rles is not None else [None] * len(boxes)
+        return obj
+
+    def mask(self, index: int, shape) -> Optional[np.ndarray]:
+        """Boolean mask of object ``index`` on an image of ``shape``, or ``None`` (no mask, or
+        one that does not fit the image)."""
+        rle = self.rles[index]
+        if rle is None:
+            return None
+        try:
+            m = decode_rle(rle)
+        except (ValueError, TypeError, KeyError):
+            return None
+        return m if m.shape == tuple(shape[:2]) else None
+
+
+def matching_index(det: Detection, gt, iou_thr: float = 0.5) -> Optional[int]:
+    """Index of the ground-truth box of the detection's class that overlaps it most (IoU >=
+    ``iou_thr``), or ``None``."""
+    if gt is None:
+        return None
+    boxes, labels = gt[0], gt[1]
+    same = np.flatnonzero(labels == det.label)
+    if not same.size:
+        return None
+    ious = box_iou(det.bbox, boxes[same])
+    best = int(ious.argmax())
+    return int(same[best]) if ious[best] >= iou_thr else None
 
 
 def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
     """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
-    if gt is None:
-        return None
-    boxes, labels = gt
-    same = labels == det.label
-    if not same.any():
-        return None
-    ious = box_iou(det.bbox, boxes[same])
-    best = int(ious.argmax())
-    return boxes[same][best] if ious[best] >= iou_thr else None
+    index = matching_index(det, gt, iou_thr)
+    return None if index is None else gt[0][index]
 
 
 class DetectionScorer:
@@ -180,68 +213,6 @@ def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'Detection
     return auc(fractions, drise), auc(fractions, odam)
 
 
-@dataclass
-class FaithfulnessTable:
-    """Per-detection rows and the per-method means."""
-    rows: List[Dict[str, Any]] = field(default_factory=list)
-
-    def summary(self) -> List[Dict[str, Any]]:
-        methods: List[str] = []
-        for r in self.rows:
-            if r['method'] not in methods:
-                methods.append(r['method'])
-        out: List[Dict[str, Any]] = []
-        for m in methods:
-            rs = [r for r in self.rows if r['method'] == m]
-            gt = [r['pointing_game_gt'] for r in rs if r['pointing_game_gt'] is not None]
-            ins = [r['insertion_auc'] for r in rs if r['insertion_auc'] is not None]
-            out.append(dict(
-                method=m, detections=len(rs),
-                pointing_game=float(np.mean([r['pointing_game'] for r in rs])),
-                pointing_game_gt=float(np.mean(gt)) if gt else None,
-                energy_pg=float(np.mean([r['energy_pg'] for r in rs])),
-                deletion_auc=float(np.mean([r['deletion_auc'] for r in rs])),
-                insertion_auc=float(np.mean(ins)) if ins else None))
-            for key in _OPTIONAL:
-                vals = [r[key] for r in rs if r.get(key) is not None]
-                out[-1][key] = float(np.mean(vals)) if vals else None
-        return out
-
-    def markdown(self, title: str = '') -> str:
-        head = ['method', 'detections', 'pointing game', 'pointing game (GT)',
-                'energy PG', 'deletion AUC (lower better)', 'insertion AUC (higher better)',
-                'ODAM PG (GT, strict)', 'ODAM deletion', 'ODAM insertion', 'ODI (lower better)']
-        lines = [f'### {title}', ''] if title else []
-        lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-
-        def fmt(v, pct=False):
-            if v is None:
-                return 'n/a'
-            return f'{100 * v:.1f} %' if pct else f'{v:.3f}'
-
-        for s in self.summary():
-            lines.append(f"| {s['method']} | {s['detections']} | {fmt(s['pointing_game'], True)} "
-                         f"| {fmt(s['pointing_game_gt'], True)} | {fmt(s['energy_pg'])} | "
-                         f"{fmt(s['deletion_auc'])} | {fmt(s['insertion_auc'])} | "
-                         f"{fmt(s['pointing_game_gt_strict'], True)} | {fmt(s['odam_deletion'])} "
-                         f"| {fmt(s['odam_insertion'])} | {fmt(s['odi'])} |")
-        return '\n'.join(lines) + '\n'
-
-    def write(self, out_dir: str, title: str = '') -> List[str]:
-        """Write the markdown table and the two CSVs (atomically, see ``utils.fileio``)."""
-        paths = [osp.join(out_dir, n) for n in
-                 ('faithfulness.md', 'faithfulness.csv', 'faithfulness_detections.csv')]
-        write_text_atomic(paths[0], self.markdown(title))
-        for path, rows in ((paths[1], self.summary()), (paths[2], self.rows)):
-            buf = io.StringIO(newline='')
-            keys = list(rows[0].keys()) if rows else list(COLUMNS)
-            writer = csv.DictWriter(buf, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-            write_text_atomic(path, buf.getvalue())
-        return paths
-
-
 class FaithfulnessRun:
     """The faithfulness task: every method (and the random baseline) scored on every kept
     detection of an image; one result record per image (its scored maps, its rows in
@@ -254,8 +225,9 @@ class FaithfulnessRun:
     def __init__(self, model, pipeline, options: FaithfulnessOptions) -> None:
         if options.steps < 2:
             raise UserInputError('--steps must be >= 2')
+        extra = {} if options.fusion is None else {'fusion': options.fusion}
         self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
-                                     drise=options.drise, progress=False)
+                                     drise=options.drise, progress=False, **extra)
                      for m in options.methods]
         self.model, self.pipeline, self.options = model, pipeline, options
         self.rng = np.random.default_rng(options.seed)  # one stream over the run's images
@@ -267,8 +239,17 @@ class FaithfulnessRun:
         model, options = self.model, self.options
         data = prepare_batch([img], self.pipeline, [path])
         detected = detect(model, data, options.score_thr, options.topk)
-        results = [cam.explain(model, detected=detected) for cam in self.cams]
         dets = detected.detections[0]
+        maps: Dict[str, List[np.ndarray]] = {}
+        seconds: Dict[str, float] = {}
+        for method, cam in zip(options.methods, self.cams):
+            start = time.perf_counter()
+            maps[method] = [m.data for m in cam.explain(model, detected=detected).maps[0]]
+            seconds[method] = (time.perf_counter() - start) / max(1, len(dets))
+        start = time.perf_counter()
+        maps[RANDOM] = [random_saliency((img.shape[0], img.shape[1]), self.rng) for _ in dets]
+        seconds[RANDOM] = (time.perf_counter() - start) / max(1, len(dets))
+        sanity = self._sanity(detected, maps) if options.sanity and dets else {}
         start_preds = self.scorer.predictions([img])[0] if dets else None
         first_row = len(self.table.rows)
         classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
@@ -277,22 +258,33 @@ class FaithfulnessRun:
                             path, {'methods': list(options.methods) + [RANDOM],
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
-            maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
-            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), self.rng)))
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
-            for method, sal in maps:
+            for method, per_det in maps.items():
                 record.add_map(f'd{det.rank}/{method}', Map2D(
-                    np.asarray(sal, np.float32), method,
+                    np.asarray(per_det[i], np.float32), method,
                     {'kind': 'explainer', 'method': method, 'detection': det.rank,
                      'column': i, 'aligned': True}))
             assert start_preds is not None
-            self._score(img, path, i, det, dets, maps, img_gt, start_preds)
+            extra = {m: dict(seconds=seconds[m], **_sanity_columns(sanity, m, i)) for m in maps}
+            self._score(img, path, i, det, dets, [(m, v[i]) for m, v in maps.items()], img_gt,
+                        start_preds, extra)
         record.info['rows'] = self.table.rows[first_row:]
         return record
 
-    def _score(self, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
+    def _sanity(self, detected, maps: Dict[str, List[np.ndarray]]):
+        """Spearman correlations of every method's maps after cascading randomisation."""
+        explainers = {m: _explain_fn(cam, detected)
+                      for m, cam in zip(self.options.methods, self.cams)}
+        fixed = maps[RANDOM]
+        explainers[RANDOM] = lambda _model: fixed  # the random map does not use the model
+        return sanity_correlations(self.model, explainers, maps, self.options.seed)
+
+    def _score(self, img, path, i, det, dets, maps, img_gt, start_preds, extra) -> None:
         options = self.options
-        gt_box = matching_gt(det, img_gt)
+        gt_index = matching_index(det, img_gt)
+        gt_box = None if gt_index is None else img_gt[0][gt_index]
+        mask = (img_gt.mask(gt_index, img.shape) if gt_index is not None
+                and isinstance(img_gt, GroundTruth) else None)
         own, others = _objects(det, dets, gt_box, img_gt)
         start = odam_score(det.bbox, det.label, *start_preds)
         for method, sal in maps:
@@ -310,11 +302,38 @@ class FaithfulnessRun:
                 pointing_game_gt=(None if gt_box is None else
                                   float(pointing_game(sal, gt_box, options.tolerance))),
                 energy_pg=energy_pointing_game(sal, det.bbox),
-                deletion_auc=deletion, insertion_auc=insertion,
+                energy_mask=None if mask is None else energy_in_mask(sal, mask),
+                mask_iou=None if mask is None else mask_iou(sal, mask),
+                effective_area=effective_area(sal, det.bbox),
+                deletion_auc=deletion, insertion_auc=insertion, oa=oa(insertion, deletion),
+                **extra[method],
                 pointing_game_gt_strict=(None if gt_box is None else
                                          float(pointing_game_strict(sal, gt_box))),
                 odam_deletion=odam_del, odam_insertion=odam_ins,
                 odi=object_discrimination_index(sal, own, others)))
+
+
+def _explain_fn(cam, detected):
+    """``model -> maps of the detections of ``detected``'s image`` for the sanity check; ``None``
+    maps when the (randomised) model leaves the explainer nothing to explain."""
+
+    def explain(model) -> List[Optional[np.ndarray]]:
+        try:
+            return [m.data for m in cam.explain(model, detected=detected).maps[0]]
+        except UserInputError:
+            return [None] * len(detected.detections[0])
+
+    return explain
+
+
+def _sanity_columns(sanity, method: str, i: int) -> dict:
+    if not sanity:
+        return {}
+    rhos = sanity[method][i]
+    out = {f'sanity_{stage}': rhos.get(stage) for stage in STAGES}
+    passed = sanity_passed(rhos) if rhos and None not in rhos.values() else None
+    out['sanity_pass'] = None if passed is None else float(passed)
+    return out
 
 
 def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
@@ -348,5 +367,6 @@ class _Strict(UnreadableImages):
         return load_image(path)
 
 
-__all__ = ['FaithfulnessOptions', 'FaithfulnessRun', 'FaithfulnessTable', 'DetectionScorer',
-           'evaluate', 'find_dataset', 'matching_gt']
+__all__ = ['COLUMNS', 'FaithfulnessOptions', 'FaithfulnessRun', 'FaithfulnessTable',
+           'DetectionScorer', 'GroundTruth', 'evaluate', 'find_dataset', 'matching_gt',
+           'matching_index']
