@@ -190,7 +190,8 @@ def summary_markdown(result: dict) -> str:
     shapes = any(s['mask_iou'] is not None for s in table.summary())
     head = ['method @ layers', 'PG', 'energy PG' + (' (mask)' if shapes else ' (box)')]
     head += ['Mask-IoU'] if shapes else []
-    head += ['deletion', 'insertion', 'OA', 'sanity rho (passed)', 'effective area', 's / det']
+    head += ['deletion', 'insertion', 'OA', 'sanity rho head / all random (passed; flat)',
+             'effective area', 's / det']
     lines = [f"### {result['title']}", '', '| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
 
@@ -202,7 +203,8 @@ def summary_markdown(result: dict) -> str:
                  f(s['energy_mask'] if shapes else s['energy_pg'])]
         cells += [f(s['mask_iou'])] if shapes else []
         sanity = ('n/a' if s['sanity_backbone'] is None else
-                  f"{s['sanity_backbone']:.2f} ({f(s['sanity_pass'], True)})")
+                  f"{s['sanity_head']:.2f} / {s['sanity_backbone']:.2f} "
+                  f"({f(s['sanity_pass'], True)}; flat {f(s['sanity_flat'], True)})")
         cells += [f(s['deletion_auc']), f(s['insertion_auc']), f(s['oa']), sanity,
                   f(s['effective_area'], True), f"{s['seconds']:.3f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')

@@ -329,10 +329,11 @@ def _explain_fn(cam, detected):
 def _sanity_columns(sanity, method: str, i: int) -> dict:
     if not sanity:
         return {}
-    rhos = sanity[method][i]
+    rhos = {k: v for k, v in sanity[method][i].items() if k in STAGES}
     out = {f'sanity_{stage}': rhos.get(stage) for stage in STAGES}
     passed = sanity_passed(rhos) if rhos and None not in rhos.values() else None
     out['sanity_pass'] = None if passed is None else float(passed)
+    out['sanity_flat'] = sanity[method][i].get('flat')
     return out
 
 

@@ -12,7 +12,9 @@ Columns (per detection; the summary averages each over the rows that have it):
   similarity and ``oa`` = insertion - deletion (higher better; ODExAI's overall score).
 * ``sanity_head`` / ``sanity_neck`` / ``sanity_backbone``: Spearman correlation of the map with
   the one recomputed after randomising the head, then also the neck, then also the backbone;
-  ``sanity_pass``: 1 when the last one is below :data:`~mmattnvis.metrics.sanity.SANITY_THRESHOLD`.
+  ``sanity_pass``: 1 when the last one is below :data:`~mmattnvis.metrics.sanity.SANITY_THRESHOLD`;
+  ``sanity_flat``: 1 when the fully randomised model left the map flat (its target, the
+  best-overlapping same-class prediction, vanished; the correlation is 0 then).
 * ``seconds``: the method's wall time for the image divided by its detections.
 * the ODAM protocol's ``pointing_game_gt_strict``, ``odam_deletion``, ``odam_insertion``, ``odi``.
 """
@@ -28,7 +30,8 @@ from ..utils.fileio import write_text_atomic
 
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
            'energy_mask', 'mask_iou', 'effective_area', 'deletion_auc', 'insertion_auc', 'oa',
-           'sanity_head', 'sanity_neck', 'sanity_backbone', 'sanity_pass', 'seconds',
+           'sanity_head', 'sanity_neck', 'sanity_backbone', 'sanity_pass', 'sanity_flat',
+           'seconds',
            'pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi')
 #: Markdown columns: (summary key, heading, as a percentage).
 _MARKDOWN = (('detections', 'detections', False), ('pointing_game', 'pointing game', True),
@@ -38,7 +41,9 @@ _MARKDOWN = (('detections', 'detections', False), ('pointing_game', 'pointing ga
              ('deletion_auc', 'deletion AUC (lower better)', False),
              ('insertion_auc', 'insertion AUC (higher better)', False),
              ('oa', 'OA (ins - del)', False), ('sanity_backbone', 'sanity rho (all random)', False),
-             ('sanity_pass', 'sanity passed', True), ('seconds', 's / detection', False),
+             ('sanity_head', 'sanity rho (head random)', False),
+             ('sanity_pass', 'sanity passed', True), ('sanity_flat', 'flat when random', True),
+             ('seconds', 's / detection', False),
              ('pointing_game_gt_strict', 'ODAM PG (GT, strict)', True),
              ('odam_deletion', 'ODAM deletion', False), ('odam_insertion', 'ODAM insertion', False),
              ('odi', 'ODI (lower better)', False))

@@ -65,6 +65,11 @@ def randomised_cascade(model: nn.Module, seed: int = 0,
         yield stage, clone
 
 
+def _varies(sal: np.ndarray) -> bool:
+    sal = np.asarray(sal, dtype=np.float64)
+    return bool(np.isfinite(sal).all() and sal.max() > sal.min())
+
+
 #: ``explain(model) -> one (H, W) map per detection`` (the same detections every call; ``None``
 #: for a map the randomised model left nothing to compute from: its correlation is ``None``).
 Explain = Callable[[nn.Module], List[Optional[np.ndarray]]]
@@ -74,7 +79,8 @@ def sanity_correlations(model: nn.Module, explainers: Dict[str, Explain],
                         originals: Dict[str, List[np.ndarray]], seed: int = 0
                         ) -> Dict[str, List[Dict[str, Optional[float]]]]:
     """Per method and detection, the Spearman correlation of the map recomputed on each stage of
-    :func:`randomised_cascade` with the original map: ``{method: [{stage: rho}, ...]}``.
+    :func:`randomised_cascade` with the original map: ``{method: [{stage: rho, ..., 'flat':
+    1.0 when the last stage's map is flat}, ...]}``.
 
     Args:
         explainers: Method name -> ``explain`` (see :data:`Explain`).
@@ -90,6 +96,8 @@ def sanity_correlations(model: nn.Module, explainers: Dict[str, Explain],
                                    f'{len(originals[method])} detections')
             for i, (orig, new) in enumerate(zip(originals[method], maps)):
                 out[method][i][stage] = None if new is None else spearman(orig, new)
+                # a map the randomised model leaves flat (its target vanished): rho is 0 then
+                out[method][i]['flat'] = float(new is None or not _varies(new))
     return out
 
 
