@@ -140,8 +140,8 @@ def model_table(name: str, args) -> dict:
     if rec is not None and rec[0] != 'drise' and rec[2] not in (None, 'mean'):
         got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2])
         rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})', keep_random=False)
-    for n, sanity in ((args.drise_sanity, True), (args.drise_cmp, False),
-                      (args.drise_ref, False)):
+    for n, sanity in sorted({(args.drise_sanity, True), (args.drise_cmp, False),
+                             (args.drise_ref, False)}):
         got = run_rows(model, pipeline, images, gt, ['drise'], (), args, sanity,
                        drise=DRISEOptions(n, spec['grid'], 0.5, None, 0))
         rows += relabel(got, f'drise N={n}', keep_random=False)
