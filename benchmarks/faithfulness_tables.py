@@ -131,17 +131,23 @@ def model_table(name: str, args) -> dict:
     model = init_model(cfg, ckpt, device='cpu')
     pipeline = build_test_pipeline(model.cfg)
     rows: list = []
+    os.makedirs(osp.join(args.out, name), exist_ok=True)
     t0 = time.perf_counter()
-    for i, (label, layers) in enumerate(layer_choices(model, spec)):
+    choices = layer_choices(model, spec)
+    if args.layer_choices:
+        choices = [choices[i] for i in args.layer_choices if i < len(choices)]
+    for i, (label, layers) in enumerate(choices):
         got = run_rows(model, pipeline, images, gt, GRADIENT_METHODS, layers, args, True)
         rows += relabel(got, '{method} @ ' + label, keep_random=i == 0)
         print(f'{name}: {label} done ({time.perf_counter() - t0:.0f} s)', flush=True)
+        FaithfulnessTable(rows).write(osp.join(args.out, name), f'{name} (partial)')
     rec = recommended(model)
     if rec is not None and rec[0] != 'drise' and rec[2] not in (None, 'mean'):
         got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2])
         rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})', keep_random=False)
-    for n, sanity in sorted({(args.drise_sanity, True), (args.drise_cmp, False),
-                             (args.drise_ref, False)}):
+    drise_runs = sorted({(args.drise_sanity, True), (args.drise_cmp, False),
+                         (args.drise_ref, False)})
+    for n, sanity in ([] if args.no_drise else drise_runs):
         got = run_rows(model, pipeline, images, gt, ['drise'], (), args, sanity,
                        drise=DRISEOptions(n, spec['grid'], 0.5, None, 0))
         rows += relabel(got, f'drise N={n}', keep_random=False)
@@ -233,6 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument('--drise-ref', type=int, default=4000)
     parser.add_argument('--drise-cmp', type=int, default=1000)
     parser.add_argument('--drise-sanity', type=int, default=300)
+    parser.add_argument('--no-drise', action='store_true', help='gradient maps only')
+    parser.add_argument('--layer-choices', type=int, nargs='+', default=None,
+                        help='indices of the model\'s layer choices to run (default: all)')
     parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'faithfulness', 'trust'))
     parser.add_argument('--cache', default=osp.join(ROOT, 'data', 'faithfulness_tables'))
     args = parser.parse_args(argv)

@@ -116,6 +116,7 @@ def test_spearman_and_the_sanity_criterion():
     assert sanity_passed({'head': 0.9, 'neck': 0.7, 'backbone': 0.2})
     assert not sanity_passed({'head': 0.2, 'neck': 0.3, 'backbone': SANITY_THRESHOLD})
     assert sanity_passed({}) is None
+    assert not sanity_passed({'head': 0.1, 'backbone': 0.9, 'flat': 0.0})  # 'flat' is no stage
 
 
 def test_shapes_masks_round_trip_and_match_the_boxes():

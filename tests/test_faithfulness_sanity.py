@@ -80,12 +80,14 @@ def test_an_explainer_blind_to_the_weights_fails_and_a_gradient_map_passes(yolo,
     rhos = sanity_correlations(yolo, {'edges': lambda model: [edges] * n,
                                       'hirescam': hirescam}, originals, seed=0)
     for per_det in rhos['edges']:
-        assert list(per_det) == ['head', 'neck', 'backbone']
-        assert all(v == pytest.approx(1.0) for v in per_det.values())
+        assert [k for k in per_det if k != 'flat'] == ['head', 'neck', 'backbone']
+        assert per_det['flat'] == 0.0
+        assert all(per_det[k] == pytest.approx(1.0) for k in ('head', 'neck', 'backbone'))
         assert sanity_passed(per_det) is False
     # HiResCAM at the second backbone stage depends on the weights: its ranking is gone
     for per_det in rhos['hirescam']:
         assert per_det['backbone'] < 0.5 and sanity_passed(per_det) is True
+        assert per_det['flat'] in (0.0, 1.0)
 
 
 def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
@@ -110,6 +112,7 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
         assert float(r['oa']) == pytest.approx(float(r['insertion_auc'])
                                                - float(r['deletion_auc']), abs=1e-9)
         assert -1.0 <= float(r['sanity_backbone']) <= 1.0 and r['sanity_pass'] in ('0.0', '1.0')
+        assert r['sanity_flat'] in ('0.0', '1.0')
         assert float(r['seconds']) >= 0
     by = {m: [r for r in rows if r['method'] == m] for m in ('hirescam', 'random')}
     mean = {m: {k: np.mean([float(r[k]) for r in rs]) for k in ('energy_mask', 'mask_iou')}

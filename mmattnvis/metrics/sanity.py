@@ -68,10 +68,12 @@ def spearman(a: np.ndarray, b: np.ndarray, grid: int = SANITY_GRID) -> float:
 def sanity_passed(correlations: Dict[str, float],
                   threshold: float = SANITY_THRESHOLD) -> Optional[bool]:
     """Whether the last stage's correlation (full randomisation) is below ``threshold``;
-    ``None`` without any stage."""
-    if not correlations:
+    ``None`` without any stage. A ``'flat'`` entry (see
+    :func:`mmattnvis.apis.randomisation.sanity_correlations`) is not a stage and is ignored."""
+    rhos = [v for k, v in correlations.items() if k != 'flat']
+    if not rhos:
         return None
-    return bool(list(correlations.values())[-1] < threshold)
+    return bool(rhos[-1] < threshold)
 
 
 __all__ = ['SANITY_THRESHOLD', 'SANITY_GRID', 'spearman', 'sanity_passed']
