@@ -2,17 +2,19 @@
 written by ``tools/make_shapes.py``, per image file name."""
 import json
 import os.path as osp
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
+from ..datasets.shapes import decode_rle
 from ..utils.errors import UserInputError
 from .inference import collect_images
 
 
 def find_dataset(path: str):
     """Images of ``path`` and, if ``path`` holds a COCO ``annotations.json``, the ground truth
-    per file name as ``{basename: (boxes (K, 4) xyxy, labels (K,))}``.
+    per file name as ``{basename: GroundTruth}`` (``(boxes (K, 4) xyxy, labels (K,))`` with the
+    objects' masks where the annotations have them).
 
     ``path`` may be a folder of images or a COCO-style folder (``annotations.json`` plus
     ``images/``), as written by ``tools/make_shapes.py``.
@@ -55,11 +57,36 @@ def _gt_by_file(coco: dict):
         if a.get('iscrowd', 0):
             continue
         x, y, w, h = (float(v) for v in a['bbox'])
+        seg = a.get('segmentation')
         by_image.setdefault(a['image_id'], []).append(
-            (x, y, x + w, y + h, label_of[a['category_id']]))
+            ((x, y, x + w, y + h, label_of[a['category_id']]),
+             seg if isinstance(seg, dict) else None))
     gt = {}
     for im in coco.get('images', []):
         rows = by_image.get(im['id'], [])
-        arr = np.asarray(rows, dtype=np.float32).reshape(-1, 5)
-        gt[osp.basename(im['file_name'])] = (arr[:, :4], arr[:, 4].astype(np.int64))
+        arr = np.asarray([r for r, _ in rows], dtype=np.float32).reshape(-1, 5)
+        gt[osp.basename(im['file_name'])] = GroundTruth(arr[:, :4], arr[:, 4].astype(np.int64),
+                                                        [m for _, m in rows])
     return gt
+
+
+class GroundTruth(tuple):
+    """``(boxes (K, 4) xyxy, labels (K,))`` of one image, with :meth:`mask` for the objects
+    whose annotation has an uncompressed-RLE ``segmentation`` (the shapes generator's)."""
+
+    def __new__(cls, boxes: np.ndarray, labels: np.ndarray, rles: Optional[list] = None):
+        obj = super().__new__(cls, (boxes, labels))
+        obj.rles = list(rles) if rles is not None else [None] * len(boxes)
+        return obj
+
+    def mask(self, index: int, shape) -> Optional[np.ndarray]:
+        """Boolean mask of object ``index`` on an image of ``shape``, or ``None`` (no mask, or
+        one that does not fit the image)."""
+        rle = self.rles[index]
+        if rle is None:
+            return None
+        try:
+            m = decode_rle(rle)
+        except (ValueError, TypeError, KeyError):
+            return None
+        return m if m.shape == tuple(shape[:2]) else None

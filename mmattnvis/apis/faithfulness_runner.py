@@ -11,9 +11,8 @@ deletion / insertion (best same-class score among predictions with IoU > 0.5, no
 score on the unperturbed image) and ODI (energy on the other objects over energy on all objects;
 ground-truth boxes where annotations exist, the other kept detections otherwise).
 """
-import csv
-import io
 import os.path as osp
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -31,21 +30,21 @@ from ..metrics.faithfulness import (
     pointing_game,
     random_saliency,
 )
+from ..metrics.localisation import effective_area, energy_in_mask, mask_iou
 from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
+from ..metrics.sanity import sanity_passed
 from ..registry import RUNS
 from ..structures import Detection, Map2D, ResultRecord
-from ..utils.fileio import write_text_atomic
-from .coco_gt import find_dataset
+from ..utils.errors import UserInputError
+from .coco_gt import GroundTruth, find_dataset
+from .faithfulness_table import COLUMNS, FaithfulnessTable, oa
 from .inference import UnreadableImages, load_image, prepare_batch
 from .options import OptionError
+from .randomisation import STAGES, sanity_correlations
 from .records import new_record, sample_detections
 from .run import Run, RunOptions, attach_ground_truth, batch_dict, ground_truth, image_seed
 
 RANDOM = 'random'
-COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
-           'deletion_auc', 'insertion_auc', 'pointing_game_gt_strict', 'odam_deletion',
-           'odam_insertion', 'odi')
-_OPTIONAL = ('pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi')
 
 
 @dataclass
@@ -87,17 +86,24 @@ class FaithfulnessOptions(RunOptions):
         return options
 
 
-def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
-    """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
+def matching_index(det: Detection, gt, iou_thr: float = 0.5) -> Optional[int]:
+    """Index of the ground-truth box of the detection's class that overlaps it most (IoU >=
+    ``iou_thr``), or ``None``."""
     if gt is None:
         return None
-    boxes, labels = gt
-    same = labels == det.label
-    if not same.any():
+    boxes, labels = gt[0], gt[1]
+    same = np.flatnonzero(labels == det.label)
+    if not same.size:
         return None
     ious = box_iou(det.bbox, boxes[same])
     best = int(ious.argmax())
-    return boxes[same][best] if ious[best] >= iou_thr else None
+    return int(same[best]) if ious[best] >= iou_thr else None
+
+
+def matching_gt(det: Detection, gt, iou_thr: float = 0.5) -> Optional[np.ndarray]:
+    """The ground-truth box of the detection's class that overlaps it most (IoU >= ``iou_thr``)."""
+    index = matching_index(det, gt, iou_thr)
+    return None if index is None else gt[0][index]
 
 
 class DetectionScorer:
@@ -150,68 +156,6 @@ def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'Detection
     return auc(fractions, drise), auc(fractions, odam)
 
 
-@dataclass
-class FaithfulnessTable:
-    """Per-detection rows and the per-method means."""
-    rows: List[Dict[str, Any]] = field(default_factory=list)
-
-    def summary(self) -> List[Dict[str, Any]]:
-        methods: List[str] = []
-        for r in self.rows:
-            if r['method'] not in methods:
-                methods.append(r['method'])
-        out: List[Dict[str, Any]] = []
-        for m in methods:
-            rs = [r for r in self.rows if r['method'] == m]
-            gt = [r['pointing_game_gt'] for r in rs if r['pointing_game_gt'] is not None]
-            ins = [r['insertion_auc'] for r in rs if r['insertion_auc'] is not None]
-            out.append(dict(
-                method=m, detections=len(rs),
-                pointing_game=float(np.mean([r['pointing_game'] for r in rs])),
-                pointing_game_gt=float(np.mean(gt)) if gt else None,
-                energy_pg=float(np.mean([r['energy_pg'] for r in rs])),
-                deletion_auc=float(np.mean([r['deletion_auc'] for r in rs])),
-                insertion_auc=float(np.mean(ins)) if ins else None))
-            for key in _OPTIONAL:
-                vals = [r[key] for r in rs if r.get(key) is not None]
-                out[-1][key] = float(np.mean(vals)) if vals else None
-        return out
-
-    def markdown(self, title: str = '') -> str:
-        head = ['method', 'detections', 'pointing game', 'pointing game (GT)',
-                'energy PG', 'deletion AUC (lower better)', 'insertion AUC (higher better)',
-                'ODAM PG (GT, strict)', 'ODAM deletion', 'ODAM insertion', 'ODI (lower better)']
-        lines = [f'### {title}', ''] if title else []
-        lines += ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-
-        def fmt(v, pct=False):
-            if v is None:
-                return 'n/a'
-            return f'{100 * v:.1f} %' if pct else f'{v:.3f}'
-
-        for s in self.summary():
-            lines.append(f"| {s['method']} | {s['detections']} | {fmt(s['pointing_game'], True)} "
-                         f"| {fmt(s['pointing_game_gt'], True)} | {fmt(s['energy_pg'])} | "
-                         f"{fmt(s['deletion_auc'])} | {fmt(s['insertion_auc'])} | "
-                         f"{fmt(s['pointing_game_gt_strict'], True)} | {fmt(s['odam_deletion'])} "
-                         f"| {fmt(s['odam_insertion'])} | {fmt(s['odi'])} |")
-        return '\n'.join(lines) + '\n'
-
-    def write(self, out_dir: str, title: str = '') -> List[str]:
-        """Write the markdown table and the two CSVs (atomically, see ``utils.fileio``)."""
-        paths = [osp.join(out_dir, n) for n in
-                 ('faithfulness.md', 'faithfulness.csv', 'faithfulness_detections.csv')]
-        write_text_atomic(paths[0], self.markdown(title))
-        for path, rows in ((paths[1], self.summary()), (paths[2], self.rows)):
-            buf = io.StringIO(newline='')
-            keys = list(rows[0].keys()) if rows else list(COLUMNS)
-            writer = csv.DictWriter(buf, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-            write_text_atomic(path, buf.getvalue())
-        return paths
-
-
 @RUNS.register_module(name='faithfulness')
 class FaithfulnessRun(Run):
     """The faithfulness task: every method (and the random baseline) scored on every kept
@@ -229,8 +173,9 @@ class FaithfulnessRun(Run):
 
     def __init__(self, model, options: FaithfulnessOptions, cfg: Any = None) -> None:
         super().__init__(model, options, cfg)
+        extra = {} if options.fusion is None else {'fusion': options.fusion}
         self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
-                                     drise=options.drise, progress=False)
+                                     drise=options.drise, progress=False, **extra)
                      for m in options.methods]
         self.table = FaithfulnessTable()
 
@@ -252,7 +197,8 @@ class FaithfulnessRun(Run):
         ``None``)."""
         data = prepare_batch([img], self.pipeline, [path])
         if img_gt is not None:
-            attach_ground_truth(data['data_samples'][0], *img_gt)
+            attach_ground_truth(data['data_samples'][0], img_gt[0], img_gt[1],
+                                getattr(img_gt, 'rles', None))
         return self._run_one(img, data)
 
     @classmethod
@@ -269,8 +215,17 @@ class FaithfulnessRun(Run):
         path = str(data_sample.metainfo.get('img_path') or '')
         rng = np.random.default_rng(image_seed(options.seed, data_sample))
         detected = detect(model, data, options.score_thr, options.topk)
-        results = [cam.explain(model, detected=detected) for cam in self.cams]
         dets = detected.detections[0]
+        maps: Dict[str, List[np.ndarray]] = {}
+        seconds: Dict[str, float] = {}
+        for method, cam in zip(options.methods, self.cams):
+            start = time.perf_counter()
+            maps[method] = [m.data for m in cam.explain(model, detected=detected).maps[0]]
+            seconds[method] = (time.perf_counter() - start) / max(1, len(dets))
+        start = time.perf_counter()
+        maps[RANDOM] = [random_saliency((img.shape[0], img.shape[1]), rng) for _ in dets]
+        seconds[RANDOM] = (time.perf_counter() - start) / max(1, len(dets))
+        sanity = self._sanity(detected, maps) if options.sanity and dets else {}
         scorer = self.scorer
         start_preds = scorer.predictions([img])[0] if dets else None
         first_row = len(self.table.rows)
@@ -280,16 +235,16 @@ class FaithfulnessRun(Run):
                             path, {'methods': list(options.methods) + [RANDOM],
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
-            maps = [(m, r.maps[0][i].data) for m, r in zip(options.methods, results)]
-            maps.append((RANDOM, random_saliency((img.shape[0], img.shape[1]), rng)))
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
-            for method, sal in maps:
+            for method, per_det in maps.items():
                 record.add_map(f'd{det.rank}/{method}', Map2D(
-                    np.asarray(sal, np.float32), method,
+                    np.asarray(per_det[i], np.float32), method,
                     {'kind': 'explainer', 'method': method, 'layer': self.layer(method),
                      'detection': det.rank, 'column': i, 'aligned': True}))
             assert start_preds is not None
-            self._score(scorer, img, path, i, det, dets, maps, img_gt, start_preds)
+            extra = {m: dict(seconds=seconds[m], **_sanity_columns(sanity, m, i)) for m in maps}
+            self._score(scorer, img, path, i, det, dets, [(m, v[i]) for m, v in maps.items()],
+                        img_gt, start_preds, extra)
         record.info['rows'] = self.table.rows[first_row:]
         return record
 
@@ -299,9 +254,21 @@ class FaithfulnessRun(Run):
             return None
         return ', '.join(self.options.target_layers)
 
-    def _score(self, scorer, img, path, i, det, dets, maps, img_gt, start_preds) -> None:
+    def _sanity(self, detected, maps: Dict[str, List[np.ndarray]]):
+        """Spearman correlations of every method's maps after cascading randomisation."""
+        explainers = {m: _explain_fn(cam, detected)
+                      for m, cam in zip(self.options.methods, self.cams)}
+        fixed = maps[RANDOM]
+        explainers[RANDOM] = lambda _model: fixed  # the random map does not use the model
+        return sanity_correlations(self.model, explainers, maps, self.options.seed)
+
+    def _score(self, scorer, img, path, i, det, dets, maps, img_gt, start_preds,
+               extra) -> None:
         options = self.options
-        gt_box = matching_gt(det, img_gt)
+        gt_index = matching_index(det, img_gt)
+        gt_box = None if gt_index is None else img_gt[0][gt_index]
+        mask = (img_gt.mask(gt_index, img.shape) if gt_index is not None
+                and isinstance(img_gt, GroundTruth) else None)
         own, others = _objects(det, dets, gt_box, img_gt)
         start = odam_score(det.bbox, det.label, *start_preds)
         for method, sal in maps:
@@ -319,11 +286,39 @@ class FaithfulnessRun(Run):
                 pointing_game_gt=(None if gt_box is None else
                                   float(pointing_game(sal, gt_box, options.tolerance))),
                 energy_pg=energy_pointing_game(sal, det.bbox),
-                deletion_auc=deletion, insertion_auc=insertion,
+                energy_mask=None if mask is None else energy_in_mask(sal, mask),
+                mask_iou=None if mask is None else mask_iou(sal, mask),
+                effective_area=effective_area(sal, det.bbox),
+                deletion_auc=deletion, insertion_auc=insertion, oa=oa(insertion, deletion),
+                **extra[method],
                 pointing_game_gt_strict=(None if gt_box is None else
                                          float(pointing_game_strict(sal, gt_box))),
                 odam_deletion=odam_del, odam_insertion=odam_ins,
                 odi=object_discrimination_index(sal, own, others)))
+
+
+def _explain_fn(cam, detected):
+    """``model -> maps of the detections of ``detected``'s image`` for the sanity check; ``None``
+    maps when the (randomised) model leaves the explainer nothing to explain."""
+
+    def explain(model) -> List[Optional[np.ndarray]]:
+        try:
+            return [m.data for m in cam.explain(model, detected=detected).maps[0]]
+        except UserInputError:
+            return [None] * len(detected.detections[0])
+
+    return explain
+
+
+def _sanity_columns(sanity, method: str, i: int) -> dict:
+    if not sanity:
+        return {}
+    rhos = {k: v for k, v in sanity[method][i].items() if k in STAGES}
+    out = {f'sanity_{stage}': rhos.get(stage) for stage in STAGES}
+    passed = sanity_passed(rhos) if rhos and None not in rhos.values() else None
+    out['sanity_pass'] = None if passed is None else float(passed)
+    out['sanity_flat'] = sanity[method][i].get('flat')
+    return out
 
 
 def evaluate(model, pipeline, images: Sequence[str], gt, options: FaithfulnessOptions,
@@ -358,5 +353,6 @@ class _Strict(UnreadableImages):
         return load_image(path)
 
 
-__all__ = ['FaithfulnessOptions', 'FaithfulnessRun', 'FaithfulnessTable', 'DetectionScorer',
-           'evaluate', 'find_dataset', 'matching_gt']
+__all__ = ['COLUMNS', 'FaithfulnessOptions', 'FaithfulnessRun', 'FaithfulnessTable',
+           'DetectionScorer', 'GroundTruth', 'evaluate', 'find_dataset', 'matching_gt',
+           'matching_index']

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..structures import ResultRecord
+from .coco_gt import GroundTruth
 from .inference import build_test_pipeline, prepare_batch
 from .options import OptionError
 
@@ -119,19 +120,23 @@ def image_seed(seed: int, sample) -> int:
     return (int(seed) * 1000003 + zlib.crc32(name.encode('utf-8'))) % (2**32)
 
 
-def attach_ground_truth(sample, boxes: np.ndarray, labels: np.ndarray) -> None:
+def attach_ground_truth(sample, boxes: np.ndarray, labels: np.ndarray,
+                        rles: Optional[list] = None) -> None:
     """Set ``gt_instances`` (original-image xyxy boxes) of a data sample, as a dataset with
-    ``LoadAnnotations`` after ``Resize`` in its test pipeline does."""
+    ``LoadAnnotations`` after ``Resize`` in its test pipeline does; the objects' masks (COCO
+    RLEs, ``None`` where absent) go to the sample's ``gt_rles`` metainfo."""
     from mmengine.structures import InstanceData
     gt = InstanceData()
     gt.bboxes = torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4))
     gt.labels = torch.as_tensor(np.asarray(labels, np.int64).reshape(-1))
     sample.gt_instances = gt
+    if rles is not None and any(r is not None for r in rles):
+        sample.set_metainfo({'gt_rles': list(rles)})
 
 
 def ground_truth(sample):
-    """``(boxes (K, 4), labels (K,))`` of a sample's ``gt_instances`` (ignored ones out), or
-    ``None`` when it has none."""
+    """The :class:`~.coco_gt.GroundTruth` ``(boxes (K, 4), labels (K,))`` of a sample's
+    ``gt_instances`` (ignored ones out; masks from ``gt_rles``), or ``None`` when it has none."""
     if 'gt_instances' not in sample:
         return None
     gt = sample.gt_instances
@@ -141,7 +146,9 @@ def ground_truth(sample):
                        np.float32).reshape(-1, 4)
     labels = np.asarray(gt.labels.cpu() if hasattr(gt.labels, 'cpu') else gt.labels,
                         np.int64).reshape(-1)
-    return boxes, labels
+    rles = sample.metainfo.get('gt_rles')
+    return GroundTruth(boxes, labels, rles if rles is not None and len(rles) == len(boxes)
+                       else None)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,13 @@
 """How faithful are saliency maps of a detector? A table per method, against a random map.
 
 Pointing game (predicted box and, with COCO annotations, ground truth), energy-based pointing game,
-deletion and insertion AUC of each detection's D-RISE similarity (IoU x class score)::
+effective area (share of the box above half the map's maximum), deletion and insertion AUC of each
+detection's D-RISE similarity (IoU x class score) and OA = insertion - deletion; with object masks
+in the annotations (shapes data) energy inside the mask and Mask-IoU; with ``--sanity`` the
+model-randomisation sanity check (rank correlation after randomising head, neck, backbone)::
 
     python tools/eval_faithfulness.py CONFIG CHECKPOINT --data data/shapes/test \
-        --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20
+        --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20 --sanity
 
 ``--data`` is a folder of images or a COCO-style folder (``annotations.json`` + ``images/``).
 Writes ``faithfulness.md``, ``faithfulness.csv`` (per method) and ``faithfulness_detections.csv``.
@@ -44,7 +47,11 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--tolerance', type=float, default=0.0,
                         help='pointing-game tolerance in pixels')
-    parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC')
+    parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC and OA')
+    parser.add_argument('--sanity', action='store_true',
+                        help='model-randomisation sanity check: recompute every map with the '
+                        'head, then also the neck, then also the backbone randomised and report '
+                        'the rank correlation with the original (3 more maps per method)')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the random baseline and the D-RISE masks')
     add_drise_args(parser)
@@ -78,9 +85,8 @@ def main(argv=None) -> int:
                                   score_thr=args.score_thr, topk=args.topk, steps=args.steps,
                                   batch_size=args.batch_size, tolerance=args.tolerance,
                                   seed=args.seed, insertion=not args.no_insertion,
-                                  drise=DRISEOptions(args.drise_masks, args.drise_grid,
-                                                     args.drise_prob, args.drise_batch,
-                                                     args.seed))
+                                  sanity=args.sanity,
+                                  drise=DRISEOptions.from_args(args))
     from mmattnvis.apis.records import record_stem
     from mmattnvis.apis.run_sinks import RunSinks
     sinks = RunSinks('faithfulness', args.save_results, args.report,

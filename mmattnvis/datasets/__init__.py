@@ -2,6 +2,8 @@
 from .shapes import (
     SHAPES_CLASSES,
     SHAPES_PALETTE,
+    decode_rle,
+    encode_rle,
     generate_shapes_dataset,
     make_shapes_image,
     shapes_metainfo,
@@ -14,7 +16,8 @@ from .skip_unreadable import (
 )
 
 __all__ = [
-    'SHAPES_CLASSES', 'SHAPES_PALETTE', 'generate_shapes_dataset', 'make_shapes_image',
+    'SHAPES_CLASSES', 'SHAPES_PALETTE', 'decode_rle', 'encode_rle', 'generate_shapes_dataset',
+    'make_shapes_image',
     'shapes_metainfo', 'SkipUnreadableImages', 'skip_unreadable_images',
     'skipped_images', 'unreadable_image'
 ]

@@ -3,7 +3,9 @@
 Images of 128-320 px with 1-6 objects from four classes (circle, square, triangle, star), random
 colours and sizes, partial overlaps, textured / noisy backgrounds and distractor clutter (thin
 lines and small blobs that are not objects). ``generate_shapes_dataset`` writes ``images/`` and an
-``annotations.json`` that MMDet's ``CocoDataset`` reads.
+``annotations.json`` that MMDet's ``CocoDataset`` reads; each annotation's ``segmentation`` is
+the object's exact visible mask (after occlusion by later objects) as COCO uncompressed RLE
+(:func:`decode_rle`), for the mask-based faithfulness metrics.
 """
 import json
 import math
@@ -88,10 +90,39 @@ def _distractors(rng: np.random.Generator, img: np.ndarray) -> None:
             cv2.ellipse(img, center, axes, 0, 0, 360, color, -1, cv2.LINE_AA)
 
 
+def encode_rle(mask: np.ndarray) -> Dict:
+    """COCO uncompressed RLE of a boolean ``(H, W)`` mask: run lengths in column-major order,
+    starting with a (possibly empty) run of zeros."""
+    flat = np.asarray(mask, bool).ravel(order='F')
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.r_[0, change, flat.size]
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return {'size': [int(mask.shape[0]), int(mask.shape[1])], 'counts': [int(c) for c in counts]}
+
+
+def decode_rle(segmentation: Dict) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of a COCO uncompressed RLE (:func:`encode_rle`).
+
+    Raises:
+        ValueError: Not an uncompressed RLE, or the runs do not fill the size.
+    """
+    if not isinstance(segmentation, dict) or not isinstance(segmentation.get('counts'), list):
+        raise ValueError('segmentation is not an uncompressed RLE ({"size", "counts": [...]})')
+    h, w = (int(v) for v in segmentation['size'])
+    counts = np.asarray(segmentation['counts'], np.int64)
+    if counts.sum() != h * w or (counts < 0).any():
+        raise ValueError(f'RLE runs sum to {int(counts.sum())}, not {h} x {w}')
+    values = np.arange(len(counts)) % 2 == 1
+    return np.repeat(values, counts).reshape((h, w), order='F')
+
+
 def make_shapes_image(rng: np.random.Generator,
                       size_range: Tuple[int, int] = (128, 320),
                       max_objects: int = 6) -> Tuple[np.ndarray, List[Dict]]:
-    """One image (BGR uint8) and its objects ``[{'bbox': [x, y, w, h], 'category_id': c}]``."""
+    """One image (BGR uint8) and its objects ``[{'bbox': [x, y, w, h], 'category_id': c,
+    'area': pixels, 'segmentation': RLE of the visible mask}]``."""
     h = int(rng.integers(size_range[0], size_range[1] + 1))
     w = int(rng.integers(size_range[0], size_range[1] + 1))
     img = _background(rng, h, w)
@@ -136,6 +167,7 @@ def make_shapes_image(rng: np.random.Generator,
             'bbox': [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
             'category_id': obj['category_id'],
             'area': float(len(xs)),
+            'segmentation': encode_rle(obj['_mask'] > 0),
         })
     noise = rng.normal(0, 4, size=img.shape)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
@@ -171,6 +203,7 @@ def generate_shapes_dataset(out_dir: str,
                 'category_id': obj['category_id'] + 1,
                 'bbox': obj['bbox'],
                 'area': obj['area'],
+                'segmentation': obj['segmentation'],
                 'iscrowd': 0,
             })
             ann_id += 1
