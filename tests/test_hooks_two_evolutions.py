@@ -40,8 +40,8 @@ def test_two_hooks_keep_their_own_evolution_figure(tmp_path):
     assert len(evo) == 2, evo
     assert any('_featmap_evolution' in f for f in evo)
     assert any('_attention_evolution' in f for f in evo)
-    # each is its hook's figure: the feature-map one has one row (backbone.layer4), the attention one a
-    # row per ground-truth object; they differ in content and size
+    # each is its hook's figure: the feature-map one has one row (backbone.layer4), the attention
+    # one a row per ground-truth object; they differ in content and size
     dirs = [d for d, _, names in os.walk(work) if d.endswith('vis_image')]
     a, b = (cv2.imread(osp.join(dirs[0], f)) for f in evo)
     assert a.shape != b.shape or (a != b).any()

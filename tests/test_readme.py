@@ -10,8 +10,6 @@ import shlex
 import subprocess
 import sys
 
-import pytest
-
 from conftest import ROOT
 
 README = osp.join(ROOT, 'README.md')
@@ -55,6 +53,7 @@ def test_python_blocks_run(tmp_path, monkeypatch):
                                  f'{block}') from err
         if 'custom_hooks' in namespace:  # a config snippet: its hooks must build
             from mmengine.registry import HOOKS
+
             import mmattnvis  # noqa: F401
             for cfg in namespace.pop('custom_hooks'):
                 hook = HOOKS.build(dict(cfg))
@@ -156,8 +155,9 @@ def test_cheap_readme_commands_run(tmp_path):
     attn = next(c for c in cmds if c.startswith('mmattnvis attn IMAGES'))
     argv = shlex.split(attn.split('#')[0])
     argv = _substitute(argv, tmp_path)
-    argv[argv.index('mmattnvis::shapes/yolov5_n_shapes.py')] = 'mmattnvis::shapes/dino_slim_shapes.py'
-    argv[argv.index(SHIPPED_PTH)] = 'mmattnvis::shapes/dino_slim_shapes.pth'
+    dino = 'mmattnvis::shapes/dino_slim_shapes'
+    argv[argv.index('mmattnvis::shapes/yolov5_n_shapes.py')] = f'{dino}.py'
+    argv[argv.index(SHIPPED_PTH)] = f'{dino}.pth'
     proc = _run(' '.join(shlex.quote(a) for a in argv) + ' --mode deformable --save-results '
                 + str(tmp_path / 'results'), tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -13,9 +13,10 @@ exactly these through, and only while the context is active:
   statistics methods defined on ``HistoryBuffer`` itself (``HistoryBuffer.__setstate__`` puts
   them into a class-level table that is called later, so nothing else may reach it).
 
-:func:`local_checkpoint_loader` (used by ``utils.checkpoint.safe_runner_checkpoints``) swaps MMEngine's loader for local files
-(``CheckpointLoader._schemes['']``, i.e. ``mmengine.runner.checkpoint.load_from_local``, which
-calls ``torch.load`` without ``weights_only``) for one that reads through
+:func:`local_checkpoint_loader` (used by ``utils.checkpoint.safe_runner_checkpoints``) swaps
+MMEngine's loader for local files (``CheckpointLoader._schemes['']``, i.e.
+``mmengine.runner.checkpoint.load_from_local``, which calls ``torch.load`` without
+``weights_only``) for one that reads through
 :func:`mmattnvis.utils.checkpoint.read_checkpoint` (weights-only unless ``unsafe``, one-line
 errors), and restores it afterwards. ``Runner.resume`` and ``load_from`` go through it; a shipped
 model's name (``load_from='mmattnvis::shapes/<name>.pth'``, which MMEngine hands to the local
