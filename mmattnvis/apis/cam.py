@@ -91,7 +91,7 @@ class CAMRun(Run):
             self.dataset_meta = None
         self.auto: Optional[Recommendation] = None
         #: Per method: (name in the record, layers, explainer); ``auto`` resolved.
-        self.plan: List[Tuple[str, List[str], object]] = []
+        self.plan: List[Tuple[str, List[str], Any]] = []
         for method, explainer in zip(options.methods, explainers):
             name, layers, fusion, pool = self._resolve(model, method)
             for layer in layers:
@@ -165,7 +165,7 @@ class CAMRun(Run):
         if layers is not None and _is_auto_layers(layers) and len(layers) > 1:
             raise OptionError('target_layers', "'auto' stands for the whole layer set; give "
                               'it alone or name the layers')
-        out = []
+        out: List[Any] = []
         for m in options.methods:
             if _is_auto(m) or (m.lower() != 'drise' and layers is not None
                                and _is_auto_layers(layers)):

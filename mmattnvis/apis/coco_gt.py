@@ -2,7 +2,7 @@
 written by ``tools/make_shapes.py``, per image file name."""
 import json
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -73,6 +73,8 @@ def _gt_by_file(coco: dict):
 class GroundTruth(tuple):
     """``(boxes (K, 4) xyxy, labels (K,))`` of one image, with :meth:`mask` for the objects
     whose annotation has an uncompressed-RLE ``segmentation`` (the shapes generator's)."""
+
+    rles: List[Optional[dict]]
 
     def __new__(cls, boxes: np.ndarray, labels: np.ndarray, rles: Optional[list] = None):
         obj = super().__new__(cls, (boxes, labels))

@@ -137,8 +137,9 @@ class ErrorRun(Run):
         for g in missed:
             entry = info['ground_truth'][g]
             if candidates is not None:
-                entry.update(miss_reason(gt_boxes[g], gt_labels[g], *candidates, o.score_thr,
-                                         o.fg_iou))
+                cand_boxes, cand_scores, cand_labels = candidates
+                entry.update(miss_reason(gt_boxes[g], gt_labels[g], cand_boxes, cand_scores,
+                                         cand_labels, o.score_thr, o.fg_iou))
         if self.explainer is not None and o.max_maps > 0:
             self._maps(record, image, psample, dets, fps, missed, gt_boxes, gt_labels,
                        candidates)
@@ -181,6 +182,7 @@ class ErrorRun(Run):
             if not targets:
                 continue
             batch = DetectedBatch(image, [sample], [targets])
+            assert self.explainer is not None
             if pre_nms:
                 with PreNMSCandidates(self.model), torch.enable_grad():
                     maps = self.explainer.explain(self.model, detected=batch).maps[0]

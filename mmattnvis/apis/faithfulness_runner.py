@@ -60,6 +60,8 @@ class FaithfulnessOptions(RunOptions):
     tolerance: float = 0.0
     seed: int = 0
     insertion: bool = True
+    sanity: bool = False
+    fusion: Optional[str] = None  # multi-layer fusion of the gradient maps (None: the default)
     drise: DRISEOptions = field(default_factory=DRISEOptions)
 
     def validate(self) -> None:
@@ -79,8 +81,8 @@ class FaithfulnessOptions(RunOptions):
             fields['methods'] = [fields['methods']]
         if 'no_insertion' in fields:
             fields['insertion'] = not fields.pop('no_insertion')
-        drise = {DRISE_FIELDS[k]: fields.get(k) if k == 'seed' else fields.pop(k)
-                 for k in list(fields) if k in DRISE_FIELDS}
+        drise: Dict[str, Any] = {DRISE_FIELDS[k]: fields.get(k) if k == 'seed' else fields.pop(k)
+                                 for k in list(fields) if k in DRISE_FIELDS}
         options = super().from_fields(**fields)
         options.drise = DRISEOptions(**drise)
         return options
@@ -173,7 +175,7 @@ class FaithfulnessRun(Run):
 
     def __init__(self, model, options: FaithfulnessOptions, cfg: Any = None) -> None:
         super().__init__(model, options, cfg)
-        extra = {} if options.fusion is None else {'fusion': options.fusion}
+        extra: Dict[str, Any] = {} if options.fusion is None else {'fusion': options.fusion}
         self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
                                      drise=options.drise, progress=False, **extra)
                      for m in options.methods]

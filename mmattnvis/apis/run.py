@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import os.path as osp
 import zlib
-from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence
+from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Type, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from ..structures import ResultRecord
 from .coco_gt import GroundTruth
 from .inference import build_test_pipeline, prepare_batch
 from .options import OptionError
+
+_Options = TypeVar('_Options', bound='RunOptions')
 
 
 @dataclasses.dataclass
@@ -28,7 +30,7 @@ class RunOptions:
         """Raise :class:`OptionError` (config field in ``field``) for a bad value."""
 
     @classmethod
-    def from_fields(cls, **fields: Any) -> 'RunOptions':
+    def from_fields(cls: Type[_Options], **fields: Any) -> _Options:
         """Options from flat, CLI-like fields (a hook's config); unknown fields are errors."""
         names = {f.name for f in dataclasses.fields(cls)}
         for key in fields:
@@ -51,9 +53,10 @@ class Run:
     """
 
     task: ClassVar[str] = ''
-    options_class: ClassVar[type] = RunOptions
+    options_class: ClassVar[Type[RunOptions]] = RunOptions
     #: ``run_batch`` needs gradients (a hook runs it under ``torch.enable_grad()``).
-    needs_grad: ClassVar[bool] = False
+    needs_grad: bool = False
+    options: Any
 
     def __init__(self, model, options: Any, cfg: Any = None) -> None:
         if not isinstance(options, self.options_class):

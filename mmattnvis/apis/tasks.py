@@ -5,13 +5,13 @@ A new task registers its Run (``@RUNS.register_module(name='errors')``) in its o
 adds that module to :data:`TASK_MODULES`; ``ExplainHook(task=...)`` then finds it unchanged.
 """
 import importlib
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 
 from ..registry import RUNS
-from ..structures import ResultRecord
 from .options import OptionError
+from .run import Run
 
 #: Modules that register Runs (imported on first use of the registry).
 TASK_MODULES = ('mmattnvis.apis.featmap_runner', 'mmattnvis.apis.attention',
@@ -41,7 +41,7 @@ def task_names() -> List[str]:
     return sorted(RUNS.module_dict)
 
 
-def run_class(task: str) -> type:
+def run_class(task: str) -> Type[Run]:
     """The Run class of ``task``; :class:`OptionError` (field ``task``) for an unknown one."""
     _import_tasks()
     cls = RUNS.get(task) if isinstance(task, str) else None
@@ -65,7 +65,8 @@ def build_run(task: str, model, cfg: Any = None, **fields: Any):
     return run_class(task)(model, task_options(task, **fields), cfg=cfg)
 
 
-Figure = Callable[[ResultRecord, np.ndarray, Any, str], List[Tuple[str, np.ndarray]]]
+#: ``fn(record, image_rgb, options, tag, meta=None, cell_width=...) -> [(name, rgb)]``
+Figure = Callable[..., List[Tuple[str, np.ndarray]]]
 
 
 def task_figure(task: str) -> Optional[Figure]:

@@ -33,7 +33,8 @@ def _candidate_cfg(model: nn.Module, head: nn.Module, cfg: Any) -> Any:
     queries = getattr(model, 'num_queries', None)
     if queries is not None:
         sigmoid = bool(getattr(getattr(head, 'loss_cls', None), 'use_sigmoid', False))
-        new['max_per_img'] = int(queries) * (int(head.cls_out_channels) if sigmoid else 1)
+        new['max_per_img'] = int(queries) * (int(head.cls_out_channels)  # type: ignore[arg-type]
+                                             if sigmoid else 1)
     else:
         new['max_per_img'] = 10**6
     return new

@@ -104,7 +104,7 @@ class CaptureVisHook(Hook):
         self.resume = resume
         self._results: Optional[LoopResults] = None
         self._batch_plan: Optional[List[List[int]]] = None
-        self._batch_indices: List[Optional[int]] = []
+        self._batch_indices: List[int] = []
         self._capture: Any = None
         self._selected = False
         self._drawn = 0
@@ -361,6 +361,7 @@ def _batch_plan(loop) -> Optional[List[List[int]]]:
     if batch_sampler is None:
         return None
     try:
-        return [list(b) for b in itertools.islice(iter(batch_sampler), len(loader))]
+        return [list(b) for b in itertools.islice(iter(batch_sampler),
+                                                  len(loader))]  # type: ignore[arg-type]
     except TypeError:  # no length (an infinite sampler)
         return None

@@ -1,7 +1,7 @@
 """Training-time drawing of the hooks: the fixed validation samples after every validation, and
 their evolution figures when training ends (a mixin of :class:`~.base.CaptureVisHook`)."""
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ class TrainingDrawing:
     _capture: Any
     _store: Optional[EvolutionStore]
     _fixed_indices: Optional[List[int]]
+
+    if TYPE_CHECKING:  # the rest comes from the hook this is mixed into
+        def __getattr__(self, name: str) -> Any: ...
 
     def before_train(self, runner) -> None:
         self._store = EvolutionStore(self._out_root(runner), type(self).__name__)

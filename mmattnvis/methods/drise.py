@@ -355,7 +355,7 @@ class DRISE(Explainer):
         meta = dict(grid=self.grid, sampling=self.sampling)
         batch = self.batch_for(image.device)
         if not self.auto:
-            masks = make_masks(self.num_masks, self.grid, self.prob, shape, self.seed,
+            masks = make_masks(int(self.num_masks), self.grid, self.prob, shape, self.seed,
                                self.sampling)
             raw = drise_saliency(predict, image, region, targets, masks, batch, fill,
                                  self.center, self.progress)

@@ -14,8 +14,10 @@ objects or detections), then, per kind, the AP with that kind's errors fixed by 
 special errors: ``false_positive`` (every false positive scored 0) and ``false_negative``
 (every unmatched object removed).
 """
+import operator
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -167,7 +169,7 @@ def summarize_errors(images: Sequence[ImageErrors]) -> ErrorSummary:
     dap: Dict[str, float] = {}
     dap_cls: Dict[str, Dict[int, float]] = {}
     for kind in KINDS:
-        fixed = _fix(base, errors, correct, lambda k, kind=kind: k == kind)
+        fixed = _fix(base, errors, correct, partial(operator.eq, kind))
         dap[kind] = max(fixed.mean() - ap, 0.0)
         fixed_cls = fixed.per_class()
         dap_cls[kind] = {c: fixed_cls.get(c, 0.0) - ap_cls.get(c, 0.0)

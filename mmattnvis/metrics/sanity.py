@@ -40,7 +40,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def _grid(saliency: np.ndarray, shape) -> np.ndarray:
-    sal = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
+    sal: np.ndarray = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
     if sal.shape != tuple(shape):
         sal = cv2.resize(sal, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
     return sal.astype(np.float64).ravel()

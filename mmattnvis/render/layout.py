@@ -9,7 +9,7 @@ covers another nor the panel's caption.
 """
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -58,7 +58,7 @@ def palette_color(label: int, palette: Optional[Sequence] = None) -> Color:
 @dataclass
 class BoxItem:
     """A box ``x1, y1, x2, y2`` (panel pixels), its colour and its label (``''``: none)."""
-    box: Sequence[float]
+    box: Any  # Sequence[float] or an array of 4
     color: Color
     text: str = ''
 

@@ -239,13 +239,14 @@ class _Builder:
             pair = [layers.index(lay), methods.index(meth)]
             if pair not in facets:
                 facets.append(pair)
-            entry = {'name': name, 'label': m.label, 'caption': map_caption(m),
-                     'meta': shown_meta(m.meta), 'shape': list(np.shape(m.data))}
-            if points is None:
-                entry.update(stored=list(stored.shape), data=data_url(stored))
+            map_entry: Dict[str, Any] = {'name': name, 'label': m.label,
+                                         'caption': map_caption(m), 'meta': shown_meta(m.meta),
+                                         'shape': list(np.shape(m.data))}
+            if stored is not None:
+                map_entry.update(stored=list(stored.shape), data=data_url(stored))
             else:
-                entry['points'] = point_rows(points)
-            maps.append(entry)
+                map_entry['points'] = point_rows(points)
+            maps.append(map_entry)
         dets: List[Dict[str, Any]] = []
         font = label_font(record.geometry.ori_shape)
         for d, rect in zip(record.detections, label_rects(record.detections, record.geometry
