@@ -10,8 +10,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 from mmattnvis.utils.cli import OneLineArgumentParser, cli_main  # noqa: E402
 
 
-@cli_main
-def main(argv=None) -> int:
+def parse_args(argv=None):
     parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out-dir', required=True, help='output directory')
     parser.add_argument('--num-images', type=int, default=1000)
@@ -19,7 +18,12 @@ def main(argv=None) -> int:
     parser.add_argument('--min-size', type=int, default=128)
     parser.add_argument('--max-size', type=int, default=320)
     parser.add_argument('--max-objects', type=int, default=6)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+@cli_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
     from mmattnvis.datasets import generate_shapes_dataset
     from mmattnvis.utils.errors import UserInputError
     if args.num_images < 1 or args.min_size < 32 or args.max_size < args.min_size:

@@ -15,8 +15,21 @@ from typing import Any, List, Tuple
 
 from torch import nn
 
-#: mmdet / mmyolo versions this was written and tested for.
-TESTED_VERSIONS = {'mmdet': ('3.3.0', ), 'mmyolo': ('0.6.0', )}
+#: mmdet versions this was written and tested for (with mmyolo 0.6.0, see ``FINGERPRINTS``).
+TESTED_VERSIONS = ('3.3.0', )
+TESTED_MMYOLO_VERSIONS = ('0.6.0', )
+
+#: sha1 of the code that reads the swapped ``test_cfg`` (``tests/test_compat.py``).
+FINGERPRINTS = {
+    'mmdet.models.dense_heads.base_dense_head.BaseDenseHead._predict_by_feat_single':
+        '0db81a6088a6ac306db94072f18ad09d38a9710b',
+    'mmdet.models.dense_heads.base_dense_head.BaseDenseHead._bbox_post_process':
+        '07e63f8fbd8fcc4c80fd276a91f7019dc30c7320',
+    'mmdet.models.dense_heads.detr_head.DETRHead._predict_by_feat_single':
+        '0559df404910f5ed9f39a21e3d428cf0f07de34b',
+    'mmyolo.models.dense_heads.yolov5_head.YOLOv5Head.predict_by_feat':
+        'f5fd075e22aef2b818ec0233127392a3070ec9cf',
+}
 
 
 def _heads(model: nn.Module) -> List[nn.Module]:

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils.errors import UserInputError
-from .drise import Predictions, RandomMasks, check_drise_options, fill_tensor, masked_weights
+from .drise_core import Predictions, RandomMasks, check_drise_options, fill_tensor, masked_weights
 
 SAMPLINGS = ('random', 'antithetic', 'sobol', 'sobol-antithetic')
 AUTO_SAMPLING = 'sobol'  # chosen by benchmarks/bench_drise_convergence.py
