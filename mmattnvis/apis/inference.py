@@ -186,6 +186,9 @@ def prepare_batch(images: Sequence[np.ndarray], pipeline: Compose,
             raise UserInputError(f'the test pipeline of '
                                  f"{getattr(pipeline, 'mmattnvis_config', 'the config')} "
                                  'dropped the image (a transform returned None)')
+        if path is not None and 'data_samples' in item:
+            # LoadImageFromNDArray sets img_path to None: the records name their image by it
+            item['data_samples'].set_metainfo({'img_path': path})
         items.append(item)
     return pseudo_collate(items)
 

@@ -142,7 +142,9 @@ def check_custom_hooks(hooks: Any, scope: str, config: str) -> None:
 
 def hook_arguments(cls: type) -> Optional[Set[str]]:
     """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the base classes'
-    ``__init__``; ``None`` when some ``**kwargs`` goes beyond them (anything may be accepted)."""
+    ``__init__``; ``None`` when some ``**kwargs`` goes beyond them (anything may be accepted),
+    or is the class's own (``kwargs_checked_by_hook = True``: the hook validates them itself,
+    with the same one-line errors, e.g. ``ExplainHook``'s task options)."""
     names: Set[str] = set()
     for klass in cls.__mro__:
         init = vars(klass).get('__init__')
@@ -155,6 +157,8 @@ def hook_arguments(cls: type) -> Optional[Set[str]]:
                   and p.name != 'self'}
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             return names
+        if vars(klass).get('kwargs_checked_by_hook', False):
+            return None
     return None
 
 

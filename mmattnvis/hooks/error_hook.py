@@ -49,6 +49,8 @@ class ErrorHook(Hook):
     """
 
     priority = 'NORMAL'
+    #: ``**fields`` are :class:`ErrorOptions`, checked in ``__init__`` (one-line errors).
+    kwargs_checked_by_hook = True
 
     def __init__(self, results_dir: Optional[str] = 'errors', report_dir: Optional[str] = None,
                  max_samples: Optional[int] = None, **fields: Any) -> None:

@@ -62,6 +62,8 @@ class ExplainHook(CaptureVisHook):
             ``results_dir``, ``report_dir``, ``resume``).
     """
 
+    #: ``**fields`` are the task's options, checked by the task (one-line errors in before_run).
+    kwargs_checked_by_hook = True
     _HOOK_FIELDS = ('interval', 'max_samples', 'draw_pred', 'draw_gt', 'out_dir',
                     'results_dir', 'report_dir', 'resume')
 
