@@ -179,4 +179,4 @@ def real_attention_record(model, image_path: str, max_dets: int = 3,
                                head_fusion='mean' if deformable else 'none',
                                score_thr=score_thr, max_queries=max_dets)
     run = AttentionRun(model, options, keep_encoder=True)
-    return run.run_batch([cv2.imread(image_path)], [image_path])[0]
+    return run.run_images([cv2.imread(image_path)], [image_path])[0]

@@ -34,9 +34,10 @@ from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore
 from .fields import HookConfigError, check_common_fields
 from .meta import sink_info
+from .training import TrainingDrawing
 
 
-class CaptureVisHook(Hook):
+class CaptureVisHook(TrainingDrawing, Hook):
     """Shared lifecycle of mmattnvis visualisation hooks.
 
     The hook decides *when*; its task's ``Run`` (``apis/``) turns what the capture recorded into
