@@ -14,13 +14,18 @@ from mmattnvis.utils.package_data import shipped_model
 from runner_utils import make_dataset, runner_cfg
 
 
-def _runner_and_files(name, tmp_path, hook):
+def _runner_and_files(name, tmp_path, hook, with_mask=False):
     """A test runner of the shipped ``name`` model on fresh shapes images with ``hook``, and
-    the config + checkpoint files that give the CLI the same model and test pipeline."""
+    the config + checkpoint files that give the CLI the same model and test pipeline
+    (``with_mask``: the test pipeline loads the objects' masks too)."""
     config, weights = shipped_model(name)
     root, ann = make_dataset(tmp_path / 'data', num_images=3, seed=5)
     cfg = runner_cfg(config, root, ann, tmp_path / 'work', custom_hooks=[hook], batch_size=1,
                      scale=256)
+    if with_mask:
+        for t in cfg.test_dataloader.dataset.pipeline:
+            if t['type'].endswith('LoadAnnotations'):
+                t['with_mask'] = True
     cfg.load_from = weights
     runner = Runner.from_cfg(cfg)
     runner.test()
@@ -142,7 +147,8 @@ def test_faithfulness_cli_and_hook_give_identical_rows(tmp_path):
     from mmattnvis.cli.eval_faithfulness import main
     fields = dict(method=['gradcam'], target_layers=['neck'], topk=1, steps=3, no_insertion=True)
     images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path,
-                                               _explain('faithfulness', draw=False, **fields))
+                                               _explain('faithfulness', draw=False, **fields),
+                                               with_mask=True)  # Mask-IoU in the hook too
     assert main([cfg_path, ckpt, '--data', osp.dirname(images), '--methods', 'gradcam',
                  '--target-layers', 'neck', '--topk', '1', '--steps', '3', '--no-insertion',
                  '--device', 'cpu', '--out-dir', str(tmp_path / 'table'), '--save-results',
@@ -157,9 +163,12 @@ def test_faithfulness_cli_and_hook_give_identical_rows(tmp_path):
     for r in hook_rows:
         c = rows[r['image'] + r['method']]
         for key, value in r.items():
+            if key == 'seconds':  # wall time of the method, not a result
+                continue
             if isinstance(value, float):
                 assert abs(value - c[key]) < 1e-6, key
             else:
                 assert value == c[key], key
     assert any(r['pointing_game_gt'] is not None for r in hook_rows)
+    assert all(r['mask_iou'] is not None for r in hook_rows if r['pointing_game_gt'] is not None)
     assert 'gradcam/pointing_game' in hook_index['info']['summary']

@@ -72,18 +72,25 @@ def _gt_by_file(coco: dict):
 
 class GroundTruth(tuple):
     """``(boxes (K, 4) xyxy, labels (K,))`` of one image, with :meth:`mask` for the objects
-    whose annotation has an uncompressed-RLE ``segmentation`` (the shapes generator's)."""
+    whose annotation has an uncompressed-RLE ``segmentation`` (the shapes generator's) or whose
+    dataset loaded masks (``LoadAnnotations(with_mask=True)``: dense ``masks``)."""
 
     rles: List[Optional[dict]]
+    masks: Optional[List[np.ndarray]]
 
-    def __new__(cls, boxes: np.ndarray, labels: np.ndarray, rles: Optional[list] = None):
+    def __new__(cls, boxes: np.ndarray, labels: np.ndarray, rles: Optional[list] = None,
+                masks: Optional[List[np.ndarray]] = None):
         obj = super().__new__(cls, (boxes, labels))
         obj.rles = list(rles) if rles is not None else [None] * len(boxes)
+        obj.masks = list(masks) if masks is not None and len(masks) == len(boxes) else None
         return obj
 
     def mask(self, index: int, shape) -> Optional[np.ndarray]:
         """Boolean mask of object ``index`` on an image of ``shape``, or ``None`` (no mask, or
         one that does not fit the image)."""
+        if self.masks is not None:
+            dense = np.asarray(self.masks[index], bool)
+            return dense if dense.shape == tuple(shape[:2]) else None
         rle = self.rles[index]
         if rle is None:
             return None

@@ -150,8 +150,13 @@ def ground_truth(sample):
     labels = np.asarray(gt.labels.cpu() if hasattr(gt.labels, 'cpu') else gt.labels,
                         np.int64).reshape(-1)
     rles = sample.metainfo.get('gt_rles')
+    masks = gt.masks if 'masks' in gt else None  # a dataset with LoadAnnotations(with_mask)
+    dense = None
+    if masks is not None:
+        arr = masks.to_ndarray() if hasattr(masks, 'to_ndarray') else np.asarray(masks)
+        dense = [np.asarray(m, bool) for m in arr]
     return GroundTruth(boxes, labels, rles if rles is not None and len(rles) == len(boxes)
-                       else None)
+                       else None, dense)
 
 
 @contextlib.contextmanager
