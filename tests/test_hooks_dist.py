@@ -24,6 +24,8 @@ HOOKS = [
     dict(type='mmattnvis.ExplainHook', task='drise', drise_masks=16, drise_grid=4,
          drise_batch=8, topk=2, interval=1, draw=False, results_dir='drise',
          report_dir='drise_report'),
+    dict(type='mmattnvis.ErrorHook', method='drise', drise_masks=8, drise_grid=4, max_maps=2,
+         score_thr=0.5, results_dir='errors', report_dir='errors_report'),
 ]
 
 
@@ -99,6 +101,25 @@ def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report
     page2, page1 = _page(two / report / 'test'), _page(one / report / 'test')
     assert len(page2['images']) == len(page1['images']) == N_IMAGES
     assert [im['name'] for im in page2['images']] == [im['name'] for im in page1['images']]
+
+
+def test_two_ranks_keep_every_error_label_and_the_tide_numbers(runs):
+    """ErrorHook on two ranks: one index of every sample, the same labels, maps and TIDE
+    summary as one process, and the errors page built from all of them."""
+    two, one = runs
+    index2, records2 = load_results(str(two / 'errors' / 'test'))
+    index1, records1 = load_results(str(one / 'errors' / 'test'))
+    assert index2['task'] == 'errors' and len(records2) == N_IMAGES
+    assert index2['records'] == index1['records']
+    for a, b in zip(records2, records1):
+        _same_records(a, b)
+        assert a.info['errors']['detections'] == b.info['errors']['detections']
+        assert a.info['errors']['ground_truth'] == b.info['errors']['ground_truth']
+    summary2 = json.loads((two / 'errors' / 'test' / 'errors_summary.json').read_text())
+    summary1 = json.loads((one / 'errors' / 'test' / 'errors_summary.json').read_text())
+    assert summary2 == summary1 and summary2['images'] == N_IMAGES
+    page = (two / 'errors_report' / 'test' / 'errors.html').read_text()
+    assert page.count('<tr data-kind=') == sum(summary2['counts'].values())
 
 
 def test_two_ranks_figures_unchanged(runs):

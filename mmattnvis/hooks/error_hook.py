@@ -3,20 +3,19 @@
 
 Every batch is labelled from the runner's own outputs (no extra forward pass for the labels);
 maps of errors are made for the first ``max_samples`` samples that have errors (``None``: all).
-After the loop the labels of every rank are gathered and the main rank logs TIDE's counts and
-dAP per kind (``mmattnvis/errors/...`` scalars), writes ``errors_summary.json`` and, with
-``results_dir`` / ``report_dir``, the records and the report.
-
-A stop-gap shell until ``ExplainHook(task='errors')`` of the runner issue lands: the work is all
-in :class:`~mmattnvis.apis.errors.ErrorRun`.
+Every rank saves its records (:class:`~mmattnvis.apis.loop_results.LoopResults`, as the other
+hooks); after the loop the main rank merges them into one index, builds the report, and from
+the merged records logs TIDE's counts and dAP per kind (``mmattnvis/errors/...`` scalars) and
+writes ``errors_summary.json`` and ``errors.html``. The work is all in
+:class:`~mmattnvis.apis.errors.ErrorRun` (also ``ExplainHook(task='errors')``).
 """
 import json
 import os
 import os.path as osp
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import torch
-from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -28,11 +27,12 @@ from ..apis.errors import (
     record_error_rows,
     summarize_labels,
 )
+from ..apis.loop_results import LoopResults, loop_dirs
 from ..apis.options import OptionError
-from ..apis.run_sinks import RunSinks
+from ..apis.run import kept_model_state, sample_stem
 from ..registry import HOOKS
 from .fields import HookConfigError
-from .meta import loop_dataset_meta
+from .meta import loop_dataset_meta, sink_info
 
 
 @HOOKS.register_module()
@@ -41,8 +41,10 @@ class ErrorHook(Hook):
 
     Args:
         results_dir: Save the records here (relative: under ``work_dir``), per loop
-            (``<results_dir>/<test|val>``; with several ranks ``.../rank<r>``).
-        report_dir: Build the HTML report of the records here (main rank).
+            (``<results_dir>/<test|val>``; every rank's records merged into one index), with
+            ``errors_summary.json``.
+        report_dir: Build the HTML report of the records here, with ``errors.html`` (main
+            rank; without it ``errors.html`` goes next to the records).
         max_samples: Samples whose errors get maps (``None``: every sample).
         **fields: :class:`~mmattnvis.apis.errors.ErrorOptions` fields (``score_thr``,
             ``method``, ``drise_masks``, ``max_maps``, ``reasons``...).
@@ -63,26 +65,21 @@ class ErrorHook(Hook):
         self.report_dir = report_dir
         self.max_samples = max_samples
         self._run: Optional[ErrorRun] = None
-        self._labels: List[Any] = []
-        self._rows: List[dict] = []
-        self._sinks: Optional[RunSinks] = None
+        self._results: Optional[LoopResults] = None
         self._mapped = 0
         self._mode = 'test'
 
     def _start(self, runner, mode: str) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self._mode, self._labels, self._mapped, self._rows = mode, [], 0, []
+        self._mode, self._mapped = mode, 0
         self._run = ErrorRun(model, self.options)
         self._run.dataset_meta = loop_dataset_meta(runner, mode)  # class names
         self._maps_run = self._run.explainer
-        dirs = [None if d is None else osp.join(d if osp.isabs(d) else
-                                                osp.join(runner.work_dir, d), mode)
-                for d in (self.results_dir, self.report_dir)]
-        if get_world_size() > 1 and dirs[0] is not None:
-            dirs[0] = osp.join(dirs[0], f'rank{get_rank()}')
-        self._dirs = dirs
-        report = dirs[1] if is_main_process() and get_world_size() == 1 else None
-        self._sinks = RunSinks('errors', dirs[0], report, {'hook': 'ErrorHook', 'mode': mode})
+        results, report, fallback = loop_dirs(runner.work_dir, mode, self.results_dir,
+                                              self.report_dir, 'ErrorHook')
+        # every loop labels the whole data set anew (TIDE's numbers need every sample)
+        self._results = LoopResults('errors', results, report, fallback,
+                                    sink_info(self, runner, mode), resume=False)
 
     def before_test(self, runner) -> None:
         self._start(runner, 'test')
@@ -103,17 +100,19 @@ class ErrorHook(Hook):
         room = self.max_samples is None or self._mapped < self.max_samples
         run.explainer = self._maps_run if room else None
         grad = torch.enable_grad() if run.needs_grad and room else torch.no_grad()
-        with grad:
-            records = run.run_batch(data_batch['inputs'], outputs)
-        run.explainer = self._maps_run
-        for record in records:
+        try:
+            with kept_model_state(run.model), grad:
+                records = run.run_batch(data_batch['inputs'], outputs)
+        finally:
+            run.explainer = self._maps_run
+        for sample, record in zip(outputs, records):
             if any(k.startswith('error/') for k in record.maps):
                 self._mapped += 1
-            self._labels.append(record.info.get('errors', {}).get('image'))
-        for sample, record in zip(outputs, records):
-            self._rows += record_error_rows(_stem(sample), record, run.classes)
-            if self._sinks is not None:
-                self._sinks.add(record, _stem(sample))
+            if self._results is not None:
+                img_id = sample.metainfo.get('img_id', None)
+                img_id = img_id.item() if hasattr(img_id, 'item') else img_id
+                self._results.add(record, sample_stem(sample),
+                                  None if img_id is None else [img_id])
 
     def after_test(self, runner) -> None:
         self._finish(runner)
@@ -122,45 +121,32 @@ class ErrorHook(Hook):
         self._finish(runner)
 
     def _finish(self, runner) -> None:
-        if self._run is None:
+        """Every rank: barrier; the main rank merges, reports and adds TIDE's numbers."""
+        results, run = self._results, self._run
+        self._results, self._run = None, None
+        if results is None or run is None:
             return
-        labels = [x for part in all_gather_object(self._labels) for x in part if x]
-        rows = [x for part in all_gather_object(self._rows) for x in part]
-        summary = None
-        if is_main_process():
-            classes = self._run.classes
-            summary = summarize_labels(labels, classes)
-            summary['images'] = len(labels)
-            scalars = {f'mmattnvis/errors/{k}': v for k, v in flat_summary(summary).items()}
-            runner.visualizer.add_scalars(scalars)
-            runner.logger.info('mmattnvis errors (TIDE): AP50 %.2f; ' % summary['ap'] + ', '.join(
-                f'{k} {summary["counts"][k]} (dAP {summary["dap"][k]:.2f})'
-                for k in summary['counts']))
-            out = self._dirs[0]
-            if out is not None and get_world_size() > 1:
-                out = osp.dirname(out)  # above the per-rank record folders
-            out = out or osp.join(runner.work_dir, 'errors', self._mode)
-            os.makedirs(out, exist_ok=True)
-            tmp = osp.join(out, '.errors_summary.json.tmp')
-            with open(tmp, 'w') as f:
-                json.dump(summary, f, indent=1)
-            os.replace(tmp, osp.join(out, 'errors_summary.json'))
-            page_dir = self._dirs[1] or out
-        if self._sinks is not None:
-            if summary is not None:
-                self._sinks.update_info(errors_summary=summary)
-            self._sinks.close()
-        if summary is not None:  # after the report is built: it replaces its directory
-            errors_page(page_dir, summary, rows)
-        self._sinks, self._run = None, None
-
-
-def _stem(sample) -> str:
-    meta = sample.metainfo
-    stem = osp.splitext(osp.basename(str(meta.get('img_path') or 'image')))[0]
-    img_id = meta.get('img_id', None)
-    img_id = img_id.item() if hasattr(img_id, 'item') else img_id
-    return stem if img_id is None else f'{stem}_id{img_id}'
+        out = results.finish()
+        if not is_main_process() or out['index'] is None:
+            return
+        from ..sinks.records import load_results
+        index, records = load_results(results.results_dir)
+        classes = run.classes
+        summary = summarize_labels([r.info.get('errors', {}).get('image') for r in records],
+                                   classes)
+        summary['images'] = len(records)
+        scalars = {f'mmattnvis/errors/{k}': v for k, v in flat_summary(summary).items()}
+        runner.visualizer.add_scalars(scalars)
+        runner.logger.info('mmattnvis errors (TIDE): AP50 %.2f; ' % summary['ap'] + ', '.join(
+            f'{k} {summary["counts"][k]} (dAP {summary["dap"][k]:.2f})'
+            for k in summary['counts']))
+        tmp = osp.join(results.results_dir, '.errors_summary.json.tmp')
+        with open(tmp, 'w') as f:
+            json.dump(summary, f, indent=1)
+        os.replace(tmp, osp.join(results.results_dir, 'errors_summary.json'))
+        rows = [row for stem, r in zip(index['records'], records)
+                for row in record_error_rows(stem, r, classes)]
+        errors_page(results.report_dir or results.results_dir, summary, rows)
 
 
 __all__ = ['ErrorHook']

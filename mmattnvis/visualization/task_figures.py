@@ -54,4 +54,58 @@ def featmap_panels(record: ResultRecord, image_rgb: np.ndarray, options: Any, ta
                                                options.align, options.draw_pred, False))]
 
 
-__all__ = ['register_figure', 'figure_for', 'detection_columns', 'featmap_panels']
+#: Box colours of the error panels (RGB): the false box red, the missed object's box green.
+FALSE_BOX, MISSED_BOX = (230, 40, 40), (30, 200, 60)
+
+
+def error_panels(record: ResultRecord, image_rgb: np.ndarray, cell_width: int = 320,
+                 alpha: float = 0.5, colormap: str = 'jet') -> List[Any]:
+    """One :class:`~mmattnvis.render.layout.Panel` per error of an ``errors`` record that has a
+    map: the map over the image, the false box (red) or the missed object's box (green), and
+    the caption ``kind: class`` (with the miss reason)."""
+    import cv2
+
+    from ..render.image import heatmap_overlay
+    from ..render.layout import BoxItem, Panel
+    info = record.info.get('errors') or {}
+    h, w = image_rgb.shape[:2]
+    scale = cell_width / float(w)
+    size = (cell_width, max(1, round(h * scale)))
+    small = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+    by_rank = {d.rank: d for d in record.detections}
+    items = []
+    for d in info.get('detections', []):
+        det = by_rank.get(d.get('rank'))
+        if d.get('map') in record.maps and det is not None:
+            name = det.class_name or str(det.label)
+            items.append((d['map'], det.bbox, FALSE_BOX, f"{d['kind']}: {name} {det.score:.2f}"))
+    for g in info.get('ground_truth', []):
+        if g.get('status') == 'missed' and g.get('map') in record.maps:
+            reason = g.get('reason')
+            text = f"missed: {g.get('class_name', g['label'])}" + (f' ({reason})' if reason else '')
+            items.append((g['map'], g['bbox'], MISSED_BOX, text))
+    panels = []
+    for key, box, color, text in items:
+        heat = cv2.resize(np.asarray(record.maps[key].data, np.float32), size,
+                          interpolation=cv2.INTER_LINEAR)
+        picture = heatmap_overlay(heat, small, alpha, colormap)
+        panels.append(Panel(picture, [BoxItem(np.asarray(box, np.float32) * scale, color, '')],
+                            caption=text))
+    return panels
+
+
+@register_figure('errors')
+def error_figure(record: ResultRecord, image_rgb: np.ndarray, options: Any, tag: str,
+                 meta: Optional[dict] = None, cell_width: int = 320) -> Drawn:
+    """The errors of one sample with their maps, a panel each (nothing when it has none)."""
+    from ..render.layout import Sheet
+    panels = error_panels(record, image_rgb, cell_width, getattr(options, 'alpha', 0.5),
+                          getattr(options, 'colormap', 'jet'))
+    if not panels:
+        return []
+    sheet = Sheet(panels, cols=min(4, len(panels)), title=f'{tag}: errors and their maps')
+    return [(f'{tag}_errors', sheet.render())]
+
+
+__all__ = ['register_figure', 'figure_for', 'detection_columns', 'featmap_panels',
+           'error_panels', 'error_figure']
