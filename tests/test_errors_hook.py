@@ -197,3 +197,41 @@ def test_explain_hook_task_errors_through_tools_test(tmp_path):
     assert len(gts) == sum(1 for _ in json.load(open(ann))['annotations'])
     missed = [g for g in gts if g['status'] == 'missed']
     assert missed and all('reason' in g for g in missed)
+
+
+def test_detr_missed_objects_get_their_best_querys_attention(tmp_path):
+    """DINO, score threshold 0.7 (misses by low score): each missed object with a candidate
+    gets the last decoder layer's attention of its best query (highest IoU), on the image's
+    pixels, peaking on the object; the errors figure draws a panel per error map."""
+    from mmattnvis.apis import ErrorOptions, ErrorRun, init_model, load_image, prepare_batch
+    from mmattnvis.apis.coco_gt import find_dataset
+    from mmattnvis.apis.run import attach_ground_truth
+    from mmattnvis.utils.package_data import shipped_model
+    from mmattnvis.visualization.task_figures import error_figure, error_panels
+    root, _ = make_dataset(tmp_path / 'data', num_images=3, seed=2)
+    images, gt = find_dataset(str(root))
+    run = ErrorRun(init_model(*shipped_model('dino_slim_shapes'), device='cpu'),
+                   ErrorOptions(method=None, score_thr=0.7))
+    peaks, panels = [], 0
+    for path in images:
+        img = load_image(path)
+        data = prepare_batch([img], run.pipeline, [path])
+        boxes, labels = gt[osp.basename(path)]
+        attach_ground_truth(data['data_samples'][0], boxes, labels)
+        record = run.run_batch(data['inputs'], data['data_samples'])[0]
+        for g in record.info['errors']['ground_truth']:
+            if g['status'] != 'missed' or 'query_map' not in g:
+                continue
+            m = record.maps[g['query_map']]
+            assert m.data.shape == record.geometry.ori_shape
+            assert m.meta['error'] == 'missed' and m.meta['query'] >= 0
+            y, x = np.unravel_index(int(np.argmax(m.data)), m.data.shape)
+            x1, y1, x2, y2 = g['bbox']
+            peaks.append(x1 <= x <= x2 and y1 <= y <= y2)
+        n = len(error_panels(record, img[..., ::-1]))
+        assert n == sum(1 for k in record.maps if k.startswith('error/'))
+        drawn = error_figure(record, img[..., ::-1], None, 'img')
+        assert (len(drawn) == 1) == (n > 0)
+        panels += n
+    assert len(peaks) >= 5 and sum(peaks) >= 0.9 * len(peaks)
+    assert panels == len(peaks)

@@ -13,13 +13,20 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..capture.attention import AttentionCapture, is_detr_family
 from ..compat.mmdet_candidates import PreNMSCandidates
+from ..methods.attention import (
+    DecoderCrossAttention,
+    DeformableSamplingPoints,
+    detections_for_queries,
+)
 from ..methods.cam import DetectedBatch
 from ..methods.explainers import DRISEOptions, build_explainer, check_method
 from ..metrics.error_ap import summarize_errors
 from ..metrics.errors import ImageErrors, error_info, label_image, miss_reason
 from ..registry import RUNS
-from ..structures import Detection, ResultRecord
+from ..render.geometry import ImageGeometry, align_to_image
+from ..structures import Detection, Map2D, ResultRecord
 from ..utils.errors import UserInputError
 from .options import OptionError
 from .records import class_name, new_record, sample_detections
@@ -86,6 +93,7 @@ class ErrorRun(Run):
     def __init__(self, model, options: ErrorOptions, cfg: Any = None) -> None:
         super().__init__(model, options, cfg)
         self.needs_grad = options.method is not None and options.method not in GRADIENT_FREE
+        self._queries: Optional[tuple] = None  # DETR: (attention, queries, metainfo) of a pass
         self.explainer = None if options.method is None else build_explainer(
             options.method, options.target_layers,
             drise=DRISEOptions(options.drise_masks, options.drise_grid, options.drise_prob,
@@ -143,16 +151,57 @@ class ErrorRun(Run):
         if self.explainer is not None and o.max_maps > 0:
             self._maps(record, image, psample, dets, fps, missed, gt_boxes, gt_labels,
                        candidates)
+        if self._queries is not None:
+            self._query_attention(record, missed[:max(o.max_maps, 0)])
         return record
 
     def _candidates(self, image: torch.Tensor, sample) -> Optional[Tuple[np.ndarray, ...]]:
+        """Every candidate before NMS; for a DETR-family model also the cross-attention of
+        the forward, with each candidate's query (:meth:`_query_attention`)."""
         ctx = PreNMSCandidates(self.model)
+        self._queries = None
         if not ctx.supported:
             return None
+        detr = is_detr_family(self.model)
+        capture = AttentionCapture(self.model, parts=('decoder_cross', )) if detr else None
         with ctx, torch.no_grad():
-            p = self.model.predict(image, [sample.clone()], rescale=True)[0].pred_instances
+            if capture is None:
+                out = self.model.predict(image, [sample.clone()], rescale=True)
+            else:
+                with capture:
+                    out = self.model.predict(image, [sample.clone()], rescale=True)
+                    queries = detections_for_queries(self.model, capture.record, out, -1.0)[0]
+                self._queries = (capture.record, queries, sample.metainfo)
+        p = out[0].pred_instances
         return (p.bboxes.detach().float().cpu().numpy(), p.scores.detach().float().cpu().numpy(),
                 p.labels.detach().cpu().numpy())
+
+    def _query_attention(self, record: ResultRecord, missed: Sequence[int]) -> None:
+        """DETR family: for each missed object, the last decoder layer's cross-attention of
+        its best query (the pre-NMS candidate with the highest IoU), on the image's pixels
+        (map ``error/gt<g>/query``; deformable models: the query's sampling points, splatted
+        and blurred, with the points in ``meta['points']``)."""
+        assert self._queries is not None
+        attn, queries, metainfo = self._queries
+        self._queries = None
+        by_rank = {d.rank: d for d in queries}
+        geom = ImageGeometry.from_metainfo(metainfo)
+        h, w = (int(v) for v in geom.ori_shape[:2])
+        for g in missed:
+            entry = record.info['errors']['ground_truth'][g]
+            det = by_rank.get(entry.get('candidate', -1))
+            if det is None:
+                continue
+            m = _query_map(attn, det, geom, (h, w))
+            if m is None:
+                continue
+            name = f'error/gt{g}/query'
+            m.meta.update(kind='error', error='missed', gt=g, query=det.query, aligned=True,
+                          candidate_iou=entry.get('candidate_iou'), method='attention',
+                          target='best query (highest IoU): cross-attention, last layer')
+            m.label = f'missed (query {det.query} attention)'
+            record.add_map(name, m)
+            entry['query_map'] = name
 
     def _maps(self, record: ResultRecord, image: torch.Tensor, sample, dets: List[Detection],
               fps: List[int], missed: List[int], gt_boxes: np.ndarray, gt_labels: np.ndarray,
@@ -212,6 +261,29 @@ class ErrorRun(Run):
         ``count_<kind>``, ``dAP_<kind>`` (see :func:`summarize_labels` for the per-class table)."""
         return flat_summary(summarize_labels(
             [r.info.get('errors', {}).get('image') for r in records]))
+
+
+def _query_map(attn, det: Detection, geom: ImageGeometry, hw: Tuple[int, int]) -> Optional[Map2D]:
+    """The last decoder layer's attention of ``det``'s query on the original image's pixels."""
+    import cv2
+    dense = sorted(layer for part, layer in attn.dense if part == 'decoder_cross')
+    deform = sorted(layer for part, layer in attn.deformable if part == 'decoder_cross')
+    if dense:
+        m = DecoderCrossAttention(None, 'mean').compute((attn, det, dense[-1]))[0]
+        data = align_to_image(m, geom)
+        return Map2D(np.asarray(data, np.float32), m.label, dict(m.meta, layer=dense[-1]))
+    if not deform:
+        return None
+    m = DeformableSamplingPoints(None, per_head=False).compute(
+        (attn, 'decoder_cross', deform[-1], det.image, det.query, geom))[0]
+    pts = np.asarray(m.meta['points'], np.float32)
+    heat = np.zeros(hw, np.float32)
+    xs = np.clip(pts[:, 0].astype(int), 0, hw[1] - 1)
+    ys = np.clip(pts[:, 1].astype(int), 0, hw[0] - 1)
+    np.add.at(heat, (ys, xs), pts[:, 2])
+    sigma = max(1.0, 0.02 * max(hw))
+    heat = cv2.GaussianBlur(heat, (0, 0), sigma)
+    return Map2D(heat, m.label, dict(m.meta, layer=deform[-1]))
 
 
 def errors_page(out_dir: str, summary: Dict[str, Any], rows: Sequence[dict]) -> str:

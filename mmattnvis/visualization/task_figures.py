@@ -80,10 +80,14 @@ def error_panels(record: ResultRecord, image_rgb: np.ndarray, cell_width: int = 
             name = det.class_name or str(det.label)
             items.append((d['map'], det.bbox, FALSE_BOX, f"{d['kind']}: {name} {det.score:.2f}"))
     for g in info.get('ground_truth', []):
-        if g.get('status') == 'missed' and g.get('map') in record.maps:
-            reason = g.get('reason')
-            text = f"missed: {g.get('class_name', g['label'])}" + (f' ({reason})' if reason else '')
+        if g.get('status') != 'missed':
+            continue
+        reason = g.get('reason')
+        text = f"missed: {g.get('class_name', g['label'])}" + (f' ({reason})' if reason else '')
+        if g.get('map') in record.maps:
             items.append((g['map'], g['bbox'], MISSED_BOX, text))
+        if g.get('query_map') in record.maps:  # DETR family: its best query's attention
+            items.append((g['query_map'], g['bbox'], MISSED_BOX, f'{text}, best query'))
     panels = []
     for key, box, color, text in items:
         heat = cv2.resize(np.asarray(record.maps[key].data, np.float32), size,
