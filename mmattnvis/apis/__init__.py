@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-__all__ = [*_LAZY, 
+__all__ = [*_LAZY,
     'UnreadableImages', 'batched', 'bgr_to_rgb', 'build_test_pipeline', 'collect_images',
     'geometries', 'load_image', 'prepare_batch', 'run_test_step', 'available_layers',
     'init_model', 'load_config', 'resolve_config_path', 'strip_pretrained', 'shipped_model'
