@@ -277,7 +277,7 @@ def _query_map(attn, det: Detection, geom: ImageGeometry, hw: Tuple[int, int]) -
     m = DeformableSamplingPoints(None, per_head=False).compute(
         (attn, 'decoder_cross', deform[-1], det.image, det.query, geom))[0]
     pts = np.asarray(m.meta['points'], np.float32)
-    heat = np.zeros(hw, np.float32)
+    heat: np.ndarray = np.zeros(hw, np.float32)
     xs = np.clip(pts[:, 0].astype(int), 0, hw[1] - 1)
     ys = np.clip(pts[:, 1].astype(int), 0, hw[0] - 1)
     np.add.at(heat, (ys, xs), pts[:, 2])
