@@ -50,14 +50,6 @@ TOO_LONG_FOR_NOW: Set[str] = set()
 #: ``render/featmap.py`` stops calling a method). Nothing else may be added.
 KNOWN_UPWARD: Set[Tuple[str, str]] = {
     # shells still reaching past apis (issue 25); drop an entry when its import goes through apis
-    ('mmattnvis/cli/attn_vis.py', 'mmattnvis.visualization'),
-    ('mmattnvis/cli/cam_vis.py', 'mmattnvis.methods.explainers'),
-    ('mmattnvis/cli/cam_vis.py', 'mmattnvis.visualization'),
-    ('mmattnvis/cli/eval_attention_pointing.py', 'mmattnvis.capture.attention'),
-    ('mmattnvis/cli/eval_faithfulness.py', 'mmattnvis.capture.names'),
-    ('mmattnvis/cli/eval_faithfulness.py', 'mmattnvis.methods.explainers'),
-    ('mmattnvis/cli/head_ablation.py', 'mmattnvis.render.image'),
-    ('mmattnvis/cli/head_ablation.py', 'mmattnvis.render.labels'),
     ('mmattnvis/cli/main.py', 'mmattnvis'),
     ('mmattnvis/cli/make_shapes.py', 'mmattnvis.datasets'),
     ('mmattnvis/cli/report.py', 'mmattnvis.report'),

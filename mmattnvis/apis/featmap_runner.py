@@ -2,7 +2,7 @@
 capture -> methods -> render -> visualizer."""
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -14,14 +14,13 @@ from ..registry import RUNS
 from ..render.layout import Sheet
 from ..render.options import FigureOptions
 from ..structures import ResultRecord
-from ..utils.cli import ProgressBar, check_display
+from ..utils.cli import check_display
 from ..utils.errors import UserInputError
 from ..utils.validate import check_at_least
 from ..visualization.featmap_visualizer import describe
 from ..visualization.figure_output import style_of, write_figure
+from .image_loop import ImageLoop
 from .inference import (
-    UnreadableImages,
-    batched,
     bgr_to_rgb,
     collect_images,
     load_image,
@@ -30,7 +29,7 @@ from .inference import (
 )
 from .model import init_model_from_args
 from .options import OptionError, check_draw_options
-from .records import new_record, output_path, record_stem, sample_detections
+from .records import new_record, output_path, sample_detections
 from .run import Run, RunOptions, batch_dict
 from .run_sinks import RunSinks
 
@@ -237,42 +236,39 @@ class FeatMapRun(Run):
                            ext=self.options.figure.extension(None))
 
     def run_all(self, paths: Optional[Sequence[str]] = None,
-                sinks: Optional['RunSinks'] = None) -> List[str]:
-        """Render every image (progress bar) and return the written file paths.
+                sinks: Optional['RunSinks'] = None,
+                message: Optional[Callable[[int], str]] = None) -> List[str]:
+        """Render every image (progress bar, :class:`ImageLoop`) and return the written file
+        paths.
 
         Images that cannot be read are skipped and recorded in ``self.unreadable``
-        (:class:`UnreadableImages`); the caller reports them. ``sinks`` also receive every
-        record (saved results, report).
+        (:class:`UnreadableImages`). ``sinks`` also receive every record (saved results,
+        report). With ``message`` the run is finished here (:meth:`ImageLoop.finish`: sinks
+        closed, ``message(len(written))`` and the skipped images printed); without, the skipped
+        images are only noted in ``sinks`` and the caller reports them.
         """
-        paths = list(paths if paths is not None else self.images)
-        written: List[str] = []
-        progress = ProgressBar(len(paths))
-        self.unreadable = UnreadableImages()
-        for _, chunk in batched(paths, self.options.batch_size):
-            loaded = [(p, self.unreadable.load(p)) for p in chunk]
-            for _ in range(sum(img is None for _, img in loaded)):
-                progress.update()
-            chunk = [p for p, img in loaded if img is not None]
-            images = [img for _, img in loaded if img is not None]
-            if not images:
-                continue
-            records = self.run_images(images, chunk)
-            for path, image, record in zip(chunk, images, records):
-                sheet = self.figure_sheet(record, bgr_to_rgb(image))
-                if self.out_dir:
-                    out = self.out_path(path)
-                    write_figure(out, sheet, self.options.figure, self.options.max_size)
-                    written.append(out)
-                if sinks is not None:
-                    sinks.add(record, record_stem(path, self.image_root))
-                if self.show:
-                    self.visualizer.show(shrink_to(sheet.render(style_of(self.options.figure)),
-                                                   self.options.max_size),
-                                         win_name=osp.basename(path))
-                progress.update()
-        if sinks is not None:
+        loop = ImageLoop(list(paths if paths is not None else self.images),
+                         self.image_root, sinks, batch_size=self.options.batch_size)
+        self.unreadable = loop.unreadable
+        loop.run(self.run_images, self._draw)
+        if message is not None:
+            loop.finish(message)
+        elif sinks is not None:
             sinks.skipped(self.unreadable)
-        return written
+        return loop.written
+
+    def _draw(self, path: str, image: np.ndarray, record: ResultRecord) -> Optional[str]:
+        """Write (``out_dir``) and/or show one record's figure; the written path or ``None``."""
+        sheet = self.figure_sheet(record, bgr_to_rgb(image))
+        out = None
+        if self.out_dir:
+            out = self.out_path(path)
+            write_figure(out, sheet, self.options.figure, self.options.max_size)
+        if self.show:
+            self.visualizer.show(shrink_to(sheet.render(style_of(self.options.figure)),
+                                           self.options.max_size),
+                                 win_name=osp.basename(path))
+        return out
 
 
 def shrink_to(image_rgb: np.ndarray, max_size: int) -> np.ndarray:

@@ -60,7 +60,7 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
-    from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
+    from mmattnvis.apis import collect_images
     from mmattnvis.apis.attention import AttentionRun
     from mmattnvis.apis.attention_runner import (
         AttentionOptions,
@@ -69,14 +69,11 @@ def main(argv=None) -> int:
         parse_points,
         points_in_image,
     )
+    from mmattnvis.apis.figure_writers import DetectionFigureWriter, FigureOptions
+    from mmattnvis.apis.image_loop import run_image_loop
     from mmattnvis.apis.model import init_model_from_args
     from mmattnvis.apis.options import check_draw_options
-    from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
-    from mmattnvis.render.options import FigureOptions
-    from mmattnvis.utils.cli import ProgressBar
-    from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
-    from mmattnvis.visualization.figure_output import write_figure
 
     options = AttentionOptions(mode=args.mode, layers=args.layers, heads=args.heads,
                                head_fusion=args.head_fusion, points=parse_points(args.points),
@@ -90,35 +87,23 @@ def main(argv=None) -> int:
     sinks = RunSinks('attention', args.save_results, args.report,
                      {'tool': 'attn_vis', 'config': args.config, 'mode': args.mode})
     run = AttentionRun(model, options, keep_encoder=sinks.active)
-    vis = FeatMapVisualizer(name=f'mmattnvis_attn_{id(options)}')
-    vis.dataset_meta = model.dataset_meta
-    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width, figure_opts)
     root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
-    progress = ProgressBar(len(images))
-    written = 0
-    unreadable = UnreadableImages()
-    for path in images:
-        img = unreadable.load(path)
-        if img is None:  # skipped, named at the end
-            progress.update()
-            continue
-        if options.points:
-            points_in_image(options.points, img.shape)
-        record = run.run_images([img], [path])[0]
-        name = osp.basename(path)
+
+    def title(path, record):
         deformable = any('points' in m.meta for m in record.maps.values())
-        sheet = fig.record_sheet(record, bgr_to_rgb(img),
-                                 figure_title(options, name, deformable),
-                                 no_detection_note(options.score_thr))
-        write_figure(output_path(args.out_dir, path, root, ext=figure_opts.extension()), sheet,
-                     figure_opts)
-        sinks.add(record, record_stem(path, root))
-        written += 1
-        progress.update()
-    sinks.skipped(unreadable)
-    report = sinks.close()
-    unreadable.finish(len(images), f'\n{written} figure(s) written to {osp.abspath(args.out_dir)}'
-                      + (f'; report: {report}' if report else ''))
+        return figure_title(options, osp.basename(path), deformable)
+
+    def records(imgs, paths):
+        for img in imgs:
+            if options.points:
+                points_in_image(options.points, img.shape)
+        return run.run_images(imgs, paths)
+
+    writer = DetectionFigureWriter(args.out_dir, root, model.dataset_meta, title,
+                                   no_detection_note(options.score_thr), args.alpha,
+                                   args.colormap, args.cell_width, figure_opts, task='attn')
+    run_image_loop(images, root, records, writer, sinks,
+                   lambda n: f'\n{n} figure(s) written to {osp.abspath(args.out_dir)}')
     return 0
 
 if __name__ == '__main__':

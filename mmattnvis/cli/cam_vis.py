@@ -68,16 +68,12 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
-    from mmattnvis.apis import UnreadableImages, bgr_to_rgb, collect_images
-    from mmattnvis.apis.cam import CAMOptions, CAMRun
+    from mmattnvis.apis import collect_images
+    from mmattnvis.apis.cam import CAMOptions, CAMRun, DRISEOptions
+    from mmattnvis.apis.figure_writers import DetectionFigureWriter, FigureOptions
+    from mmattnvis.apis.image_loop import ImageLoop
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.apis.records import output_path, record_stem
     from mmattnvis.apis.run_sinks import RunSinks
-    from mmattnvis.methods.explainers import DRISEOptions
-    from mmattnvis.render.options import FigureOptions
-    from mmattnvis.utils.cli import ProgressBar
-    from mmattnvis.visualization import DetectionFigure, FeatMapVisualizer
-    from mmattnvis.visualization.figure_output import write_figure
 
     figure_opts = FigureOptions.from_args(args)
     images = collect_images(args.img)
@@ -92,31 +88,17 @@ def main(argv=None) -> int:
         print(run.auto.describe())
     methods = [name for name, _, _ in run.plan]
     layers = ', '.join(dict.fromkeys(n for _, ls, _ in run.plan for n in ls)) or 'the image'
-    vis = FeatMapVisualizer(name=f'mmattnvis_cam_{id(args)}')
-    vis.dataset_meta = model.dataset_meta
-    fig = DetectionFigure(vis, args.alpha, args.colormap, args.cell_width, figure_opts)
+    root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
+    writer = DetectionFigureWriter(
+        args.out_dir, root, model.dataset_meta,
+        lambda path, _: f'{osp.basename(path)}: {", ".join(methods)} on {layers}',
+        f'no detections above score_thr={args.score_thr}', args.alpha, args.colormap,
+        args.cell_width, figure_opts, task='cam')
     sinks = RunSinks('cam', args.save_results, args.report,
                      {'tool': 'cam_vis', 'config': args.config, 'methods': methods})
-    root = args.img if osp.isdir(args.img) else osp.dirname(args.img)
-    progress = ProgressBar(len(images) * len(args.method))  # one step per image and method
-    unreadable = UnreadableImages()
-    for path in images:
-        img = unreadable.load(path)
-        if img is None:  # skipped, named at the end
-            progress.update(len(args.method))
-            continue
-        record = run.run_images([img], [path], on_method=progress.update)[0]
-        title = f'{osp.basename(path)}: {", ".join(methods)} on {layers}'
-        sheet = fig.record_sheet(record, bgr_to_rgb(img), title,
-                                 f'no detections above score_thr={args.score_thr}')
-        write_figure(output_path(args.out_dir, path, root, ext=figure_opts.extension()), sheet,
-                     figure_opts)
-        sinks.add(record, record_stem(path, root))
-    sinks.skipped(unreadable)
-    report = sinks.close()
-    done = len(images) - len(unreadable.skipped)
-    unreadable.finish(len(images), f'\n{done} figure(s) written to {osp.abspath(args.out_dir)}'
-                      + (f'; report: {report}' if report else ''))
+    loop = ImageLoop(images, root, sinks, steps=len(args.method))  # a step per method
+    loop.run(lambda imgs, paths: run.run_images(imgs, paths, on_method=loop.step), writer)
+    loop.finish(lambda n: f'\n{n} figure(s) written to {osp.abspath(args.out_dir)}')
     return 0
 
 if __name__ == '__main__':

@@ -27,9 +27,9 @@ def main(argv=None) -> int:
 
     from mmattnvis.apis import build_test_pipeline, load_image, prepare_batch
     from mmattnvis.apis.attention_pointing import cross_attention_pointing
+    from mmattnvis.apis.attention_runner import check_detr_family
     from mmattnvis.apis.faithfulness_runner import find_dataset
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.capture.attention import check_detr_family
 
     images, _ = find_dataset(args.data)
     if args.max_images > 0:

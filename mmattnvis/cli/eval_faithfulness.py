@@ -66,10 +66,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = validate_cli_args(parse_args(argv))
     from mmattnvis.apis import UnreadableImages, build_test_pipeline
+    from mmattnvis.apis.cam import DRISEOptions, check_method, resolve_module
     from mmattnvis.apis.faithfulness_runner import FaithfulnessOptions, evaluate, find_dataset
     from mmattnvis.apis.model import init_model_from_args
-    from mmattnvis.capture.names import resolve_module
-    from mmattnvis.methods.explainers import DRISEOptions, check_method
     from mmattnvis.utils.cli import ProgressBar
     from mmattnvis.utils.errors import UserInputError
 

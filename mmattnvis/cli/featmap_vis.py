@@ -72,12 +72,9 @@ def main(argv=None) -> int:
                      {'tool': 'featmap_vis', 'config': args.config,
                       'target_layers': list(args.target_layers),
                       'channel_reduction': args.channel_reduction})
-    written = run.run_all(sinks=sinks)
-    report = sinks.close()
-    # the skipped images (if any) are named in a warning line after this one
-    run.unreadable.finish(len(run.images),
-                          f'{len(written)} image(s) written to {osp.abspath(args.out_dir)}'
-                          + (f'; report: {report}' if report else ''))
+    # the skipped images (if any) are named in a warning line after the last one
+    run.run_all(sinks=sinks, message=lambda n: f'{n} image(s) written to '
+                f'{osp.abspath(args.out_dir)}')
     return 0
 
 
