@@ -8,7 +8,10 @@
   query's sampling points are drawn, the maps panel in view;
 * ``demo_featmaps_yolov5n.jpg``, ``demo_attention_dino.jpg``: ``mmattnvis featmap`` / ``attn``
   as ``mmattnvis demo`` runs them on ``demo/images/shapes_demo.png``;
-* ``cam_yolov5n.jpg``: ``mmattnvis cam`` (Grad-CAM, HiResCAM, EigenCAM) on the same image.
+* ``cam_yolov5n.jpg``: ``mmattnvis cam`` (Grad-CAM, HiResCAM, EigenCAM) on the same image;
+* ``errors_dino.jpg``: ``tools/test.py`` with ``--errors`` on the shipped DINO over generated
+  shapes test images (``tools/make_shapes.py --seed 2``, the held-out set), a gallery of the
+  errors with their D-RISE maps (false boxes red, missed objects green).
 
 Every run starts from the repository root with relative paths, so no absolute path of the machine
 that made the pictures can show in them. The YOLOv5-n pictures need MMYOLO.
@@ -24,7 +27,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DINO = ['mmattnvis::shapes/dino_slim_shapes.py', 'mmattnvis::shapes/dino_slim_shapes.pth']
 YOLO = ['mmattnvis::shapes/yolov5_n_shapes.py', 'mmattnvis::shapes/yolov5_n_shapes.pth']
 DEMO_IMAGE = osp.join('demo', 'images', 'shapes_demo.png')
-PARTS = ('report', 'featmap', 'attention', 'cam')
+PARTS = ('report', 'featmap', 'attention', 'cam', 'errors')
 
 
 def mmattnvis(*argv: str) -> None:
@@ -89,6 +92,55 @@ def figure(work: str, out_jpg: str, argv: List[str], width: int = 900) -> None:
     cv2.imwrite(out_jpg, img, [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
+def errors_gallery(work: str, out_jpg: str, num_images: int = 24, max_panels: int = 8,
+                   device: str = 'cpu', score_thr: float = 0.5) -> Dict[str, int]:
+    """``tools/test.py <DINO> --errors --errors-score-thr 0.5`` on generated test images; the
+    errors with maps as one gallery (the missed ones first, at most 3 of a kind). Returns the
+    count of each kind shown."""
+    import glob
+    import subprocess
+
+    import cv2
+
+    from mmattnvis.render.layout import Sheet
+    from mmattnvis.sinks.records import load_record
+    from mmattnvis.visualization.task_figures import error_panels
+    data = osp.join(work, 'data', 'shapes')
+    subprocess.run([sys.executable, osp.join('tools', 'make_shapes.py'), '--out-dir',
+                    osp.join(data, 'test'), '--num-images', str(num_images), '--seed', '2'],
+                   check=True)
+    cmd = [sys.executable, osp.join('tools', 'test.py'), *DINO, '--errors',
+           '--errors-score-thr', str(score_thr),
+           '--work-dir', osp.join(work, 'errors_run'), '--cfg-options',
+           f'test_dataloader.dataset.data_root={data}/',
+           f'test_evaluator.ann_file={data}/test/annotations.json']
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='' if device == 'cpu' else
+               os.environ.get('CUDA_VISIBLE_DEVICES', ''))
+    subprocess.run(cmd, check=True, env=env)
+    panels = []
+    paths = sorted(glob.glob(osp.join(work, 'errors_run', 'errors', 'test', 'records',
+                                      '*.json')))
+    for path in paths:
+        record = load_record(path)
+        image = cv2.imread(record.image_path)[..., ::-1] if record.image_path else None
+        if image is None:
+            continue
+        panels += error_panels(record, image, cell_width=240)
+    chosen: List[object] = []
+    kinds: Dict[str, int] = {}
+    for panel in sorted(panels, key=lambda p: not p.caption.startswith('missed')):
+        kind = panel.caption.split(':')[0]
+        if kinds.get(kind, 0) < 3 and len(chosen) < max_panels:
+            kinds[kind] = kinds.get(kind, 0) + 1
+            chosen.append(panel)
+    if not chosen:
+        raise SystemExit('the DINO made no error with a map on these images')
+    sheet = Sheet(chosen, cols=4, title='Shapes DINO errors: D-RISE maps (false box red, missed '
+                  "object green); 'best query': the query's sampling points")
+    cv2.imwrite(out_jpg, sheet.render()[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])
+    return kinds
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--only', nargs='+', choices=PARTS, default=list(PARTS))
@@ -115,6 +167,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             figure(work, osp.join(out, 'cam_yolov5n.jpg'),
                    ['cam', DEMO_IMAGE, *YOLO, '--method', 'gradcam', 'hirescam', 'eigencam',
                     '--target-layers', 'neck', *dev])
+        if 'errors' in args.only:
+            shown = errors_gallery(work, osp.join(out, 'errors_dino.jpg'), device=args.device)
+            print(f'errors_dino.jpg: {shown}')
     print(f'written to {out}/: {", ".join(args.only)}')
     return 0
 
