@@ -49,6 +49,10 @@ class LoopResults:
     def add(self, record: ResultRecord, stem: str, order: Optional[Sequence] = None) -> None:
         self.records.write(record, stem, order)
 
+    def merged(self):
+        """``(index, records)`` of every rank, after :meth:`finish` (main rank)."""
+        return load_results(self.results_dir)
+
     def finish(self, summarize: Optional[Callable[[Sequence[ResultRecord]], Dict[str, float]]]
                = None) -> Dict[str, Any]:
         """Barrier; on the main rank: merge, report, summary. Call it on every rank.

@@ -129,8 +129,7 @@ class ErrorHook(Hook):
         out = results.finish()
         if not is_main_process() or out['index'] is None:
             return
-        from ..sinks.records import load_results
-        index, records = load_results(results.results_dir)
+        index, records = results.merged()
         classes = run.classes
         summary = summarize_labels([r.info.get('errors', {}).get('image') for r in records],
                                    classes)
