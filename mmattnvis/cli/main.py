@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(usage())
         return 0
     if argv[0] in ('-V', '--version'):
-        from mmattnvis import __version__
+        from mmattnvis.version import __version__
         print(f'mmattnvis {__version__}')
         return 0
     name = argv[0]

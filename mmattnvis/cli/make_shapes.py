@@ -24,12 +24,9 @@ def parse_args(argv=None):
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmattnvis.datasets import generate_shapes_dataset
-    from mmattnvis.utils.errors import UserInputError
-    if args.num_images < 1 or args.min_size < 32 or args.max_size < args.min_size:
-        raise UserInputError('need --num-images >= 1 and 32 <= --min-size <= --max-size')
-    path = generate_shapes_dataset(args.out_dir, args.num_images, args.seed,
-                                   (args.min_size, args.max_size), args.max_objects)
+    from mmattnvis.apis.shapes import make_shapes_dataset
+    path = make_shapes_dataset(args.out_dir, args.num_images, args.seed,
+                               (args.min_size, args.max_size), args.max_objects)
     print(f'{args.num_images} images and {path} written')
     return 0
 

@@ -38,17 +38,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     """Build the report; ``error: ...`` and exit code 2 on bad input."""
     args = parse_args(argv)
-    from mmattnvis.report import build_report
-    out_dir = args.out_dir or osp.join(args.results_dir, 'report')
+    from mmattnvis.apis.report import report_results
 
     def progress(done: int, total: int) -> None:
         if not args.quiet and (done == total or done % 50 == 0):
             print(f'\r{done}/{total} images', end='\n' if done == total else '', flush=True)
 
-    path = build_report(args.results_dir, out_dir, title=args.title, alpha=args.alpha,
-                        colormap=args.colormap, thumb_size=args.thumb_size,
-                        max_side=args.max_side, jpeg_quality=args.jpeg_quality,
-                        progress=progress)
+    path = report_results(args.results_dir, args.out_dir, progress, title=args.title,
+                          alpha=args.alpha, colormap=args.colormap, thumb_size=args.thumb_size,
+                          max_side=args.max_side, jpeg_quality=args.jpeg_quality)
     print(f'report: {osp.abspath(path)}')
     return 0
 
