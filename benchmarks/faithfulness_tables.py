@@ -76,14 +76,14 @@ def layer_choices(model, spec: dict) -> List[Tuple[str, Tuple[str, ...]]]:
     return out
 
 
-def recommended(model) -> Optional[Tuple[str, Tuple[str, ...], Optional[str]]]:
-    """``(method, layers, fusion)`` the package recommends for the model, if it has a rule."""
+def recommended(model) -> Optional[Tuple[str, Tuple[str, ...], Optional[str], int]]:
+    """``(method, layers, fusion, pool stride)`` the package recommends for the model."""
     try:
         from mmattnvis.methods.auto import recommend
     except ImportError:
         return None
     rec = recommend(model)
-    return rec.method, tuple(rec.layers), getattr(rec, 'fusion', None)
+    return rec.method, tuple(rec.layers), getattr(rec, 'fusion', None), rec.pool_stride
 
 
 def dataset(spec: dict, args) -> str:
@@ -97,12 +97,13 @@ def dataset(spec: dict, args) -> str:
 
 
 def run_rows(model, pipeline, images, gt, methods, layers, args, sanity: bool,
-             drise=None, fusion: Optional[str] = None) -> list:
+             drise=None, fusion: Optional[str] = None, pool_stride: Optional[int] = None) -> list:
     from mmattnvis.apis.faithfulness_runner import FaithfulnessOptions, evaluate
     from mmattnvis.methods.explainers import DRISEOptions
     options = FaithfulnessOptions(methods=list(methods), target_layers=list(layers),
                                   topk=args.topk, steps=args.steps, seed=0, sanity=sanity,
-                                  drise=drise or DRISEOptions(), fusion=fusion)
+                                  drise=drise or DRISEOptions(), fusion=fusion,
+                                  pool_stride=pool_stride)
     return evaluate(model, pipeline, images, gt, options).rows
 
 
@@ -143,7 +144,8 @@ def model_table(name: str, args) -> dict:
         FaithfulnessTable(rows).write(osp.join(args.out, name), f'{name} (partial)')
     rec = recommended(model)
     if rec is not None and rec[0] != 'drise' and rec[2] not in (None, 'mean'):
-        got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2])
+        got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2],
+                       pool_stride=rec[3])
         rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})', keep_random=False)
     drise_runs = sorted({(args.drise_sanity, True), (args.drise_cmp, False),
                          (args.drise_ref, False)})

@@ -62,6 +62,7 @@ class FaithfulnessOptions(RunOptions):
     insertion: bool = True
     sanity: bool = False
     fusion: Optional[str] = None  # multi-layer fusion of the gradient maps (None: the default)
+    pool_stride: Optional[int] = None  # fused maps averaged on cells of this many input pixels
     drise: DRISEOptions = field(default_factory=DRISEOptions)
 
     def validate(self) -> None:
@@ -176,6 +177,8 @@ class FaithfulnessRun(Run):
     def __init__(self, model, options: FaithfulnessOptions, cfg: Any = None) -> None:
         super().__init__(model, options, cfg)
         extra: Dict[str, Any] = {} if options.fusion is None else {'fusion': options.fusion}
+        if options.pool_stride:
+            extra['pool_stride'] = options.pool_stride
         self.cams = [build_explainer(m, options.target_layers, batch_size=options.batch_size,
                                      drise=options.drise, progress=False, **extra)
                      for m in options.methods]
