@@ -101,11 +101,6 @@ def test_featmap_dog_labels_do_not_overlap_svg_pdf_and_panels(tmp_path, capfd):
     assert data.startswith(b'%PDF')
     assert 'dog 0.' in ' '.join(_pdf_texts(data))
 
-    # the default raster keeps the photo's format and size rules
-    _run(featmap_vis, common + ['--out-dir', tmp_path / 'j'], capfd)
-    img = cv2.imread(str(tmp_path / 'j' / 'dog.jpg'))
-    assert img is not None and max(img.shape[:2]) <= 2000
-
 
 def test_cam_figure_one_label_format_colorbar_and_no_boxes(tmp_path, capfd):
     """A CAM figure: the image-level column and the per-detection ones use the same label
