@@ -13,19 +13,11 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-import time
 
-from common import ROOT
+from common import ROOT, runner_test_time
 
 sys.path.insert(0, osp.join(ROOT, 'tests'))
 
-
-def _test_time(cfg) -> float:
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    t0 = time.perf_counter()
-    runner.test()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -53,7 +45,7 @@ def main() -> None:
                 cfg = runner_cfg(config, *data, osp.join(tmp, f'{name}{r}'), custom_hooks=hooks,
                                  batch_size=2, scale=256)
                 cfg.load_from = weights
-                times[name].append(_test_time(cfg))
+                times[name].append(runner_test_time(cfg))
     base = statistics.median(times['plain'])
     print(f'{args.images} images, median of {args.repeats} (s): ' + ', '.join(
         f'{k} {statistics.median(v):.3f}' for k, v in times.items()))

@@ -16,17 +16,10 @@ import time
 
 import cv2
 
-from common import ROOT
+from common import ROOT, runner_test_time
 
 sys.path.insert(0, osp.join(ROOT, 'tests'))
 
-
-def _test_time(cfg) -> float:
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
-    t0 = time.perf_counter()
-    runner.test()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -53,7 +46,7 @@ def main() -> None:
             cfg = runner_cfg(config, *data, osp.join(tmp, name), custom_hooks=hooks,
                              batch_size=1, scale=160)
             cfg.load_from = weights
-            times[name] = _test_time(cfg)
+            times[name] = runner_test_time(cfg)
         cfg = runner_cfg(config, *data, osp.join(tmp, 'cli'), batch_size=1, scale=160)
         model = init_model(cfg, weights, device='cpu')
         run = build_run(args.task, model, **fields)

@@ -47,3 +47,12 @@ def report(name: str, rows: Dict[str, float], ratio: float, goal: str, ok: bool)
     verdict = 'n/a' if ok is None else ('OK' if ok else 'MISSED')
     print(f'{name}: {timings}; ratio {ratio:.3f} (goal: {goal}) -> {verdict}')
     return dict(name=name, timings=timings, ratio=ratio, goal=goal, ok=ok)
+
+
+def runner_test_time(cfg) -> float:
+    """Seconds of ``runner.test()`` of a runner built from ``cfg`` (the build not counted)."""
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(cfg)
+    t0 = time.perf_counter()
+    runner.test()
+    return time.perf_counter() - t0

@@ -43,7 +43,13 @@ import torch
 import torch.nn.functional as F
 
 from ..utils.errors import UserInputError
-from .drise_core import Predictions, RandomMasks, check_drise_options, fill_tensor, masked_weights
+from .drise_core import (
+    Predictions,
+    RandomMasks,
+    accumulate,
+    check_drise_options,
+    fill_tensor,
+)
 
 SAMPLINGS = ('random', 'antithetic', 'sobol', 'sobol-antithetic')
 AUTO_SAMPLING = 'sobol'  # chosen by benchmarks/bench_drise_convergence.py
@@ -179,17 +185,9 @@ def drise_saliency_auto(predict: Callable[[torch.Tensor], List[Predictions]],
     n, converged = 0, False
     while n < len(masks) and not converged:
         chunk_end = min(n + check_every, len(masks))
-        while n < chunk_end:
-            stop = min(n + batch_size, chunk_end)
-            m = masks.batch(n, stop, device)
-            w = masked_weights(predict, image, region, targets, m, fill)
-            flat = m.reshape(m.shape[0], -1)
-            acc += w @ flat
-            mask_sum += flat.sum(0)
-            weight_sum += w.sum(1)
-            if bar is not None:
-                bar.update(stop - n)
-            n = stop
+        accumulate(predict, image, region, targets, masks, fill, (n, chunk_end), batch_size,
+                   (acc, mask_sum, weight_sum), bar)
+        n = chunk_end
         converged = monitor.update(n, snapshot(acc, mask_sum, weight_sum, n, shape))
     acc -= (weight_sum / n)[:, None] * mask_sum[None]
     if progress:

@@ -187,9 +187,23 @@ def drise_saliency(predict: Callable[[torch.Tensor], List[Predictions]], image: 
     if progress:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(masks))
-    for start in range(0, len(masks), batch_size):
-        stop = min(start + batch_size, len(masks))
-        m = masks.batch(start, stop, device)
+    accumulate(predict, image, region, targets, masks, fill, (0, len(masks)), batch_size,
+               (acc, mask_sum, weight_sum), bar)
+    if center:
+        acc -= (weight_sum / len(masks))[:, None] * mask_sum[None]
+    return acc.reshape(n_t, masks.h, masks.w)
+
+
+def accumulate(predict: Callable[[torch.Tensor], List[Predictions]], image: torch.Tensor,
+               region: Tuple[int, int, int, int], targets: Predictions, masks, fill: torch.Tensor,
+               span: Tuple[int, int], batch_size: int, sums: Tuple[torch.Tensor, ...],
+               bar=None) -> None:
+    """Masks ``span[0]:span[1]`` in batches: add each target's weighted masks, the masks and
+    the weights to ``sums = (acc (T, HW), mask_sum (HW,), weight_sum (T,))``, in place."""
+    acc, mask_sum, weight_sum = sums
+    for start in range(span[0], span[1], batch_size):
+        stop = min(start + batch_size, span[1])
+        m = masks.batch(start, stop, image.device)
         w = masked_weights(predict, image, region, targets, m, fill)
         flat = m.reshape(m.shape[0], -1)
         acc += w @ flat
@@ -197,9 +211,6 @@ def drise_saliency(predict: Callable[[torch.Tensor], List[Predictions]], image: 
         weight_sum += w.sum(1)
         if bar is not None:
             bar.update(stop - start)
-    if center:
-        acc -= (weight_sum / len(masks))[:, None] * mask_sum[None]
-    return acc.reshape(n_t, masks.h, masks.w)
 
 
 def normalise(saliency: torch.Tensor) -> np.ndarray:
