@@ -52,14 +52,6 @@ KNOWN_UPWARD: Set[Tuple[str, str]] = {
     # shells still reaching past apis (issue 25); drop an entry when its import goes through apis.
     # The zoo sweep sits above apis (it loads models through apis), so apis cannot route to it.
     ('mmattnvis/cli/zoo_check.py', 'mmattnvis'),
-    ('mmattnvis/hooks/attention_hook.py', 'mmattnvis.capture.attention'),
-    ('mmattnvis/hooks/attention_hook.py', 'mmattnvis.methods.attention'),
-    ('mmattnvis/hooks/attention_hook.py', 'mmattnvis.metrics.faithfulness'),
-    ('mmattnvis/hooks/attention_hook.py', 'mmattnvis.render.geometry'),
-    ('mmattnvis/hooks/attention_hook.py', 'mmattnvis.visualization'),
-    ('mmattnvis/hooks/base.py', 'mmattnvis.compat.mmengine_loop'),
-    ('mmattnvis/hooks/evolution.py', 'mmattnvis.render.image'),
-    ('mmattnvis/hooks/featmap_hook.py', 'mmattnvis.capture'),
 }
 
 

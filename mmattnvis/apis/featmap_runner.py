@@ -309,3 +309,9 @@ def fit_to_max_size(image_rgb: np.ndarray, sample, n_panels: int, cells, max_siz
         pred.bboxes = pred.bboxes * scale
         sample.pred_instances = pred
     return small, sample
+
+
+def feature_capture(model, layers: Sequence[str], keep: bool = False) -> FeatureCapture:
+    """A capture of the named layers' outputs on ``model``, not attached yet (the caller attaches
+    it, as :class:`~mmattnvis.hooks.FeatMapVisHook` does inside a runner's loop)."""
+    return FeatureCapture(model, layers, keep=keep)

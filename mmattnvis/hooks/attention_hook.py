@@ -1,25 +1,20 @@
 """``AttentionVisHook``: DETR-family decoder attention per detection during val/test/train."""
 from typing import Any, Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
 from ..apis.attention import AttentionRun
+from ..apis.attention_evolution import (
+    attention_capture,
+    attention_evolution_rows,
+    attention_figure,
+)
 from ..apis.attention_runner import AttentionOptions, figure_title
 from ..apis.options import OptionError, check_draw_options
-from ..capture.attention import AttentionCapture
-from ..methods.attention import (
-    DecoderCrossAttention,
-    DeformableSamplingPoints,
-    detections_for_queries,
-)
-from ..metrics.faithfulness import pointing_game
 from ..registry import HOOKS
-from ..render.geometry import ImageGeometry, align_to_image
 from ..structures import ResultRecord
 from ..utils.errors import UserInputError
 from .base import CaptureVisHook
-from .evolution import match_to_ground_truth
 from .meta import loop_dataset_meta
 
 
@@ -94,20 +89,16 @@ class AttentionVisHook(CaptureVisHook):
     def _task(self) -> str:
         return 'attention'
 
-    def _make_capture(self, model) -> AttentionCapture:
+    def _make_capture(self, model):
         self._model = model
         # the last layer is always recorded: the training-time evolution follows it
-        layers = sorted(set(self.options.layers or [-1]) | {-1})
-        parts = ['decoder_cross']
-        if self._run is not None and self._run.keep_encoder:
-            parts.append('encoder')
-        return AttentionCapture(model, parts=parts, layers=layers)
+        return attention_capture(model, self.options.layers,
+                                 self._run is not None and self._run.keep_encoder)
 
     def _get_figure(self, runner):
         if self._figure is None:
-            from ..visualization import DetectionFigure, FeatMapVisualizer
-            vis = FeatMapVisualizer(name=f'mmattnvis_attn_hook_{id(self)}')
-            self._figure = DetectionFigure(vis, self.alpha, self.colormap, self.cell_width)
+            self._figure = attention_figure(f'mmattnvis_attn_hook_{id(self)}', self.alpha,
+                                            self.colormap, self.cell_width)
         self._figure.visualizer.dataset_meta = loop_dataset_meta(runner, self._mode)
         return self._figure
 
@@ -125,38 +116,5 @@ class AttentionVisHook(CaptureVisHook):
 
     def _evolution_rows(self, runner, image_rgb: np.ndarray, sample, index: int,
                         gt: Dict[str, np.ndarray], drawings: List[tuple]) -> Dict[str, Any]:
-        record = self._capture.record
-        layer = record.layers('decoder_cross')[-1]
-        geom = ImageGeometry.from_metainfo(sample.metainfo)
-        # every prediction (no threshold), one per query: the candidates for each object
-        seen, dets = set(), []
-        for det in detections_for_queries(self._model, record, [sample], score_thr=-1.0)[index]:
-            if det.query not in seen:
-                seen.add(det.query)
-                dets.append(det)
-        matches = match_to_ground_truth(gt['bboxes'], np.array([d.bbox for d in dets]))
-        fig = self._get_figure(runner)
-        classes = (fig.visualizer.dataset_meta or {}).get('classes')
-        rows, meta, hits = [], {}, []
-        for g, p, iou in matches:
-            det, box = dets[p], gt['bboxes'][g]
-            if self.options.mode == 'decoder':
-                m = DecoderCrossAttention(None, 'mean').compute((record, det, layer))[0]
-            else:
-                m = DeformableSamplingPoints(None).compute(
-                    (record, 'decoder_cross', layer, index, det.query, geom))[0]
-            hit = pointing_game(align_to_image(np.asarray(m.data, np.float32), geom), box)
-            hits.append(hit)
-            cell = fig._cell(image_rgb, m, geom, None)
-            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-            thick = max(2, round(max(cell.shape[:2]) / 200))
-            cv2.rectangle(cell, (x1, y1), (x2, y2), (255, 255, 255), thick + 2)
-            cv2.rectangle(cell, (x1, y1), (x2, y2), (0, 200, 0), thick)
-            label = int(gt['labels'][g])
-            name = classes[label] if classes and label < len(classes) else str(label)
-            rows.append((f'gt{g}', f'gt{g} {name}: q{det.query} IoU {iou:.2f}'
-                         f'{" in" if hit else " out"}', cell))
-            meta[f'gt{g}'] = {'query': det.query, 'iou': iou, 'hit': bool(hit),
-                              'gt_box': [float(v) for v in box], 'gt_label': label}
-        scalars = {'attn_in_box': float(np.mean(hits))} if hits else {}
-        return {'rows': rows, 'scalars': scalars, 'meta': meta}
+        return attention_evolution_rows(self._model, self._capture.record, self.options.mode,
+                                        self._get_figure(runner), image_rgb, sample, index, gt)

@@ -4,7 +4,7 @@
 In a standalone ``runner.val()`` / ``runner.test()`` the capture is attached once per loop, records
 only on the iterations that are drawn (``interval``, ``max_samples``), is cleared after drawing, and
 is removed when the loop ends -- or fails: the loop's ``run`` is wrapped on this runner's loop
-instance (see :mod:`mmattnvis.compat.mmengine_loop`) so that an exception inside the loop still
+instance (see :mod:`mmattnvis.apis.loop_guard`) so that an exception inside the loop still
 detaches every hook.
 
 Inside ``runner.train()`` the hook draws a fixed set of validation samples after every validation
@@ -26,9 +26,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 
+from ..apis.loop_guard import LoopGuard
 from ..apis.loop_results import LoopResults, loop_dirs
 from ..apis.run import sample_stem
-from ..compat.mmengine_loop import unwrap_loop_run, wrap_loop_run
 from ..structures import ResultRecord
 from ..utils.cli import write_image_atomic
 from .evolution import EvolutionStore
@@ -110,7 +110,7 @@ class CaptureVisHook(TrainingDrawing, Hook):
         self._selected = False
         self._drawn = 0
         self._batch_step = 0
-        self._wrapped_loops: List[BaseLoop] = []
+        self._loop_guard = LoopGuard()
         self._mode = 'test'
         self._fixed_indices: Optional[List[int]] = None
         self._store: Optional[EvolutionStore] = None
@@ -154,20 +154,14 @@ class CaptureVisHook(TrainingDrawing, Hook):
 
     def before_run(self, runner) -> None:
         self._validate(self._unwrap(runner.model))
-        for attr in ('_test_loop', '_val_loop'):
-            loop = getattr(runner, attr, None)
-            if isinstance(loop, BaseLoop) and loop not in self._wrapped_loops:
-                wrap_loop_run(loop, self._on_loop_error)
-                self._wrapped_loops.append(loop)
+        self._loop_guard.guard(runner, self._on_loop_error)
 
     def _on_loop_error(self) -> None:
         self._detach()
         self._unwrap_loops()
 
     def _unwrap_loops(self) -> None:
-        for loop in self._wrapped_loops:
-            unwrap_loop_run(loop)
-        self._wrapped_loops = []
+        self._loop_guard.release()
 
     def after_run(self, runner) -> None:
         self._detach()

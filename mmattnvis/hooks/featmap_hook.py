@@ -3,9 +3,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..apis.featmap_runner import FeatMapOptions, FeatMapRun
+from ..apis.featmap_runner import FeatMapOptions, FeatMapRun, feature_capture
 from ..apis.options import OptionError
-from ..capture import FeatureCapture
 from ..registry import HOOKS
 from ..structures import ResultRecord
 from .base import CaptureVisHook
@@ -78,8 +77,8 @@ class FeatMapVisHook(CaptureVisHook):
     def _task(self) -> str:
         return 'featmap'
 
-    def _make_capture(self, model) -> FeatureCapture:
-        return FeatureCapture(model, self.target_layers, keep=False)
+    def _make_capture(self, model):
+        return feature_capture(model, self.target_layers, keep=False)
 
     def _records(self, runner, outputs: Sequence[Any]) -> List[ResultRecord]:
         assert self._run is not None
