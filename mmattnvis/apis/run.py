@@ -169,10 +169,13 @@ def kept_model_state(model: torch.nn.Module) -> Iterator[None]:
         yield
     finally:
         for m, training in modes:
-            m.training = training
-        for p, requires_grad, grad in params:
-            p.requires_grad_(requires_grad)
-            p.grad = grad
+            if m.training != training:
+                m.training = training
+        for p, requires_grad, grad in params:  # only what changed (cheap on every batch)
+            if p.requires_grad != requires_grad:
+                p.requires_grad_(requires_grad)
+            if p.grad is not grad:
+                p.grad = grad
 
 
 __all__ = ['Run', 'RunOptions', 'batch_dict', 'kept_model_state', 'sample_stem', 'image_seed',

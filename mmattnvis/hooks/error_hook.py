@@ -12,6 +12,7 @@ writes ``errors_summary.json`` and ``errors.html``. The work is all in
 import json
 import os
 import os.path as osp
+from contextlib import nullcontext
 from typing import Any, Optional
 
 import torch
@@ -100,8 +101,11 @@ class ErrorHook(Hook):
         room = self.max_samples is None or self._mapped < self.max_samples
         run.explainer = self._maps_run if room else None
         grad = torch.enable_grad() if run.needs_grad and room else torch.no_grad()
+        # labels alone read the runner's outputs and never touch the model
+        keep = kept_model_state(run.model) if (run.explainer is not None
+                                               or self.options.reasons) else nullcontext()
         try:
-            with kept_model_state(run.model), grad:
+            with keep, grad:
                 records = run.run_batch(data_batch['inputs'], outputs)
         finally:
             run.explainer = self._maps_run
