@@ -148,7 +148,8 @@ class DRISE(Explainer):
                                                 monitor, batch, fill, self.check_every,
                                                 self.progress)
         return raw, dict(meta, num_masks=n, converged=converged, tol=self.tol,
-                         change=round(float(monitor.change), 6), max_masks=self.max_masks)
+                         change=round(float(monitor.change), 6), max_masks=self.max_masks,
+                         target_changes=[round(float(c), 6) for c in monitor.target_changes])
 
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
                        dets: List[Detection]):
@@ -164,11 +165,15 @@ class DRISE(Explainer):
         raw, meta = self._saliency(mmdet_predict(model, sample), image.detach(), region, targets,
                                    preprocessor_fill(model).to(device))
         ori_h, ori_w = geom.ori_shape
+        changes = meta.pop('target_changes', None)
         maps = []
-        for d, s in zip(dets, raw):
+        for i, (d, s) in enumerate(zip(dets, raw)):
             m = cv2.resize(normalise(s), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
+            own = dict(meta)
+            if changes:  # auto: this map's own change, and whether it alone has converged
+                own.update(change=changes[i], map_converged=changes[i] <= self.tol)
             maps.append(Map2D(m, 'drise', dict(method='drise', rank=d.rank, aligned=True,
-                                                **meta)))
+                                                **own)))
         total = cv2.resize(normalise(raw.sum(0)), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
         return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True, **meta))
 

@@ -118,6 +118,8 @@ class ConvergenceMonitor:
     Attributes:
         history: ``(n, change)`` per checkpoint (``change`` is ``nan`` before there is a
             checkpoint at or below ``n / 2``).
+        target_changes: Each target's own change at the last checkpoint (the rule stops on
+            the largest; each map's metadata reports its own).
     """
 
     def __init__(self, tol: float, patience: int = 2, min_masks: int = 100) -> None:
@@ -127,6 +129,7 @@ class ConvergenceMonitor:
         self.snapshots: List[Tuple[int, np.ndarray]] = []
         self.history: List[Tuple[int, float]] = []
         self.below = 0
+        self.target_changes: List[float] = []
 
     @property
     def change(self) -> float:
@@ -141,7 +144,8 @@ class ConvergenceMonitor:
         if not half:
             self.history.append((int(n), float('nan')))
             return False
-        change = max((1.0 - pearson(a, b) for a, b in zip(maps, half[-1])), default=0.0)
+        self.target_changes = [1.0 - pearson(a, b) for a, b in zip(maps, half[-1])]
+        change = max(self.target_changes, default=0.0)
         self.history.append((int(n), change))
         self.below = self.below + 1 if change <= self.tol else 0
         return self.below >= self.patience and n >= self.min_masks
@@ -192,7 +196,9 @@ def drise_saliency_auto(predict: Callable[[torch.Tensor], List[Predictions]],
     acc -= (weight_sum / n)[:, None] * mask_sum[None]
     if progress:
         state = (f'converged, change {monitor.change:.4f} <= tol {monitor.tol:g}' if converged
-                 else f'not converged at the cap, change {monitor.change:.4f}')
+                 else f'not converged at the cap, change {monitor.change:.4f}; '
+                 f'{sum(c <= monitor.tol for c in monitor.target_changes)} of '
+                 f'{len(monitor.target_changes)} maps converged')
         print(f'\nD-RISE auto: {n} masks ({state})', flush=True)
     return acc.reshape(n_t, *shape), n, converged
 
