@@ -159,7 +159,9 @@ def model_table(name: str, args) -> dict:
     os.makedirs(out, exist_ok=True)
     n_dets = len({(r['image'], r['detection']) for r in rows})
     title = (f"{spec['title']}: {len(images)} images, top-{args.topk}, {n_dets} detections, "
-             f'{args.steps} steps (loaded 2-core CPU, OMP_NUM_THREADS=1)')
+             f'{args.steps} steps ({os.cpu_count()}-core CPU, OMP_NUM_THREADS='
+             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, load average "
+             f'{os.getloadavg()[0]:.1f} at the end)')
     table.write(out, title)
     goal = goal_ratios(table, rec, args)
     goal['seconds_total'] = time.perf_counter() - t0
