@@ -127,3 +127,34 @@ def test_two_ranks_figures_unchanged(runs):
     files = os.listdir(two / 'png' / 'test')
     assert len(files) == N_IMAGES * 3  # three neck levels per image, per rank suffix
     assert sum('_rank1_' in f for f in files) == N_IMAGES // 2 * 3
+
+
+def test_two_ranks_attention_hook_keeps_every_record(tmp_path):
+    """AttentionVisHook (deformable, the shipped DINO) on 2 ranks: one index and one report of
+    every sample of both ranks, equal to one process (records, sampling points, maps)."""
+    n = 2  # one per rank
+    config, weights = shipped_model('dino_slim_shapes')
+    root, ann = make_dataset(tmp_path / 'data', num_images=n, seed=22)
+    hook = dict(type='mmattnvis.AttentionVisHook', mode='deformable', interval=1, max_queries=2,
+                results_dir='attn', report_dir='attn_report')
+    # batch 1: DETR batches pad every image to the batch's largest, and the distributed
+    # sampler groups other images than one process does
+    cfg = runner_cfg(config, root, ann, tmp_path / 'unused', custom_hooks=[hook], batch_size=1,
+                     scale=256)
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    _test(cfg_path, weights, tmp_path / 'two', 2)
+    _test(cfg_path, weights, tmp_path / 'one', 1)
+    index2, records2 = load_results(str(tmp_path / 'two' / 'attn' / 'test'))
+    index1, records1 = load_results(str(tmp_path / 'one' / 'attn' / 'test'))
+    assert index2['task'] == 'attention' and len(records2) == n
+    assert index2['records'] == index1['records']
+    parts = sorted(os.listdir(tmp_path / 'two' / 'attn' / 'test' / 'parts'))
+    assert parts == ['rank0.jsonl', 'rank1.jsonl']
+    for a, b in zip(records2, records1):
+        _same_records(a, b)
+        assert sorted(a.arrays) == sorted(b.arrays) and a.arrays  # the sampling points
+        for key in a.arrays:
+            np.testing.assert_allclose(a.arrays[key], b.arrays[key], rtol=1e-5, atol=1e-5)
+    page = _page(tmp_path / 'two' / 'attn_report' / 'test')
+    assert len(page['images']) == n
