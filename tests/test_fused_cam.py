@@ -50,6 +50,29 @@ def test_pooling_on_a_common_grid():
     assert fused[0, 4, 4] > 0.5 and fused[0, 12, 12] > 0.5
 
 
+def test_pooled_flat_top_is_decided_by_the_unpooled_maps():
+    """A stride-32 layer upsampled bilinearly and pooled on 16 px cells: its peak lies on the
+    corner of 4 pooling cells, which get equal averages, so the pooled map alone has a flat top
+    a cell wide whose first pixel (the argmax) is the top's corner. On the COCO YOLOv5-n this put
+    a kite's peak outside its box. The unpooled maps break the tie: the fused peak is the fine
+    layer's peak inside the top, and the map away from the top is unchanged (within 1e-3)."""
+    import cv2
+
+    from mmattnvis.methods.cam.fusion import TIE_BREAK, pool_map
+    coarse = np.zeros((4, 4), np.float32)
+    coarse[1, 1] = 1.0  # stage 4: cell (1, 1) covers input pixels 32..63, centre 48
+    up = cv2.resize(coarse, (128, 128), interpolation=cv2.INTER_LINEAR)[None]
+    fine = np.zeros((1, 128, 128), np.float32)
+    fine[0, 52, 44] = 1.0  # a small object's pixel, near the coarse peak
+    pooled = pool_map(up, 16)[0]
+    assert (pooled >= pooled.max() - 1e-6).sum() >= 64  # the flat top
+    fused = fuse_layer_maps([up, fine], 'max', pool_stride=16)[0]
+    assert np.unravel_index(int(fused.argmax()), fused.shape) == (52, 44)
+    plain = np.maximum(pool_map(up, 16), pool_map(fine, 16))[0]
+    plain /= plain.max()
+    assert np.abs(fused - plain).max() <= 2 * TIE_BREAK
+
+
 def test_mean_is_grad_cams_own_aggregation():
     from pytorch_grad_cam.base_cam import BaseCAM
     rng = np.random.default_rng(0)

@@ -66,16 +66,30 @@ def fuse_layer_maps(per_layer: Sequence[np.ndarray], fusion: str = 'mean',
     stack = np.stack([np.asarray(m, dtype=np.float32).reshape(m.shape[0], *m.shape[-2:])
                       for m in per_layer], axis=1)
     stack = np.maximum(stack, 0)
-    if pool_stride > 1:
-        stack = np.stack([pool_map(stack[:, i], pool_stride) for i in range(stack.shape[1])],
-                         axis=1)
+    if pool_stride <= 1:
+        return _scale(np.maximum(_fuse(stack, fusion), 0))
+    pooled = np.stack([pool_map(stack[:, i], pool_stride) for i in range(stack.shape[1])],
+                      axis=1)
+    # Pooling a layer whose cells are twice the pooling cells (stride 32 on 16 px cells) gives
+    # the 2 x 2 cells around its peak equal averages, so the fused map has a flat top a cell
+    # wide, and a small box's peak pixel would be that top's corner. The unpooled fusion,
+    # weighted by TIE_BREAK, decides within it (the pooled map still decides the region).
+    fused = (_scale(np.maximum(_fuse(pooled, fusion), 0))
+             + TIE_BREAK * _scale(np.maximum(_fuse(stack, fusion), 0)))
+    return _scale(fused)
+
+
+#: Weight of the unpooled fusion that breaks the pooled map's ties (see :func:`fuse_layer_maps`).
+TIE_BREAK = 1e-3
+
+
+def _fuse(stack: np.ndarray, fusion: str) -> np.ndarray:
+    """``(B, L, H, W)`` -> ``(B, H, W)`` by ``fusion``."""
     if fusion == 'mean':
-        fused = stack.mean(axis=1)
-    elif fusion == 'max':
-        fused = stack.max(axis=1)
-    else:
-        fused = np.exp(np.log(stack + 1e-6).mean(axis=1)) - 1e-6
-    return _scale(np.maximum(fused, 0))
+        return stack.mean(axis=1)
+    if fusion == 'max':
+        return stack.max(axis=1)
+    return np.exp(np.log(stack + 1e-6).mean(axis=1)) - 1e-6
 
 
 class LayerFusion:
