@@ -73,6 +73,45 @@ def test_pooled_flat_top_is_decided_by_the_unpooled_maps():
     assert np.abs(fused - plain).max() <= 2 * TIE_BREAK
 
 
+
+def test_pooled_max_ties_between_layers_go_to_where_the_layers_agree():
+    """Pooled ``max`` fusion is 1 at every layer's own peak (each pooled map is normalised), so
+    with several layers its top is a tie. A small box (12 x 12 px, under a 16 px cell) where three
+    stride-8 layers peak, and a stride-32 layer peaking 6 px above it (COCO YOLOv5-n, kite.jpg's
+    small person): the unpooled maximum favoured the coarse layer (its upsampled peak keeps 0.98,
+    a stride-8 one 0.94) and put the fused peak outside the box; the layers' agreement decides
+    it now, and the map stays the pooled max within the tie-break's weight."""
+    import cv2
+
+    from mmattnvis.methods.cam.fusion import TIE_BREAK, pool_map
+    from mmattnvis.metrics import pointing_game
+
+    def up(grid):  # as grad-cam brings a layer's normalised map to the input grid
+        return cv2.resize(grid, (128, 128), interpolation=cv2.INTER_LINEAR)[None]
+
+    coarse = np.zeros((4, 4), np.float32)
+    coarse[1, 1] = 1.0  # stride 32: input pixels 32..63, centre (47.5, 47.5)
+    layers = [up(coarse)]
+    for spread in (0.0, 0.2, 0.4):  # three stride-8 layers, cell (7, 5): pixels 56..63, 40..47
+        fine = np.zeros((16, 16), np.float32)
+        fine[6:9, 4:7] = spread
+        fine[7, 5] = 1.0
+        layers.append(up(fine))
+    box = (38, 54, 50, 66)
+    assert layers[0].max() > max(f.max() for f in layers[1:])  # the resampling artefact
+    assert not pointing_game(layers[0][0], box)  # the coarse layer's peak is outside the box
+    assert all(pointing_game(f[0], box) for f in layers[1:])
+    fused = fuse_layer_maps(layers, 'max', pool_stride=16)[0]
+    assert pointing_game(fused, box)
+    plain = np.maximum.reduce([pool_map(m, 16) for m in layers])[0]
+    plain /= plain.max()
+    assert np.abs(fused - plain).max() <= 2 * TIE_BREAK
+    # mean and gmean keep their own unpooled rule as the tie-break
+    for rule in ('mean', 'gmean'):
+        pooled = fuse_layer_maps([pool_map(m, 16) for m in layers], rule)[0]
+        assert np.abs(fuse_layer_maps(layers, rule, pool_stride=16)[0] - pooled).max() \
+            <= 2 * TIE_BREAK
+
 def test_mean_is_grad_cams_own_aggregation():
     from pytorch_grad_cam.base_cam import BaseCAM
     rng = np.random.default_rng(0)
