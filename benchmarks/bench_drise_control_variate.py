@@ -28,7 +28,7 @@ import statistics
 import sys
 
 import numpy as np
-from bench_drise_convergence import COCO, load, prepare, weights
+from bench_drise_convergence import COCO, load, prepare, replay_auto, weights
 
 from common import ROOT, SHARED
 
@@ -97,17 +97,12 @@ class ControlVariate:
 
 
 def replay(fn, w, m, tol, total):
-    """N where the ``auto`` rule stops (every 50 masks, 64 px snapshots), and its maps."""
-    import torch.nn.functional as F
-
-    from mmattnvis.methods.drise_auto import ConvergenceMonitor
-    mon = ConvergenceMonitor(tol, min_masks=100)
-    for n in range(50, total + 1, 50):
-        maps = fn(w[:, :n], m[:n])
-        snap = F.adaptive_avg_pool2d(maps.reshape(-1, 1, *EVAL), (64, 64))[:, 0]
-        if mon.update(n, snap.numpy()):
-            return n, maps
-    return None, None
+    """N where the ``auto`` rule stops (``bench_drise_convergence.replay_auto`` on the maps at
+    every 50 masks), and the maps there."""
+    maps = [fn(w[:, :n], m[:n]).reshape(w.shape[0], *EVAL).numpy()
+            for n in range(50, total + 1, 50)]
+    n, k = replay_auto(maps, 50, tol)
+    return n, (maps[k].reshape(w.shape[0], -1) if n else None)
 
 
 def run_photo(name, model, args):
@@ -144,7 +139,7 @@ def run_photo(name, model, args):
         stops = {}
         for tol in (0.1, 0.15):
             n, maps = replay(fn, w_sob, m_sob, tol, args.masks)
-            r = (statistics.median(pearson(a.numpy(), b.numpy()) for a, b in zip(maps, ref))
+            r = (statistics.median(pearson(a, b.numpy()) for a, b in zip(maps, ref))
                  if n else float('nan'))
             stops[tol] = (n, r)
         out[label] = stops

@@ -73,7 +73,6 @@ def test_pooled_flat_top_is_decided_by_the_unpooled_maps():
     assert np.abs(fused - plain).max() <= 2 * TIE_BREAK
 
 
-
 def test_pooled_max_ties_between_layers_go_to_where_the_layers_agree():
     """Pooled ``max`` fusion is 1 at every layer's own peak (each pooled map is normalised), so
     with several layers its top is a tie. A small box (12 x 12 px, under a 16 px cell) where three
@@ -111,6 +110,7 @@ def test_pooled_max_ties_between_layers_go_to_where_the_layers_agree():
         pooled = fuse_layer_maps([pool_map(m, 16) for m in layers], rule)[0]
         assert np.abs(fuse_layer_maps(layers, rule, pool_stride=16)[0] - pooled).max() \
             <= 2 * TIE_BREAK
+
 
 def test_mean_is_grad_cams_own_aggregation():
     from pytorch_grad_cam.base_cam import BaseCAM

@@ -80,13 +80,10 @@ def fuse_layer_maps(per_layer: Sequence[np.ndarray], fusion: str = 'mean',
     # ~0.98 at its peak, a stride-8 one ~0.94: a resampling artefact). On the COCO YOLOv5-n a
     # small person's box (11 x 28 input px) got the stage-4 peak 13 px above it while the
     # other three layers peak inside (kite.jpg).
+    tie_rule = 'mean' if fusion == 'max' else fusion
     fused = (_scale(np.maximum(_fuse(pooled, fusion), 0))
-             + TIE_BREAK * _scale(np.maximum(_fuse(stack, _TIE_RULE.get(fusion, fusion)), 0)))
+             + TIE_BREAK * _scale(np.maximum(_fuse(stack, tie_rule), 0)))
     return _scale(fused)
-
-
-#: The unpooled rule that breaks a pooled fusion's ties (see :func:`fuse_layer_maps`).
-_TIE_RULE = {'max': 'mean'}
 
 
 #: Weight of the unpooled fusion that breaks the pooled map's ties (see :func:`fuse_layer_maps`).
