@@ -1,6 +1,7 @@
 """D-RISE (mmattnvis.methods.drise): masks, the saliency core on constructed detectors, the
 shipped shapes YOLOv5-n, bad input, the tools, and vision-explanation-methods' D-RISE."""
 import os.path as osp
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -392,9 +393,17 @@ def test_eval_faithfulness_drise_odam_and_odam_protocol(tmp_path, capfd):
     assert 'ODAM deletion' in (tmp_path / 'f' / 'faithfulness.md').read_text()
 
 
-def test_default_batch_depends_on_the_device():
-    """``--drise-batch`` left out: 4 masked images per forward on a CPU (big batches cost more
-    per image there, benchmarks/results.md), 16 on a GPU; a given size is kept."""
-    assert DRISE(progress=False).batch_for(torch.device('cpu')) == 4
-    assert DRISE(progress=False).batch_for(torch.device('cuda')) == 16
-    assert DRISE(batch_size=7, progress=False).batch_for(torch.device('cpu')) == 7
+def test_default_batch_depends_on_the_device_and_input_size():
+    """``--drise-batch`` left out: on a CPU the batch shrinks with the input (big batches cost
+    more per image there, benchmarks/bench_drise_fast.py): 4 for 256 px, 2 for 640 px, 1 for a
+    DETR's 800 x 1333; 16 on a GPU; a given size is kept."""
+    def image(h, w):
+        return torch.empty(1, 3, h, w)
+
+    assert DRISE(progress=False).batch_for(image(256, 256)) == 4
+    assert DRISE(progress=False).batch_for(image(512, 512)) == 4
+    assert DRISE(progress=False).batch_for(image(640, 640)) == 2
+    assert DRISE(progress=False).batch_for(image(800, 1344)) == 1
+    on_gpu = SimpleNamespace(device=torch.device('cuda'), shape=(1, 3, 640, 640))
+    assert DRISE(progress=False).batch_for(on_gpu) == 16
+    assert DRISE(batch_size=7, progress=False).batch_for(image(640, 640)) == 7

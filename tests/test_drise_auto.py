@@ -290,6 +290,7 @@ def test_cam_vis_drise_masks_auto(shapes_image, tmp_path):
     for name, m in maps.items():
         meta = m.meta
         assert meta['sampling'] == 'sobol' and meta['converged'] is True
+        assert meta['fast'] is True  # auto runs the masked passes on the checked copy
         assert 100 <= meta['num_masks'] < 4000 and meta['num_masks'] % 50 == 0
         assert meta['change'] <= meta['tol'] == 0.1 and meta['map_converged'] is True
         assert f'{meta["num_masks"]} masks' in out.stdout

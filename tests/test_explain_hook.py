@@ -79,6 +79,34 @@ def test_predictions_and_model_state_unchanged(data, tmp_path):
     assert len(os.listdir(tmp_path / 'b' / 'png' / 'test')) == 6
 
 
+def test_drise_on_the_inference_copy_inside_the_runner(data, tmp_path):
+    """``drise_fast=True`` in the hook: the masked passes run on the folded copy (the records
+    say so), the test loop's predictions and the model's weights are those of a plain run, and
+    nothing is left on the model."""
+    plain = _runner(data, tmp_path / 'a', [])
+    probe_a = Preds()
+    plain.register_hook(probe_a, 'LOWEST')
+    metrics_a = plain.test()
+    hook = dict(type='mmattnvis.ExplainHook', task='drise', drise_masks=8, drise_grid=4,
+                drise_fast=True, topk=1, interval=1, draw=False, results_dir='res')
+    hooked = _runner(data, tmp_path / 'b', [hook])
+    probe_b = Preds()
+    hooked.register_hook(probe_b, 'LOWEST')
+    metrics_b = hooked.test()
+    assert metrics_a == metrics_b
+    for a, b in zip(probe_a.preds, probe_b.preds):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    model = _model(hooked)
+    assert hook_count(model) == 0 and not model.training
+    assert all(p.is_contiguous() for p in model.parameters())
+    state = _model(plain).state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    _, records = load_results(str(tmp_path / 'b' / 'res' / 'test'))
+    maps = [m for r in records for m in r.maps.values()]
+    assert len(records) == 6 and maps
+    assert all(m.meta['fast'] is True and m.meta['num_masks'] == 8 for m in maps)
+
+
 class RaiseInGradPass:
     """A forward hook that fails only inside the explainer's gradient pass."""
 

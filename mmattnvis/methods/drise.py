@@ -25,7 +25,10 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
   to [0, 1] and sampled on the original image's pixel grid, like the CAM maps.
 * ``num_masks='auto'`` (``--drise-masks auto``) stops once the map has converged and other mask
   schemes (``--drise-sampling``) need fewer forwards: see :mod:`.drise_auto`.
+* ``fast`` (``--drise-fast``; on for ``auto``) runs the masked passes on a checked inference copy
+  of the model (BatchNorm folded, channels-last on a CPU): see :mod:`.drise_fast`.
 """
+import logging
 from typing import List, Optional
 
 import cv2
@@ -56,6 +59,17 @@ from .drise_core import (  # noqa: F401  (D-RISE's building blocks, importable f
     similarity,
 )
 
+#: Input pixels per masked batch on a CPU (``--drise-batch`` unset): a 640 x 640 input gets
+#: batches of 2, a 256 x 256 one batches of 4, the fastest per image measured on the 2-core
+#: machine (benchmarks/bench_drise_fast.py: 640 px 43.5 ms at 2 vs 51.0 at 4; 256 px 7.7 ms at
+#: 4 vs 9.5 at 2).
+CPU_BATCH_PIXELS = 2 ** 20
+
+
+def _warn(message: str) -> None:
+    from mmengine.logging import print_log
+    print_log(message, logger='current', level=logging.WARNING)
+
 
 @METHODS.register_module(name='drise')
 class DRISE(Explainer):
@@ -66,8 +80,9 @@ class DRISE(Explainer):
             :mod:`.drise_auto`).
         grid: Grid cells per side (``--drise-grid``).
         prob: Probability a cell is kept (``--drise-prob``).
-        batch_size: Masked images per forward pass (``--drise-batch``); ``None``: 4 on a CPU,
-            16 on a GPU (on a CPU large batches cost more per image, see benchmarks/results.md).
+        batch_size: Masked images per forward pass (``--drise-batch``); ``None``: 16 on a GPU;
+            on a CPU as many as fit :data:`CPU_BATCH_PIXELS` input pixels, 1 to 4 (on a CPU
+            large batches cost more per image, see benchmarks/results.md).
         seed: Seed of the masks (``--seed``).
         center: See :func:`drise_saliency` (``auto`` always centres).
         progress: Show a ProgressBar over the masks of each image.
@@ -76,6 +91,9 @@ class DRISE(Explainer):
         tol: ``auto``: largest change between checkpoints of a converged map (``--drise-tol``).
         max_masks: ``auto``: cap on ``N`` (``--drise-max-masks``).
         check_every: ``auto``: masks between checkpoints.
+        fast: Run the masked passes on a checked inference copy of the model (BatchNorm
+            folded, channels-last on a CPU; see :mod:`.drise_fast`; ``--drise-fast``);
+            ``None``: on for ``auto``, off for a number ``N`` (plain D-RISE runs the model).
     """
 
     name = 'drise'
@@ -83,7 +101,8 @@ class DRISE(Explainer):
     def __init__(self, num_masks=1000, grid: int = 16, prob: float = 0.5,
                  batch_size: Optional[int] = None, seed: int = 0, center: bool = False,
                  progress: bool = True, sampling: Optional[str] = None, tol: float = 0.1,
-                 max_masks: int = 4000, check_every: int = 50) -> None:
+                 max_masks: int = 4000, check_every: int = 50,
+                 fast: Optional[bool] = None) -> None:
         from .drise_auto import AUTO_SAMPLING, ConvergenceMonitor, check_sampling
         self.auto = isinstance(num_masks, str)
         if self.auto and num_masks != 'auto':
@@ -105,6 +124,7 @@ class DRISE(Explainer):
         self.seed = int(seed)
         self.center, self.progress = center, progress
         self.tol, self.max_masks, self.check_every = float(tol), int(max_masks), int(check_every)
+        self.fast = self.auto if fast is None else bool(fast)
 
     def explain(self, model: nn.Module, data: Optional[dict] = None, score_thr: float = 0.3,
                 topk: int = 10, detected: Optional[DetectedBatch] = None) -> CAMResult:
@@ -115,18 +135,25 @@ class DRISE(Explainer):
             detected = detect(model, data, score_thr, topk)  # type: ignore[arg-type]
         result = CAMResult(detected.samples, detected.detections, [], [])
         with EvalMode(model):
+            fast = None
+            if self.fast and any(detected.detections):
+                from .drise_fast import FastPredictor
+                fast = FastPredictor(model, detected.inputs.device, _warn)
             for b, (sample, dets) in enumerate(zip(detected.samples, detected.detections)):
                 maps, image_map = self._explain_image(model, sample, detected.inputs[b:b + 1],
-                                                      dets)
+                                                      dets, fast)
                 result.maps.append(maps)
                 result.image_maps.append(image_map)
         return result
 
-    def batch_for(self, device: torch.device) -> int:
-        """The batch size on ``device`` (the given one, else 16 on CUDA and 4 on a CPU)."""
+    def batch_for(self, image: torch.Tensor) -> int:
+        """The batch size for masked copies of ``image`` ``(1, 3, H, W)``: the given one, else
+        16 on CUDA and on a CPU ``CPU_BATCH_PIXELS // (H W)`` clipped to 1..4."""
         if self.batch_size is not None:
             return self.batch_size
-        return 16 if device.type == 'cuda' else 4
+        if image.device.type == 'cuda':
+            return 16
+        return max(1, min(4, CPU_BATCH_PIXELS // (image.shape[-2] * image.shape[-1])))
 
     def _saliency(self, predict, image: torch.Tensor, region, targets: Predictions,
                   fill: torch.Tensor):
@@ -134,7 +161,7 @@ class DRISE(Explainer):
         from .drise_auto import ConvergenceMonitor, drise_saliency_auto, make_masks
         shape = (region[1] - region[0], region[3] - region[2])
         meta = dict(grid=self.grid, sampling=self.sampling)
-        batch = self.batch_for(image.device)
+        batch = self.batch_for(image)
         if not self.auto:
             masks = make_masks(int(self.num_masks), self.grid, self.prob, shape, self.seed,
                                self.sampling)
@@ -152,7 +179,7 @@ class DRISE(Explainer):
                          target_changes=[round(float(c), 6) for c in monitor.target_changes])
 
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
-                       dets: List[Detection]):
+                       dets: List[Detection], fast=None):
         if not dets:
             return [], None
         geom = ImageGeometry.from_metainfo(sample.metainfo)
@@ -162,8 +189,13 @@ class DRISE(Explainer):
             torch.as_tensor(np.stack([d.bbox for d in dets]), device=device),
             torch.as_tensor([d.score for d in dets], device=device),
             torch.as_tensor([d.label for d in dets], device=device))
-        raw, meta = self._saliency(mmdet_predict(model, sample), image.detach(), region, targets,
+        if fast is not None:
+            predict, speed = fast.for_image(sample, image.detach(), targets)
+        else:
+            predict, speed = mmdet_predict(model, sample), dict(fast=False)
+        raw, meta = self._saliency(predict, image.detach(), region, targets,
                                    preprocessor_fill(model).to(device))
+        meta.update(speed)
         ori_h, ori_w = geom.ori_shape
         changes = meta.pop('target_changes', None)
         maps = []

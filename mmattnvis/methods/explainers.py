@@ -15,11 +15,12 @@ class DRISEOptions:
     num_masks: Union[int, str] = 1000  # or 'auto': until the map converged
     grid: int = 16
     prob: float = 0.5
-    batch_size: Optional[int] = None  # 4 on a CPU, 16 on a GPU
+    batch_size: Optional[int] = None  # 16 on a GPU, 1-4 by input size on a CPU
     seed: int = 0
     sampling: Optional[str] = None  # random for a number N, the best scheme for auto
     tol: float = 0.1
     max_masks: int = 4000
+    fast: Optional[bool] = None  # inference copy for the masked passes; None: on for auto
 
     @classmethod
     def from_args(cls, args) -> 'DRISEOptions':
@@ -27,7 +28,8 @@ class DRISEOptions:
         return cls(args.drise_masks, args.drise_grid, args.drise_prob, args.drise_batch,
                    getattr(args, 'seed', 0), getattr(args, 'drise_sampling', None),
                    getattr(args, 'drise_tol', cls.tol), getattr(args, 'drise_max_masks',
-                                                                cls.max_masks))
+                                                                cls.max_masks),
+                   getattr(args, 'drise_fast', None))
 
 
 def _odam_attribute(name: str):
@@ -56,7 +58,8 @@ def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_io
         return build_method(dict(type='drise', num_masks=drise.num_masks, grid=drise.grid,
                                  prob=drise.prob, batch_size=drise.batch_size,
                                  seed=drise.seed, progress=progress, sampling=drise.sampling,
-                                 tol=drise.tol, max_masks=drise.max_masks))
+                                 tol=drise.tol, max_masks=drise.max_masks,
+                                 fast=drise.fast))
     attribute = _odam_attribute(name)
     if attribute is not None:
         return build_method(dict(type='odam', target_layers=target_layers, attribute=attribute,

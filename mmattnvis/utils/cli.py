@@ -173,7 +173,8 @@ def drise_masks_arg(value: str):
 
 def add_drise_args(parser: argparse.ArgumentParser) -> None:
     """``--drise-masks`` (a number or ``auto``), ``--drise-grid``, ``--drise-prob``,
-    ``--drise-batch``, ``--drise-sampling``, ``--drise-tol``, ``--drise-max-masks`` of the
+    ``--drise-batch``, ``--drise-sampling``, ``--drise-tol``, ``--drise-max-masks``,
+    ``--drise-fast`` / ``--no-drise-fast`` of the
     explainer tools (the seed stays with each tool, where it seeds more than D-RISE)."""
     parser.add_argument('--drise-masks', type=drise_masks_arg, default=1000,
                         help='D-RISE: number of masks, or auto: stop once the map has '
@@ -182,8 +183,8 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--drise-prob', type=float, default=0.5,
                         help='D-RISE: probability a grid cell is kept')
     parser.add_argument('--drise-batch', type=int, default=None,
-                        help='D-RISE: masked images per forward pass (default: 4 on a CPU, '
-                        '16 on a GPU)')
+                        help='D-RISE: masked images per forward pass (default: 16 on a GPU; on a '
+                        'CPU by input size, 2 for 640 x 640, 4 up to 512 x 512)')
     parser.add_argument('--drise-sampling', default=None,
                         choices=['random', 'antithetic', 'sobol', 'sobol-antithetic'],
                         help='D-RISE: how masks are drawn (default: random, plain D-RISE, for '
@@ -193,6 +194,10 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
                         'and at N/2 stays below this (checked every 50 masks)')
     parser.add_argument('--drise-max-masks', type=int, default=4000,
                         help='D-RISE auto: at most this many masks')
+    parser.add_argument('--drise-fast', action=argparse.BooleanOptionalAction, default=None,
+                        help='D-RISE: run the masked passes on a copy of the model with '
+                        'BatchNorm folded (channels-last on a CPU), checked against the '
+                        'model first (default: on for --drise-masks auto, off for a number)')
 
 
 def check_display() -> None:

@@ -1,0 +1,130 @@
+"""D-RISE's masked passes on the inference copy (``--drise-fast``) and the CPU batch size.
+
+Per model and image: milliseconds per masked image of the whole D-RISE step (mask, blend,
+``predict``, similarity) for the model as it is and for the checked inference copy
+(:mod:`mmattnvis.methods.drise_fast`: BatchNorm folded, channels-last), at batch sizes 1, 2, 3
+and 4, measured in interleaved rounds (median) so that a slow phase of the machine hits every
+row alike. It prints each row's speed-up over the model as it is at batch 4 (the CPU default
+before this benchmark), and the largest difference of a D-RISE weight between copy and model
+over the masked images (the copy must not change what D-RISE measures).
+
+    python benchmarks/bench_drise_fast.py                    # COCO YOLOv5-n on dog.jpg
+    python benchmarks/bench_drise_fast.py --model shapes-dino shapes-yolov5
+
+Run it alone on the machine (2 threads).
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from common import ROOT, SHARED
+
+sys.path.insert(0, ROOT)
+
+MODELS = {
+    'coco-yolov5': ('mmyolo::yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.py',
+                    osp.join(SHARED, 'weights', 'yolov5n_mmyolo.pth')),
+    'shapes-yolov5': ('mmattnvis::shapes/yolov5_n_shapes.py',
+                      'mmattnvis::shapes/yolov5_n_shapes.pth'),
+    'shapes-dino': ('mmattnvis::shapes/dino_slim_shapes.py',
+                    'mmattnvis::shapes/dino_slim_shapes.pth'),
+}
+
+
+def image_for(name: str, photo: str):
+    import cv2
+    if name.startswith('coco'):
+        return cv2.imread(osp.join(SHARED, 'images', f'{photo}.jpg'))
+    from mmattnvis.datasets.shapes import make_shapes_image
+    return make_shapes_image(np.random.default_rng(3))[0]
+
+
+def setup(name: str, photo: str, n: int):
+    """Model, targets, masks and both ``predict``s of one image, as :class:`DRISE` makes them."""
+    import torch
+
+    from mmattnvis.apis import build_test_pipeline, init_model, prepare_batch
+    from mmattnvis.methods.cam import detect
+    from mmattnvis.methods.drise import (
+        Predictions,
+        content_region,
+        fill_tensor,
+        mmdet_predict,
+        preprocessor_fill,
+    )
+    from mmattnvis.methods.drise_auto import make_masks
+    from mmattnvis.methods.drise_fast import FastPredictor
+    from mmattnvis.render.geometry import ImageGeometry
+    model = init_model(*MODELS[name], device='cpu')
+    data = prepare_batch([image_for(name, photo)], build_test_pipeline(model.cfg), ['x.png'])
+    det = detect(model, data, 0.3, 5)
+    sample, dets = det.samples[0], det.detections[0]
+    image = det.inputs[0:1].detach()
+    region = content_region(ImageGeometry.from_metainfo(sample.metainfo))
+    targets = Predictions(torch.as_tensor(np.stack([d.bbox for d in dets])),
+                          torch.as_tensor([d.score for d in dets]),
+                          torch.as_tensor([d.label for d in dets]))
+    shape = (region[1] - region[0], region[3] - region[2])
+    t0 = time.perf_counter()
+    fast, info = FastPredictor(model, image.device, print).for_image(sample, image, targets)
+    prep = time.perf_counter() - t0
+    return dict(image=image, region=region, targets=targets, fill=fill_tensor(
+        preprocessor_fill(model), image), masks=make_masks(n, 16, 0.5, shape, 0, 'sobol'),
+        predict={'model': mmdet_predict(model, sample), 'copy': fast}, info=info, prep=prep,
+        dets=len(dets))
+
+
+def weights(job, which: str, n: int, batch: int):
+    """``(T, n)`` D-RISE weights of the first ``n`` masks."""
+    import torch
+
+    from mmattnvis.methods.drise import masked_weights
+    out = []
+    for s in range(0, n, batch):
+        m = job['masks'].batch(s, min(s + batch, n))
+        out.append(masked_weights(job['predict'][which], job['image'], job['region'],
+                                  job['targets'], m, job['fill']))
+    return torch.cat(out, 1)
+
+
+def main() -> None:
+    import torch
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', nargs='+', default=['coco-yolov5'], choices=sorted(MODELS))
+    parser.add_argument('--photo', default='dog')
+    parser.add_argument('--masks', type=int, default=48, help='masked images per measurement')
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 2, 3, 4])
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    for name in args.model:
+        job = setup(name, args.photo, args.masks)
+        gap = float((weights(job, 'copy', args.masks, 4)
+                     - weights(job, 'model', args.masks, 4)).abs().max())
+        print(f'\n{name} ({args.photo if name.startswith("coco") else "shapes image"}, '
+              f'{job["dets"]} detections): copy {job["info"]}, made and checked in '
+              f'{job["prep"]:.2f} s; largest weight difference copy - model over '
+              f'{args.masks} masked images: {gap:.2e}')
+        rows = {(w, b): [] for w in ('model', 'copy') for b in args.batches}
+        for key in rows:  # warm-up
+            weights(job, key[0], key[1] * 2, key[1])
+        for _ in range(args.rounds):
+            for (which, batch), times in rows.items():
+                t0 = time.perf_counter()
+                weights(job, which, args.masks, batch)
+                times.append((time.perf_counter() - t0) / args.masks)
+        base = statistics.median(rows[('model', 4)]) if ('model', 4) in rows else None
+        print('| predict | batch | ms per masked image (median) | speed-up over model @ 4 |')
+        print('| --- | --- | --- | --- |')
+        for (which, batch), times in rows.items():
+            ms = statistics.median(times) * 1e3
+            ratio = f'{base * 1e3 / ms:.2f}x' if base else '-'
+            print(f'| {which} | {batch} | {ms:.1f} | {ratio} |')
+
+
+if __name__ == '__main__':
+    main()
