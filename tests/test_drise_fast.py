@@ -151,6 +151,8 @@ def test_a_model_that_cannot_be_copied_runs_as_it_is(shapes):
     assert info['fast'] is False and 'could not be copied' in info['fast_reason']
     assert 'lock' in info['fast_reason'] and len(logged) == 1
     assert len(predict(detected.inputs[0:1])) == 1
+    predictor.for_image(detected.samples[0], detected.inputs[0:1], _targets(detected))
+    assert len(logged) == 1  # said once per batch, not once per image
 
 
 @pytest.mark.parametrize('flags, fast', [([], False), (['--drise-fast'], True),

@@ -100,6 +100,7 @@ class FastPredictor:
             self.copy = inference_copy(model, self.channels_last)
         except Exception as err:  # a model that cannot be copied or folded: run it as it is
             self.reason = f'the model could not be copied and folded ({err!r})'
+            self._say(self.reason)  # once for the batch, not per image
 
     def for_image(self, sample, image: torch.Tensor, targets: Predictions
                   ) -> Tuple[Callable[[torch.Tensor], List[Predictions]], dict]:
@@ -113,7 +114,7 @@ class FastPredictor:
         """
         plain = mmdet_predict(self.model, sample)
         if self.copy is None:
-            return self._fallback(plain, self.reason)
+            return plain, dict(fast=False, fast_reason=self.reason)
         copy_predict = mmdet_predict(self.copy, sample)
         channels_last = self.channels_last
 
@@ -129,9 +130,12 @@ class FastPredictor:
                                   f'off by {gap:.2g} > {CHECK_TOL:g})')
         return predict, dict(fast=True)
 
-    def _fallback(self, plain, reason: str) -> Tuple[Callable, dict]:
+    def _say(self, reason: str) -> None:
         if self.log is not None:
             self.log(f'D-RISE: running the model as it is: {reason}')
+
+    def _fallback(self, plain, reason: str) -> Tuple[Callable, dict]:
+        self._say(reason)
         return plain, dict(fast=False, fast_reason=reason)
 
 
