@@ -51,7 +51,6 @@ def load(config, weights):
 
 def prepare(model, img, topk, score_thr=0.3):
     """Targets, region, fill and predict of one image, as :class:`DRISE` builds them."""
-    import torch
 
     from mmattnvis.apis import build_test_pipeline, prepare_batch
     from mmattnvis.methods.cam import detect
@@ -66,11 +65,10 @@ def prepare(model, img, topk, score_thr=0.3):
     det = detect(model, data, score_thr, topk)
     sample, dets = det.samples[0], det.detections[0]
     region = content_region(ImageGeometry.from_metainfo(sample.metainfo))
-    targets = Predictions(torch.as_tensor(np.stack([d.bbox for d in dets])),
-                          torch.as_tensor([d.score for d in dets]),
-                          torch.as_tensor([d.label for d in dets]))
+    targets = Predictions.from_detections(dets)
     return dict(image=det.inputs[0:1].detach(), region=region, targets=targets,
-                predict=mmdet_predict(model, sample), fill=preprocessor_fill(model), dets=dets)
+                predict=mmdet_predict(model, sample), fill=preprocessor_fill(model), dets=dets,
+                sample=sample)
 
 
 def masks_for(sampling, n, shape, seed, grid=16, prob=0.5):

@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from bench_drise_convergence import prepare
 
 from common import ROOT, SHARED
 
@@ -44,38 +45,23 @@ def image_for(name: str, photo: str):
 
 
 def setup(name: str, photo: str, n: int):
-    """Model, targets, masks and both ``predict``s of one image, as :class:`DRISE` makes them."""
-    import torch
-
-    from mmattnvis.apis import build_test_pipeline, init_model, prepare_batch
-    from mmattnvis.methods.cam import detect
-    from mmattnvis.methods.drise import (
-        Predictions,
-        content_region,
-        fill_tensor,
-        mmdet_predict,
-        preprocessor_fill,
-    )
+    """``bench_drise_convergence.prepare``'s job of one image plus the masks and the checked
+    copy's ``predict`` beside the model's."""
+    from mmattnvis.apis import init_model
+    from mmattnvis.methods.drise import fill_tensor
     from mmattnvis.methods.drise_auto import make_masks
     from mmattnvis.methods.drise_fast import FastPredictor
-    from mmattnvis.render.geometry import ImageGeometry
     model = init_model(*MODELS[name], device='cpu')
-    data = prepare_batch([image_for(name, photo)], build_test_pipeline(model.cfg), ['x.png'])
-    det = detect(model, data, 0.3, 5)
-    sample, dets = det.samples[0], det.detections[0]
-    image = det.inputs[0:1].detach()
-    region = content_region(ImageGeometry.from_metainfo(sample.metainfo))
-    targets = Predictions(torch.as_tensor(np.stack([d.bbox for d in dets])),
-                          torch.as_tensor([d.score for d in dets]),
-                          torch.as_tensor([d.label for d in dets]))
+    job = prepare(model, image_for(name, photo), 5)
+    image, region = job['image'], job['region']
     shape = (region[1] - region[0], region[3] - region[2])
     t0 = time.perf_counter()
-    fast, info = FastPredictor(model, image.device, print).for_image(sample, image, targets)
+    fast, info = FastPredictor(model, image.device, print).for_image(job['sample'], image,
+                                                                     job['targets'])
     prep = time.perf_counter() - t0
-    return dict(image=image, region=region, targets=targets, fill=fill_tensor(
-        preprocessor_fill(model), image), masks=make_masks(n, 16, 0.5, shape, 0, 'sobol'),
-        predict={'model': mmdet_predict(model, sample), 'copy': fast}, info=info, prep=prep,
-        dets=len(dets))
+    return dict(job, fill=fill_tensor(job['fill'], image), info=info, prep=prep,
+                masks=make_masks(n, 16, 0.5, shape, 0, 'sobol'), dets=len(job['dets']),
+                predict={'model': job['predict'], 'copy': fast})
 
 
 def weights(job, which: str, n: int, batch: int):

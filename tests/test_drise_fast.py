@@ -40,10 +40,7 @@ def _state(model):
 
 def _targets(detected):
     from mmattnvis.methods.drise_core import Predictions
-    dets = detected.detections[0]
-    return Predictions(torch.as_tensor(np.stack([d.bbox for d in dets])),
-                       torch.as_tensor([d.score for d in dets]),
-                       torch.as_tensor([d.label for d in dets]))
+    return Predictions.from_detections(detected.detections[0])
 
 
 def test_copy_is_folded_and_the_model_is_untouched(shapes):
@@ -93,7 +90,7 @@ def test_fast_maps_equal_the_models_and_hooks_do_not_fire(shapes):
         plain_calls = len(calls)
     finally:
         handle.remove()
-    assert fast_calls == 1  # the check on the unmasked image, nothing else
+    assert fast_calls == 0  # the check reads detect()'s predictions: no pass of the model
     assert plain_calls == 48 // 4
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -102,6 +99,22 @@ def test_fast_maps_equal_the_models_and_hooks_do_not_fire(shapes):
         assert a.meta['fast'] is True and b.meta['fast'] is False
         assert np.abs(a.data - b.data).max() < 1e-3
         assert pearson(a.data, b.data) > 0.9999
+
+
+def test_check_runs_the_model_once_when_the_sample_has_no_predictions(shapes):
+    """A sample without ``pred_instances`` (the error explainer's targets): the check runs the
+    model on the unmasked image once, and the copy passes it."""
+    model, detected = shapes
+    sample = detected.samples[0].clone()
+    del sample.pred_instances
+    calls = []
+    handle = model.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        predict, info = FastPredictor(model, torch.device('cpu')).for_image(
+            sample, detected.inputs[0:1], _targets(detected))
+    finally:
+        handle.remove()
+    assert info == dict(fast=True) and len(calls) == 1
 
 
 def test_auto_uses_the_copy_by_default_and_plain_drise_does_not(shapes):

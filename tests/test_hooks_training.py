@@ -105,6 +105,25 @@ def test_training_records_and_report_cover_every_epoch(retina_runs):
     assert len(page['images']) == 4
 
 
+def test_drise_on_the_inference_copy_leaves_training_unchanged(retina_runs, data, tmp_path):
+    """ExplainHook(drise, drise_fast=True) in runner.train(): the trained weights, BatchNorm
+    statistics included, equal a run without the hook, nothing is written (the hook draws
+    nothing during training) and nothing is left on the model. The copy inside test() and on
+    2 ranks: test_explain_hook.py, test_hooks_dist.py."""
+    base = retina_runs[0]
+    train, val = data
+    hook = dict(type='mmattnvis.ExplainHook', task='drise', drise_masks=8, drise_grid=4,
+                drise_fast=True, topk=1, interval=1, draw=False, results_dir='res')
+    hooked = _train(train_cfg(RETINA, train, val, tmp_path, [hook]))
+    sa, sb = _model(base).state_dict(), _model(hooked).state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert hook_count(_model(hooked)) == 0
+    assert not [p for p in (tmp_path / 'res').rglob('*') if p.is_file()]  # nothing in train()
+
+
+
 def test_per_epoch_files_and_tensorboard_steps(retina_runs):
     _, _, work, _ = retina_runs
     files = sorted(os.listdir(work / 'vis' / 'val'))

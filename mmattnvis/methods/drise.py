@@ -29,10 +29,9 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
   of the model (BatchNorm folded, channels-last on a CPU): see :mod:`.drise_fast`.
 """
 import logging
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import cv2
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +41,9 @@ from ..structures import Map2D
 from ..structures.detection import Detection
 from ..utils.errors import UserInputError
 from .base import Explainer
+
+if TYPE_CHECKING:
+    from .drise_fast import FastPredictor
 from .cam import CAMResult, DetectedBatch, EvalMode, detect
 from .drise_core import (  # noqa: F401  (D-RISE's building blocks, importable from here)
     FixedMasks,
@@ -179,16 +181,13 @@ class DRISE(Explainer):
                          target_changes=[round(float(c), 6) for c in monitor.target_changes])
 
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
-                       dets: List[Detection], fast=None):
+                       dets: List[Detection], fast: Optional['FastPredictor'] = None):
         if not dets:
             return [], None
         geom = ImageGeometry.from_metainfo(sample.metainfo)
         region = content_region(geom)
         device = image.device
-        targets = Predictions(
-            torch.as_tensor(np.stack([d.bbox for d in dets]), device=device),
-            torch.as_tensor([d.score for d in dets], device=device),
-            torch.as_tensor([d.label for d in dets], device=device))
+        targets = Predictions.from_detections(dets, device)
         if fast is not None:
             predict, speed = fast.for_image(sample, image.detach(), targets)
         else:

@@ -32,6 +32,18 @@ class Predictions:
     class_vectors: Optional[torch.Tensor] = None
     objectness: Optional[torch.Tensor] = None
 
+    @classmethod
+    def from_instances(cls, instances) -> 'Predictions':
+        """From MMDet ``pred_instances`` (``bboxes``, ``scores``, ``labels``)."""
+        return cls(instances.bboxes, instances.scores, instances.labels)
+
+    @classmethod
+    def from_detections(cls, dets: Sequence, device=None) -> 'Predictions':
+        """The targets of D-RISE: a list of :class:`~..structures.detection.Detection`."""
+        return cls(torch.as_tensor(np.stack([d.bbox for d in dets]), device=device),
+                   torch.as_tensor([d.score for d in dets], device=device),
+                   torch.as_tensor([d.label for d in dets], device=device))
+
 
 def similarity(targets: Predictions, preds: Predictions) -> torch.Tensor:
     """``(T,)`` best D-RISE similarity of each target among ``preds`` (0 without predictions).
@@ -247,10 +259,7 @@ def mmdet_predict(model: nn.Module, data_sample) -> Callable[[torch.Tensor], Lis
 
     def predict(batch: torch.Tensor) -> List[Predictions]:
         samples = [DetDataSample(metainfo=metainfo) for _ in range(batch.shape[0])]
-        out = []
-        for r in model.predict(batch, samples, rescale=True):  # type: ignore[operator]
-            p = r.pred_instances
-            out.append(Predictions(p.bboxes, p.scores, p.labels))
-        return out
+        return [Predictions.from_instances(r.pred_instances)
+                for r in model.predict(batch, samples, rescale=True)]  # type: ignore[operator]
 
     return predict

@@ -14,7 +14,8 @@ Measured on the COCO YOLOv5-n (benchmarks/results.md): 1.34x on the network, out
 3e-5. Folding relies on the order in which a module registers its children (a convolution
 followed by its BatchNorm), as mmcv's helper does; the copy is therefore **checked** before it
 is used: the D-RISE similarities of the targets and of every prediction above
-:data:`CHECK_SCORE` on the unmasked image must agree with the model's to :data:`CHECK_TOL`
+:data:`CHECK_SCORE` on the unmasked image must agree with the model's (the sample's
+``pred_instances`` from the detection pass, no second forward of the model) to :data:`CHECK_TOL`
 both ways, else D-RISE uses the model itself and the log says why. The same holds when the
 model cannot be copied or folded.
 """
@@ -124,7 +125,9 @@ class FastPredictor:
             return copy_predict(batch)
 
         with torch.no_grad():
-            gap = disagreement(predict(image)[0], plain(image)[0], targets)
+            theirs = (Predictions.from_instances(sample.pred_instances)
+                      if 'pred_instances' in sample else plain(image)[0])  # detect() keeps them
+            gap = disagreement(predict(image)[0], theirs, targets)
         if gap > CHECK_TOL:
             return self._fallback(plain, f'the folded copy predicts differently (similarity '
                                   f'off by {gap:.2g} > {CHECK_TOL:g})')
