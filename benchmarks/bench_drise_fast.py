@@ -2,11 +2,13 @@
 
 Per model and image: milliseconds per masked image of the whole D-RISE step (mask, blend,
 ``predict``, similarity) for the model as it is and for the checked inference copy
-(:mod:`mmattnvis.methods.drise_fast`: BatchNorm folded, channels-last), at batch sizes 1, 2, 3
-and 4, measured in interleaved rounds (median) so that a slow phase of the machine hits every
-row alike. It prints each row's speed-up over the model as it is at batch 4 (the CPU default
-before this benchmark), and the largest difference of a D-RISE weight between copy and model
-over the masked images (the copy must not change what D-RISE measures).
+(:mod:`mmattnvis.methods.drise_fast`), ``copy-fold`` with BatchNorm folded and channels-last
+only, ``copy`` also with MMYOLO's post-processing of only the kept priors (what
+``--drise-fast`` runs), at batch sizes 1, 2, 3 and 4, measured in interleaved rounds (median)
+so that a slow phase of the machine hits every row alike. It prints each row's speed-up over
+the model as it is at batch 4 (the CPU default before this benchmark), and the largest
+difference of a D-RISE weight between each copy and the model over the masked images (a copy
+must not change what D-RISE measures).
 
     python benchmarks/bench_drise_fast.py                    # COCO YOLOv5-n on dog.jpg
     python benchmarks/bench_drise_fast.py --model shapes-dino shapes-yolov5
@@ -44,24 +46,38 @@ def image_for(name: str, photo: str):
     return make_shapes_image(np.random.default_rng(3))[0]
 
 
+def copy_predictor(model, job, kept: bool = True):
+    """The checked copy's ``predict`` for ``job``'s image (``kept``: with MMYOLO's
+    post-processing of only the kept priors, as ``--drise-fast`` runs it) and its info."""
+    from mmattnvis.compat import mmyolo_yolov5_post as post
+    from mmattnvis.methods.drise_fast import FastPredictor
+    give = post.keep_only_kept_priors
+    post.keep_only_kept_priors = give if kept else (lambda m: 0)
+    try:
+        return FastPredictor(model, job['image'].device, print).for_image(
+            job['sample'], job['image'], job['targets'])
+    finally:
+        post.keep_only_kept_priors = give
+
+
 def setup(name: str, photo: str, n: int):
     """``bench_drise_convergence.prepare``'s job of one image plus the masks and the checked
-    copy's ``predict`` beside the model's."""
+    copies' ``predict`` beside the model's."""
     from mmattnvis.apis import init_model
     from mmattnvis.methods.drise import fill_tensor
     from mmattnvis.methods.drise_auto import make_masks
-    from mmattnvis.methods.drise_fast import FastPredictor
     model = init_model(*MODELS[name], device='cpu')
     job = prepare(model, image_for(name, photo), 5)
-    image, region = job['image'], job['region']
+    region = job['region']
     shape = (region[1] - region[0], region[3] - region[2])
     t0 = time.perf_counter()
-    fast, info = FastPredictor(model, image.device, print).for_image(job['sample'], image,
-                                                                     job['targets'])
+    fast, info = copy_predictor(model, job)
     prep = time.perf_counter() - t0
-    return dict(job, fill=fill_tensor(job['fill'], image), info=info, prep=prep,
+    predict = {'model': job['predict'], 'copy-fold': copy_predictor(model, job, False)[0],
+               'copy': fast}
+    return dict(job, fill=fill_tensor(job['fill'], job['image']), info=info, prep=prep,
                 masks=make_masks(n, 16, 0.5, shape, 0, 'sobol'), dets=len(job['dets']),
-                predict={'model': job['predict'], 'copy': fast})
+                predict=predict)
 
 
 def weights(job, which: str, n: int, batch: int):
@@ -89,13 +105,15 @@ def main() -> None:
     torch.set_num_threads(2)
     for name in args.model:
         job = setup(name, args.photo, args.masks)
-        gap = float((weights(job, 'copy', args.masks, 4)
-                     - weights(job, 'model', args.masks, 4)).abs().max())
+        plain = weights(job, 'model', args.masks, 4)
+        gaps = {w: float((weights(job, w, args.masks, 4) - plain).abs().max())
+                for w in job['predict'] if w != 'model'}
         print(f'\n{name} ({args.photo if name.startswith("coco") else "shapes image"}, '
               f'{job["dets"]} detections): copy {job["info"]}, made and checked in '
               f'{job["prep"]:.2f} s; largest weight difference copy - model over '
-              f'{args.masks} masked images: {gap:.2e}')
-        rows = {(w, b): [] for w in ('model', 'copy') for b in args.batches}
+              f'{args.masks} masked images: '
+              + ', '.join(f'{w} {g:.2e}' for w, g in gaps.items()))
+        rows = {(w, b): [] for w in job['predict'] for b in args.batches}
         for key in rows:  # warm-up
             weights(job, key[0], key[1] * 2, key[1])
         for _ in range(args.rounds):
