@@ -1,7 +1,7 @@
 """MMYOLO's YOLOv5 post-processing of only the kept priors (mmattnvis.compat.mmyolo_yolov5_post,
 used on D-RISE's inference copy): the same predictions as ``YOLOv5Head.predict_by_feat`` on the
-shipped shapes YOLOv5-n and on the real COCO YOLOv5-n (masked photos, letterboxed), for every
-branch of the post-processing; given only to the heads that use that method."""
+shipped shapes YOLOv5-n, the real COCO YOLOv5-n (masked photos, letterboxed) and a YOLOv7-tiny
+head, for every branch of the post-processing; given only to the heads that use that method."""
 import os.path as osp
 
 import numpy as np
@@ -111,3 +111,18 @@ def test_same_predictions_on_the_coco_yolov5_n(yolov5_real):
     counts = _same(yolov5_real, outs, metas)
     assert min(counts) > 50
     assert max(_same(yolov5_real, outs, metas, score_thr=0.25)) > 0
+
+
+def test_same_predictions_on_a_yolov7_head():
+    """YOLOv7's head inherits YOLOv5Head.predict_by_feat (objectness, anchors): it gets the
+    patch and predicts the same (a model built from MMYOLO's config, random weights)."""
+    import copy
+
+    from mmattnvis.apis import init_model
+    from mmattnvis.datasets.shapes import make_shapes_image
+    model = init_model('mmyolo::yolov7/yolov7_tiny_syncbn_fast_8x16b-300e_coco.py', None,
+                       device='cpu')
+    outs, metas = _head_outputs(model, [make_shapes_image(np.random.default_rng(5))[0]])
+    for thr in (0.001, 0.02):
+        assert min(_same(model, outs, metas, score_thr=thr)) > 0
+    assert keep_only_kept_priors(copy.deepcopy(model)) == 1
