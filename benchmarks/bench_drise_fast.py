@@ -47,17 +47,14 @@ def image_for(name: str, photo: str):
 
 
 def copy_predictor(model, job, kept: bool = True):
-    """The checked copy's ``predict`` for ``job``'s image (``kept``: with MMYOLO's
-    post-processing of only the kept priors, as ``--drise-fast`` runs it) and its info."""
-    from mmattnvis.compat import mmyolo_yolov5_post as post
+    """The checked copy's ``predict`` for ``job``'s image and its info; ``kept=False`` takes the
+    kept-priors post-processing off the copy's heads (MMYOLO's own method runs)."""
     from mmattnvis.methods.drise_fast import FastPredictor
-    give = post.keep_only_kept_priors
-    post.keep_only_kept_priors = give if kept else (lambda m: 0)
-    try:
-        return FastPredictor(model, job['image'].device, print).for_image(
-            job['sample'], job['image'], job['targets'])
-    finally:
-        post.keep_only_kept_priors = give
+    fast = FastPredictor(model, job['image'].device, print)
+    if not kept and fast.copy is not None:
+        for module in fast.copy.modules():
+            vars(module).pop('predict_by_feat', None)
+    return fast.for_image(job['sample'], job['image'], job['targets'])
 
 
 def setup(name: str, photo: str, n: int):

@@ -8,6 +8,14 @@ import inspect
 from .mmengine_config import patch_config_resolution
 
 
+def heads_using(model, base: type, method: str) -> list:
+    """The modules of ``model`` that are ``base`` instances running ``base``'s own ``method``
+    (not overridden by their class, not already replaced on the instance): the heads a patch
+    of that method may take over."""
+    return [m for m in model.modules() if isinstance(m, base)
+            and getattr(type(m), method) is getattr(base, method) and method not in vars(m)]
+
+
 def source_fingerprint(qualname: str) -> str:
     """sha1 of the source of ``package.module.Class.attr`` (module path found by import)."""
     parts = qualname.split('.')
@@ -22,4 +30,4 @@ def source_fingerprint(qualname: str) -> str:
     raise ImportError(f'cannot import any module of {qualname}')
 
 
-__all__ = ['patch_config_resolution', 'source_fingerprint']
+__all__ = ['heads_using', 'patch_config_resolution', 'source_fingerprint']

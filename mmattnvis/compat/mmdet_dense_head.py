@@ -50,9 +50,9 @@ class DenseHeadsKeepGraph:
 
     def __init__(self, model: nn.Module) -> None:
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
-        self.heads = [m for m in model.modules() if isinstance(m, BaseDenseHead) and
-                      type(m).predict_by_feat is BaseDenseHead.predict_by_feat and
-                      'predict_by_feat' not in vars(m)]
+
+        from . import heads_using
+        self.heads = heads_using(model, BaseDenseHead, 'predict_by_feat')
 
     def __enter__(self) -> 'DenseHeadsKeepGraph':
         for h in self.heads:

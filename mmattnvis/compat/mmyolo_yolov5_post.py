@@ -70,12 +70,13 @@ def predict_by_feat_kept(head: Any, cls_scores: List[torch.Tensor],
         head.mlvl_priors = head.prior_generator.grid_priors(
             sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device)
         head.featmap_sizes = sizes
-    priors = torch.cat(head.mlvl_priors)
-    strides = torch.cat([priors.new_full((s.numel() * head.num_base_priors, ), stride)
-                         for s, stride in zip(sizes, head.featmap_strides)])
-    base, offsets = head.num_base_priors, [0]
-    for s in sizes:
-        offsets.append(offsets[-1] + s.numel() * base)
+    base, priors = head.num_base_priors, torch.cat(head.mlvl_priors)
+    counts = [s.numel() * base for s in sizes]  # priors per level
+    strides = torch.cat([priors.new_full((n, ), stride)
+                         for n, stride in zip(counts, head.featmap_strides)])
+    offsets = [0]
+    for n in counts:
+        offsets.append(offsets[-1] + n)
     objectness = torch.cat([o.permute(0, 2, 3, 1).reshape(len(batch_img_metas), -1)
                             for o in objectnesses], dim=1).sigmoid()
     results_list = []
@@ -120,9 +121,8 @@ def keep_only_kept_priors(model: nn.Module) -> int:
         from mmyolo.models.dense_heads.yolov5_head import YOLOv5Head
     except ImportError:
         return 0
-    heads = [m for m in model.modules() if isinstance(m, YOLOv5Head)
-             and type(m).predict_by_feat is YOLOv5Head.predict_by_feat
-             and 'predict_by_feat' not in vars(m)]
+    from . import heads_using
+    heads = heads_using(model, YOLOv5Head, 'predict_by_feat')
     for h in heads:
         h.predict_by_feat = types.MethodType(predict_by_feat_kept, h)
     return len(heads)
