@@ -188,3 +188,30 @@ def test_cam_vis_fast_flags(flags, fast, tmp_path):
     [path] = [p for p in (tmp_path / 'R').rglob('*.json') if p.name != 'index.json']
     maps = list(load_record(str(path)).maps.values())
     assert maps and all(m.meta['fast'] is fast for m in maps)
+
+
+def test_cam_vis_maps_on_the_copy_equal_the_models(tmp_path):
+    """Through the CLI as a user types it, on a YOLOv5 (its copy post-processes only the kept
+    priors): the same command with and without ``--drise-fast`` stores the same maps."""
+    import cv2
+
+    from mmattnvis.cli import cam_vis
+    from mmattnvis.datasets.shapes import make_shapes_image
+    from mmattnvis.sinks.records import load_record
+    img = tmp_path / 'shapes.png'
+    cv2.imwrite(str(img), make_shapes_image(np.random.default_rng(3))[0])
+    maps = {}
+    for run, flags in (('model', []), ('copy', ['--drise-fast'])):
+        args = [str(img), CONFIG, WEIGHTS, '--method', 'drise', '--drise-masks', '24',
+                '--drise-grid', '8', '--topk', '2', '--device', 'cpu', '--out-dir',
+                str(tmp_path / run), '--save-results', str(tmp_path / f'R{run}'), *flags]
+        assert cam_vis.main(args) == 0
+        [path] = [p for p in (tmp_path / f'R{run}').rglob('*.json') if p.name != 'index.json']
+        maps[run] = load_record(str(path)).maps
+    assert maps['model'].keys() == maps['copy'].keys() and maps['model']
+    for key, plain in maps['model'].items():
+        fast = maps['copy'][key]
+        assert fast.meta['fast'] is True and plain.meta['fast'] is False
+        scale = float(np.abs(plain.data).max())
+        assert scale > 0
+        np.testing.assert_allclose(fast.data, plain.data, rtol=0, atol=1e-3 * scale)
