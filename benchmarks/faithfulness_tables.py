@@ -1,13 +1,14 @@
 """Issue 26's faithfulness tables (``docs/faithfulness/trust/``) and the goals' ratios.
 
-Per model (shapes YOLOv5-n, RetinaNet and DINO on held-out shapes images, the COCO YOLOv5-n on
-the shared photos): every gradient method (the Grad-CAM family and ODAM) at every layer choice
-(single layers, a fused set and, where ``mmattnvis.methods.auto`` exists, the ``auto`` set), the
-random map, D-RISE at the reference N, at the goal's comparison N and, for its sanity check, at a
-small N. Columns: pointing game, energy pointing game (in the object's mask on shapes, in the box on
-the photos), Mask-IoU (shapes), deletion, insertion, OA, sanity check, effective area, seconds per
-detection. Then, per model, the goal's ratios for the recommended map against D-RISE at the
-comparison N on the same detections::
+Per model (shapes YOLOv5-n, RetinaNet and DINO on held-out shapes images, the COCO YOLOv5-n on the
+shared photos): every gradient method (the Grad-CAM family and ODAM) at every layer choice (single
+layers, a fused set and, where ``mmattnvis.methods.auto`` exists, the ``auto`` set), the baseline
+maps (random, the box itself, a blob the size of the box), D-RISE at the reference N, at the goal's
+comparison N and, for its sanity check, at a small N. Columns: pointing game, energy pointing game
+(in the object's mask on shapes, in the box on the photos), Mask-IoU (shapes), deletion, insertion,
+OA, sanity check, effective area, seconds per detection. Then, per model, the goal's ratios for the
+recommended map against D-RISE at the comparison N on the same detections, and whether each row's OA
+and Mask-IoU beat the best baseline's (a column a map that knows only the box wins is no evidence)::
 
     OMP_NUM_THREADS=1 python benchmarks/faithfulness_tables.py \\
         [--models shapes_yolov5_n shapes_retinanet shapes_dino photos_yolov5_n] \\
@@ -17,19 +18,25 @@ comparison N on the same detections::
 Each model writes ``OUT/<model>/faithfulness.{md,csv}`` and ``faithfulness_detections.csv``
 (``tools/eval_faithfulness.py``'s files); ``OUT/<model>/goal.json`` holds the ratios and
 ``OUT/tables.md`` every model's summary (``docs/faithfulness/trust/README.md`` quotes it).
+
+``--baselines-only`` scores only the baseline maps on the detections of the tables already in
+``OUT`` and puts them in (the random rows are recomputed as a check that the detections and the
+scoring are the same: they must equal the stored ones), then rewrites the tables and goals.
 """
 import argparse
+import csv
 import json
 import os
 import os.path as osp
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from common import ROOT, SHARED
 
 sys.path.insert(0, ROOT)
 
+BASELINES = ('random', 'box', 'blur')
 GRADIENT_METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'eigencam', 'eigengradcam',
                     'segeigencam', 'layercam', 'hirescam', 'odam')
 YOLO_CFG = 'mmyolo::yolov5/yolov5_n-v61_syncbn_fast_8xb16-300e_coco.py'
@@ -97,86 +104,149 @@ def dataset(spec: dict, args) -> str:
 
 
 def run_rows(model, pipeline, images, gt, methods, layers, args, sanity: bool,
-             drise=None, fusion: Optional[str] = None, pool_stride: Optional[int] = None) -> list:
+             drise=None, fusion: Optional[str] = None, pool_stride: Optional[int] = None,
+             baselines: Sequence[str] = ()) -> list:
     from mmattnvis.apis.faithfulness_runner import FaithfulnessOptions, evaluate
     from mmattnvis.methods.explainers import DRISEOptions
     options = FaithfulnessOptions(methods=list(methods), target_layers=list(layers),
                                   topk=args.topk, steps=args.steps, seed=0, sanity=sanity,
                                   drise=drise or DRISEOptions(), fusion=fusion,
-                                  pool_stride=pool_stride)
+                                  pool_stride=pool_stride, baselines=tuple(baselines))
     return evaluate(model, pipeline, images, gt, options).rows
 
 
-def relabel(rows, label: str, keep_random: bool) -> list:
-    out = []
-    for r in rows:
-        if r['method'] == 'random':
-            if keep_random:
-                out.append(r)
-            continue
-        out.append(dict(r, method=label.format(method=r['method'])))
-    return out
+def relabel(rows, label: str) -> list:
+    """``label`` (with ``{method}``) for every method's rows; the baselines keep their names."""
+    return [r if r['method'] in BASELINES else dict(r, method=label.format(method=r['method']))
+            for r in rows]
 
 
-def model_table(name: str, args) -> dict:
+def load_model(spec: dict, args):
+    """``(model, pipeline, images, ground truth)`` of a table."""
     from mmattnvis.apis import build_test_pipeline, init_model
-    from mmattnvis.apis.faithfulness_runner import FaithfulnessTable, find_dataset
-    from mmattnvis.methods.explainers import DRISEOptions
-    spec = MODELS[name]
-    data = dataset(spec, args)
-    images, gt = find_dataset(data)
-    images = images[:args.images]
+    from mmattnvis.apis.faithfulness_runner import find_dataset
+    images, gt = find_dataset(dataset(spec, args))
     ckpt = spec['checkpoint'] if osp.isabs(spec['checkpoint']) else osp.join(
         ROOT, spec['checkpoint'])
     cfg = spec['config'] if '::' in spec['config'] else osp.join(ROOT, spec['config'])
     model = init_model(cfg, ckpt, device='cpu')
-    pipeline = build_test_pipeline(model.cfg)
+    return model, build_test_pipeline(model.cfg), images[:args.images], gt
+
+
+def model_table(name: str, args) -> dict:
+    from mmattnvis.apis.faithfulness_runner import FaithfulnessTable
+    from mmattnvis.methods.explainers import DRISEOptions
+    spec = MODELS[name]
+    model, pipeline, images, gt = load_model(spec, args)
     rows: list = []
     os.makedirs(osp.join(args.out, name), exist_ok=True)
     t0 = time.perf_counter()
     choices = layer_choices(model, spec)
     if args.layer_choices:
         choices = [choices[i] for i in args.layer_choices if i < len(choices)]
-    for i, (label, layers) in enumerate(choices):
+    rows += run_rows(model, pipeline, images, gt, [], (), args, True, baselines=BASELINES)
+    for label, layers in choices:
         got = run_rows(model, pipeline, images, gt, GRADIENT_METHODS, layers, args, True)
-        rows += relabel(got, '{method} @ ' + label, keep_random=i == 0)
+        rows += relabel(got, '{method} @ ' + label)
         print(f'{name}: {label} done ({time.perf_counter() - t0:.0f} s)', flush=True)
         FaithfulnessTable(rows).write(osp.join(args.out, name), f'{name} (partial)')
     rec = recommended(model)
     if rec is not None and rec[0] != 'drise' and rec[2] not in (None, 'mean'):
         got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2],
                        pool_stride=rec[3])
-        rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})', keep_random=False)
+        rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})')
     drise_runs = sorted({(args.drise_sanity, True), (args.drise_cmp, False),
                          (args.drise_ref, False)})
     for n, sanity in ([] if args.no_drise else drise_runs):
         got = run_rows(model, pipeline, images, gt, ['drise'], (), args, sanity,
                        drise=DRISEOptions(n, spec['grid'], 0.5, None, 0))
-        rows += relabel(got, f'drise N={n}', keep_random=False)
+        rows += relabel(got, f'drise N={n}')
         print(f'{name}: drise N={n} done ({time.perf_counter() - t0:.0f} s)', flush=True)
-    table = FaithfulnessTable(rows)
-    out = osp.join(args.out, name)
-    os.makedirs(out, exist_ok=True)
     n_dets = len({(r['image'], r['detection']) for r in rows})
     title = (f"{spec['title']}: {len(images)} images, top-{args.topk}, {n_dets} detections, "
              f'{args.steps} steps ({os.cpu_count()}-core CPU, OMP_NUM_THREADS='
              f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, load average "
              f'{os.getloadavg()[0]:.1f} at the end)')
+    return write_model(name, FaithfulnessTable(rows), title, rec, args,
+                       seconds_total=time.perf_counter() - t0)
+
+
+def write_model(name: str, table, title: str, rec, args, **extra) -> dict:
+    """Write a model's table and ``goal.json``."""
+    out = osp.join(args.out, name)
+    os.makedirs(out, exist_ok=True)
     table.write(out, title)
-    goal = goal_ratios(table, rec, args)
-    goal['seconds_total'] = time.perf_counter() - t0
+    goal = dict(goal_ratios(table, rec, args), **extra)
     with open(osp.join(out, 'goal.json'), 'w') as f:
         json.dump(goal, f, indent=1)
     return dict(name=name, title=title, table=table, goal=goal)
+
+
+def _value(v: str) -> Any:
+    if v == '':
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def stored_rows(path: str) -> Tuple[str, list]:
+    """The title and per-detection rows of a table written by :func:`write_model`."""
+    with open(osp.join(path, 'faithfulness.md')) as f:
+        title = f.readline().strip().lstrip('#').strip()
+    with open(osp.join(path, 'faithfulness_detections.csv'), newline='') as f:
+        rows = [{k: _value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return title, rows
+
+
+def _detection(r: dict) -> tuple:
+    return r['image'], int(r['detection']), int(r['label']), round(float(r['score']), 4)
+
+
+def add_baselines(name: str, args) -> dict:
+    """Score the baselines on the detections of the stored table ``OUT/<name>`` and put them
+    in place of its baseline rows; the recomputed random rows must equal the stored ones."""
+    from mmattnvis.apis.faithfulness_runner import COLUMNS, FaithfulnessTable
+    spec = MODELS[name]
+    title, rows = stored_rows(osp.join(args.out, name))
+    model, pipeline, images, gt = load_model(spec, args)
+    dets = {_detection(r) for r in rows}
+    images = [p for p in images if osp.basename(p) in {d[0] for d in dets}]
+    new = run_rows(model, pipeline, images, gt, [], (), args, True, baselines=BASELINES)
+    if {_detection(r) for r in new} != dets:
+        raise SystemExit(f'{name}: the detections differ from the stored table '
+                         '(other --images / --topk / --steps than the stored run?)')
+    old_random = {_detection(r): r for r in rows if r['method'] == 'random'}
+    for r in new:
+        if r['method'] == 'random' and _detection(r) in old_random:
+            old = old_random[_detection(r)]
+            for key in COLUMNS[2:]:
+                a, b = old.get(key), r.get(key)
+                if key != 'seconds' and (a is None) != (b is None) or (
+                        key != 'seconds' and a is not None and abs(float(a) - float(b)) > 1e-4):
+                    raise SystemExit(f'{name}: random row {_detection(r)} {key} {b} != stored '
+                                     f'{a}: not the same scoring as the stored table')
+    kept = [r for r in rows if r['method'] not in BASELINES]
+    print(f'{name}: {len(new)} baseline rows on {len(dets)} detections'
+          + (f', random rows equal the stored {len(old_random)}' if old_random else ''),
+          flush=True)
+    return write_model(name, FaithfulnessTable(new + kept), title, recommended(model), args)
 
 
 def goal_ratios(table, rec, args) -> dict:
     """The goal's numbers for every gradient row (and which one is recommended)."""
     summary = {s['method']: s for s in table.summary()}
     ref = summary.get(f'drise N={args.drise_cmp}')
+    best = best_baselines(summary)
     rows = {}
     for m, s in summary.items():
-        if m.startswith(('drise', 'random')) or ref is None:
+        if m in BASELINES:
+            continue
+        evidence = {f'{k}_beats_baselines': (None if best.get(k) is None or s[k] is None
+                                             else s[k] > best[k][1]) for k in ('oa', 'mask_iou')}
+        if m.startswith('drise') or ref is None:
+            rows[m] = dict(oa=s['oa'], mask_iou=s['mask_iou'], **evidence)
             continue
         rows[m] = dict(
             oa=s['oa'], oa_drise=ref['oa'],
@@ -185,13 +255,25 @@ def goal_ratios(table, rec, args) -> dict:
             sanity_rho=s['sanity_backbone'], sanity_ok=bool(s['sanity_backbone'] is not None
                                                             and s['sanity_backbone'] < 0.5),
             speedup=(ref['seconds'] / s['seconds']) if s['seconds'] else None)
+        rows[m].update(evidence, mask_iou=s['mask_iou'])
         rows[m]['speed_ok'] = (rows[m]['speedup'] or 0) >= 50
         rows[m]['all_ok'] = all(rows[m][k] for k in ('oa_ok', 'area_ok', 'sanity_ok',
                                                       'speed_ok'))
     rec_label = None
     if rec is not None and rec[0] != 'drise':
         rec_label = f'{rec[0]} @ auto' + (f' ({rec[2]})' if rec[2] not in (None, 'mean') else '')
-    return dict(recommended=rec_label, compared_with=f'drise N={args.drise_cmp}', rows=rows)
+    return dict(recommended=rec_label, compared_with=f'drise N={args.drise_cmp}', rows=rows,
+                best_baselines=best)
+
+
+def best_baselines(summary: Dict[str, dict]) -> Dict[str, Optional[Tuple[str, float]]]:
+    """Per column (OA, Mask-IoU), the best baseline row's ``(name, value)``."""
+    out: Dict[str, Optional[Tuple[str, float]]] = {}
+    for key in ('oa', 'mask_iou'):
+        got = [(m, summary[m][key]) for m in BASELINES
+               if m in summary and summary[m][key] is not None]
+        out[key] = max(got, key=lambda kv: kv[1]) if got else None
+    return out
 
 
 def summary_markdown(result: dict) -> str:
@@ -223,15 +305,27 @@ def summary_markdown(result: dict) -> str:
 
 def print_goal(result: dict) -> None:
     goal = result['goal']
+    best = goal.get('best_baselines') or {}
     print(f"\n{result['name']}: goal ratios against {goal['compared_with']} "
-          f"(recommended: {goal['recommended']})")
+          f"(recommended: {goal['recommended']}); best baseline: "
+          + ', '.join(f'{k} {v[0]} {v[1]:.3f}' for k, v in best.items() if v))
+
+    def beats(g) -> str:
+        marks = {True: '>', False: '<=', None: '?'}
+        return ' '.join(f"{k} {marks[g.get(k + '_beats_baselines')]} baselines"
+                        for k in ('oa', 'mask_iou') if best.get(k))
+
     for m, g in sorted(goal['rows'].items(), key=lambda kv: -(kv[1]['oa'] or -9)):
         mark = '*' if m == goal['recommended'] else ' '
+        if 'all_ok' not in g:  # D-RISE
+            print(f"  {m:45s} OA {g['oa']:.3f}  {beats(g)}")
+            continue
         print(f"{mark} {m:45s} OA {g['oa']:.3f} / {g['oa_drise']:.3f} = "
               f"{g['oa'] / g['oa_drise'] if g['oa_drise'] else float('nan'):.2f}  "
               f"area {100 * (g['effective_area'] or 0):.1f} %  sanity rho "
               f"{g['sanity_rho'] if g['sanity_rho'] is not None else float('nan'):.2f}  "
-              f"speed-up {g['speedup'] or 0:.0f}x  -> {'OK' if g['all_ok'] else 'missed'}")
+              f"speed-up {g['speedup'] or 0:.0f}x  {beats(g)}  -> "
+              f"{'OK' if g['all_ok'] else 'missed'}")
 
 
 def main(argv=None) -> int:
@@ -244,6 +338,9 @@ def main(argv=None) -> int:
     parser.add_argument('--drise-cmp', type=int, default=1000)
     parser.add_argument('--drise-sanity', type=int, default=300)
     parser.add_argument('--no-drise', action='store_true', help='gradient maps only')
+    parser.add_argument('--baselines-only', action='store_true',
+                        help='score only the baseline maps on the stored tables\' detections '
+                        'and put them in (same --images / --topk / --steps as the stored run)')
     parser.add_argument('--layer-choices', type=int, nargs='+', default=None,
                         help='indices of the model\'s layer choices to run (default: all)')
     parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'faithfulness', 'trust'))
@@ -251,7 +348,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     results = []
     for name in args.models:
-        results.append(model_table(name, args))
+        results.append(add_baselines(name, args) if args.baselines_only
+                       else model_table(name, args))
         print(summary_markdown(results[-1]))
         print_goal(results[-1])
     md = '\n'.join(summary_markdown(r) for r in results)

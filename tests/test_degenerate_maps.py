@@ -9,14 +9,19 @@ import cv2
 import numpy as np
 import pytest
 
+from mmattnvis.apis.faithfulness_runner import BASELINES, FaithfulnessOptions
+from mmattnvis.apis.options import OptionError
 from mmattnvis.datasets import decode_rle, encode_rle, make_shapes_image
 from mmattnvis.metrics import (
     SANITY_THRESHOLD,
     above_half_max,
+    box_blur_saliency,
+    box_saliency,
     effective_area,
     energy_in_mask,
     mask_iou,
     perturbation_auc,
+    pointing_game,
     sanity_passed,
     spearman,
 )
@@ -86,6 +91,31 @@ def test_effective_area_tells_one_cell_from_the_object_but_not_alone(scene):
     assert s['object']['effective_area'] == pytest.approx(scene[1].sum() / 32 ** 2)
     # the box and a blur fill their box: effective area alone is no criterion (see insertion)
     assert s['box']['effective_area'] == 1.0 and s['blur']['effective_area'] > 0.9
+
+
+def test_the_runners_box_and_blur_baselines():
+    shape, box = (50, 80), (10.5, 5, 40.5, 45)
+    b = box_saliency(shape, box)
+    assert b.sum() == 31 * 40 and effective_area(b, box) == 1.0  # outward rounding, as the metrics
+    blob = box_blur_saliency(shape, box)
+    assert pointing_game(blob, box) and np.unravel_index(blob.argmax(), shape) == (24, 25)
+    # its half-maximum part is the box's inscribed ellipse, whatever the box's aspect
+    assert effective_area(blob, box) == pytest.approx(np.pi / 4, abs=0.03)
+    assert above_half_max(blob)[:, :10].sum() == 0 and above_half_max(blob)[:5].sum() == 0
+    # deletion / insertion see only the pixel order: a blob twice as wide orders them alike
+    wide = box_blur_saliency(shape, (-4.5, -15, 55.5, 65))
+    assert spearman(blob, wide) == pytest.approx(1.0)
+    # clipped at the image's edge, still the same blob
+    edge = box_blur_saliency(shape, (60, 30, 100, 70))
+    assert edge.shape == shape and np.isfinite(edge).all() and pointing_game(edge, (60, 30, 80, 50))
+    rng = np.random.default_rng(0)
+    assert [k for k in BASELINES] == ['random', 'box', 'blur']
+    assert np.array_equal(BASELINES['box'](shape, box, rng), b)
+    FaithfulnessOptions(methods=[], baselines=['box']).validate()  # baselines alone: a table
+    with pytest.raises(OptionError, match="unknown baseline 'cell'"):
+        FaithfulnessOptions(baselines=['random', 'cell']).validate()
+    with pytest.raises(OptionError, match='no method'):
+        FaithfulnessOptions(methods=[], baselines=[]).validate()
 
 
 def test_threshold_edge_cases():

@@ -96,13 +96,14 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
     proc = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'eval_faithfulness.py'), CONFIG, WEIGHTS,
          '--data', str(shapes_dir), '--methods', 'hirescam', '--target-layers', 'neck',
-         '--steps', '4', '--topk', '2', '--sanity', '--device', 'cpu', '--out-dir', str(out),
+         '--steps', '4', '--topk', '2', '--sanity', '--baselines', 'random', 'box', 'blur',
+         '--device', 'cpu', '--out-dir', str(out),
          '--save-results', str(res), '--report', str(rep)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / 'faithfulness_detections.csv') as f:
         rows = list(csv.DictReader(f))
-    assert {r['method'] for r in rows} == {'hirescam', 'random'}
+    assert {r['method'] for r in rows} == {'hirescam', 'random', 'box', 'blur'}
     for r in rows:
         for key in ('energy_mask', 'mask_iou', 'effective_area', 'insertion_auc',
                     'deletion_auc', 'sanity_head', 'sanity_neck', 'sanity_backbone', 'seconds'):
@@ -114,14 +115,25 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
         assert -1.0 <= float(r['sanity_backbone']) <= 1.0 and r['sanity_pass'] in ('0.0', '1.0')
         assert r['sanity_flat'] in ('0.0', '1.0')
         assert float(r['seconds']) >= 0
-    by = {m: [r for r in rows if r['method'] == m] for m in ('hirescam', 'random')}
+    by = {m: [r for r in rows if r['method'] == m] for m in ('hirescam', 'random', 'box', 'blur')}
+    assert len({len(rs) for rs in by.values()}) == 1  # every map scored on every detection
     mean = {m: {k: np.mean([float(r[k]) for r in rs]) for k in ('energy_mask', 'mask_iou')}
             for m, rs in by.items()}
     # HiResCAM's mass sits on the object's own pixels; the random map's does not
     assert mean['hirescam']['energy_mask'] > 2 * mean['random']['energy_mask']
-    # the random map does not use the model: it keeps its ranking and fails the check
-    assert all(float(r['sanity_backbone']) == pytest.approx(1.0) for r in by['random'])
-    assert all(r['sanity_pass'] == '0.0' for r in by['random'])
+    # the baselines do not use the model: they keep their ranking and fail the check
+    for m in ('random', 'box', 'blur'):
+        assert all(float(r['sanity_backbone']) == pytest.approx(1.0) for r in by[m]), m
+        assert all(r['sanity_pass'] == '0.0' for r in by[m]), m
+        assert all(r['layer'] == '' for r in by[m]), m
+    # the box map is the box: all of it is above half its maximum, all its mass is in the box
+    # and its peak in it; the blob's half-maximum part is the box's inscribed ellipse (pi / 4)
+    for r in by['box']:
+        assert float(r['effective_area']) == 1.0 and float(r['energy_pg']) == pytest.approx(1.0)
+        assert r['pointing_game'] == '1.0'
+    for r in by['blur']:
+        assert r['pointing_game'] == '1.0' and 0.4 < float(r['energy_pg']) < 0.9
+        assert float(r['effective_area']) == pytest.approx(np.pi / 4, abs=0.06)
     with open(out / 'faithfulness.csv') as f:
         summary = {r['method']: r for r in csv.DictReader(f)}
     assert float(summary['hirescam']['oa']) == pytest.approx(

@@ -1,4 +1,4 @@
-"""How faithful are saliency maps of a detector? A table per method, against a random map.
+"""How faithful are saliency maps of a detector? A table per method, against baseline maps.
 
 Thin wrapper around ``mmattnvis/cli/eval_faithfulness.py``. Installed (no clone):
 ``mim run mmattnvis eval_faithfulness ...``, or ``mmattnvis <command>`` (``mmattnvis --help``).

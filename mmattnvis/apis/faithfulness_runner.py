@@ -1,6 +1,7 @@
 """Faithfulness of saliency methods over a dataset (``tools/eval_faithfulness.py``).
 
-For every kept detection of every image, each method's map (and a random map) is scored with the
+For every kept detection of every image, each method's map (and baseline maps: a random map and,
+on request, the box itself and a blob the size of the box) is scored with the
 pointing game against the predicted box and, where annotations exist, against the matching
 ground-truth box, the energy-based pointing game, and deletion / insertion AUC of the detection's
 D-RISE similarity. Results are averaged per method.
@@ -14,7 +15,7 @@ ground-truth boxes where annotations exist, the other kept detections otherwise)
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,7 +24,9 @@ from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (
     auc,
+    box_blur_saliency,
     box_iou,
+    box_saliency,
     detection_similarity,
     energy_pointing_game,
     perturbation_images,
@@ -45,6 +48,13 @@ from .records import new_record, sample_detections
 from .run import Run, RunOptions, attach_ground_truth, batch_dict, ground_truth, image_seed
 
 RANDOM = 'random'
+#: Baseline maps that need no model: ``(shape, box, rng) -> map``. ``box`` and ``blur`` know only
+#: the detection's box; a metric on which they beat a method is no evidence for it.
+BASELINES: Dict[str, Callable[[Tuple[int, int], Any, np.random.Generator], np.ndarray]] = {
+    RANDOM: lambda shape, _box, rng: random_saliency(shape, rng),
+    'box': lambda shape, box, _rng: box_saliency(shape, box),
+    'blur': lambda shape, box, _rng: box_blur_saliency(shape, box),
+}
 
 
 @dataclass
@@ -61,6 +71,7 @@ class FaithfulnessOptions(RunOptions):
     seed: int = 0
     insertion: bool = True
     sanity: bool = False
+    baselines: Sequence[str] = (RANDOM, )  # of BASELINES, scored beside the methods
     fusion: Optional[str] = None  # multi-layer fusion of the gradient maps (None: the default)
     pool_stride: Optional[int] = None  # fused maps averaged on cells of this many input pixels
     drise: DRISEOptions = field(default_factory=DRISEOptions)
@@ -68,7 +79,11 @@ class FaithfulnessOptions(RunOptions):
     def validate(self) -> None:
         if self.steps < 2:
             raise OptionError('steps', '--steps must be >= 2')
-        if not self.methods:
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise OptionError('baselines', f'unknown baseline {unknown[0]!r}: choose from '
+                              f'{", ".join(BASELINES)}')
+        if not self.methods and not self.baselines:
             raise OptionError('methods', 'no method given')
 
     @classmethod
@@ -227,9 +242,11 @@ class FaithfulnessRun(Run):
             start = time.perf_counter()
             maps[method] = [m.data for m in cam.explain(model, detected=detected).maps[0]]
             seconds[method] = (time.perf_counter() - start) / max(1, len(dets))
-        start = time.perf_counter()
-        maps[RANDOM] = [random_saliency((img.shape[0], img.shape[1]), rng) for _ in dets]
-        seconds[RANDOM] = (time.perf_counter() - start) / max(1, len(dets))
+        for name in dict.fromkeys(options.baselines):
+            start = time.perf_counter()
+            maps[name] = [BASELINES[name]((img.shape[0], img.shape[1]), det.bbox, rng)
+                          for det in dets]
+            seconds[name] = (time.perf_counter() - start) / max(1, len(dets))
         sanity = self._sanity(detected, maps) if options.sanity and dets else {}
         scorer = self.scorer
         start_preds = scorer.predictions([img])[0] if dets else None
@@ -237,7 +254,7 @@ class FaithfulnessRun(Run):
         classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
         record = new_record(detected.samples[0], 'faithfulness',
                             sample_detections(detected.samples[0], options.score_thr, 0, classes),
-                            path, {'methods': list(options.methods) + [RANDOM],
+                            path, {'methods': list(maps),
                                    'layers': list(options.target_layers), 'columns': []})
         for i, det in enumerate(dets):
             record.info['columns'].append({'kind': 'detection', 'detection': det.rank})
@@ -254,8 +271,8 @@ class FaithfulnessRun(Run):
         return record
 
     def layer(self, method: str) -> Optional[str]:
-        """The layers a method's map was computed on (``None``: D-RISE and the random map)."""
-        if method.lower() in ('drise', RANDOM):
+        """The layers a method's map was computed on (``None``: D-RISE and the baselines)."""
+        if method.lower() == 'drise' or method in BASELINES:
             return None
         return ', '.join(self.options.target_layers)
 
@@ -263,8 +280,8 @@ class FaithfulnessRun(Run):
         """Spearman correlations of every method's maps after cascading randomisation."""
         explainers = {m: _explain_fn(cam, detected)
                       for m, cam in zip(self.options.methods, self.cams)}
-        fixed = maps[RANDOM]
-        explainers[RANDOM] = lambda _model: fixed  # the random map does not use the model
+        for name in self.options.baselines:  # a baseline does not use the model
+            explainers[name] = (lambda fixed: lambda _model: fixed)(maps[name])
         return sanity_correlations(self.model, explainers, maps, self.options.seed)
 
     def _score(self, scorer, img, path, i, det, dets, maps, img_gt, start_preds,

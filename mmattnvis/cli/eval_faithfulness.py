@@ -1,4 +1,4 @@
-"""How faithful are saliency maps of a detector? A table per method, against a random map.
+"""How faithful are saliency maps of a detector? A table per method, against baseline maps.
 
 Pointing game (predicted box and, with COCO annotations, ground truth), energy-based pointing game,
 effective area (share of the box above half the map's maximum), deletion and insertion AUC of each
@@ -7,7 +7,12 @@ in the annotations (shapes data) energy inside the mask and Mask-IoU; with ``--s
 model-randomisation sanity check (rank correlation after randomising head, neck, backbone)::
 
     python tools/eval_faithfulness.py CONFIG CHECKPOINT --data data/shapes/test \
-        --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20 --sanity
+        --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20 --sanity \
+        --baselines random box blur
+
+A random map is scored beside the methods; ``--baselines random box blur`` adds the box itself
+and a Gaussian blob the size of the box, which know nothing of the model: where they score as
+well as a method, that column is no evidence for it.
 
 ``--data`` is a folder of images or a COCO-style folder (``annotations.json`` + ``images/``).
 Writes ``faithfulness.md``, ``faithfulness.csv`` (per method) and ``faithfulness_detections.csv``.
@@ -37,8 +42,12 @@ def parse_args(argv=None):
     parser.add_argument('--data', required=True,
                         help='image folder, or COCO-style folder with annotations.json')
     parser.add_argument('--methods', nargs='+', default=['gradcam', 'eigencam'],
-                        help='CAM methods, odam, drise (see tools/cam_vis.py); a random map is '
-                        'always added')
+                        help='CAM methods, odam, drise (see tools/cam_vis.py)')
+    parser.add_argument('--baselines', nargs='+', default=['random'],
+                        choices=['random', 'box', 'blur'],
+                        help='maps scored beside the methods: a random map, the box itself and '
+                        'a blob the size of the box (these two know only the box: a column '
+                        'they win is no evidence for a method)')
     parser.add_argument('--target-layers', nargs='+', default=['neck'])
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--topk', type=int, default=5, help='detections per image (<=0: all)')
@@ -84,7 +93,7 @@ def main(argv=None) -> int:
                                   score_thr=args.score_thr, topk=args.topk, steps=args.steps,
                                   batch_size=args.batch_size, tolerance=args.tolerance,
                                   seed=args.seed, insertion=not args.no_insertion,
-                                  sanity=args.sanity,
+                                  sanity=args.sanity, baselines=args.baselines,
                                   drise=DRISEOptions.from_args(args))
     from mmattnvis.apis.records import record_stem
     from mmattnvis.apis.run_sinks import RunSinks

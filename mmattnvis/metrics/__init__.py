@@ -1,7 +1,9 @@
 """Faithfulness metrics for detector saliency maps."""
 from .faithfulness import (
     auc,
+    box_blur_saliency,
     box_iou,
+    box_saliency,
     detection_similarity,
     energy_pointing_game,
     perturbation_auc,
@@ -19,7 +21,8 @@ from .odam_protocol import (
 from .sanity import SANITY_THRESHOLD, sanity_passed, spearman
 
 __all__ = [
-    'auc', 'box_iou', 'detection_similarity', 'energy_pointing_game', 'perturbation_auc',
+    'auc', 'box_blur_saliency', 'box_iou', 'box_saliency', 'detection_similarity',
+    'energy_pointing_game', 'perturbation_auc',
     'perturbation_images', 'pointing_game', 'random_saliency', 'object_discrimination_index',
     'odam_perturbation_auc', 'odam_score', 'pointing_game_strict', 'above_half_max',
     'effective_area', 'energy_in_mask', 'mask_iou', 'SANITY_THRESHOLD', 'sanity_passed', 'spearman'

@@ -8,7 +8,9 @@
   reveal) pixels in the map's order and follow the detection's similarity, IoU x class score of
   the best-matching prediction of the same class; the area under that curve over the removed
   fraction. Deletion: lower is better; insertion: higher is better.
-* A random-map baseline (:func:`random_saliency`) for all of them.
+* Baselines for all of them: a random map (:func:`random_saliency`) and two degenerate maps
+  that know only the box (:func:`box_saliency`, :func:`box_blur_saliency`). A metric on which
+  one of these beats a method says nothing about that method.
 
 Everything here works on numpy arrays in original-image pixels; the detector is reached only
 through a ``scorer`` callable, so the functions are testable on constructed cases.
@@ -68,6 +70,28 @@ def random_saliency(shape: Tuple[int, int], rng: np.random.Generator,
     gw = max(2, round(grid * w / max(h, w)))
     coarse = rng.random((gh, gw)).astype(np.float32)
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def box_saliency(shape: Tuple[int, int], box: BoxLike) -> np.ndarray:
+    """The box itself: 1 inside ``box``, 0 elsewhere (the map a detector's output alone gives)."""
+    out = np.zeros((int(shape[0]), int(shape[1])), np.float32)
+    rs, cs = box_slices(box, out.shape)
+    out[rs, cs] = 1.0
+    return out
+
+
+def box_blur_saliency(shape: Tuple[int, int], box: BoxLike) -> np.ndarray:
+    """A Gaussian blob the size of ``box``: centred on it, full width at half maximum equal to
+    the box's width and height (its part above half its maximum is the box's inscribed
+    ellipse). Its pixel order (all that deletion and insertion see) is the same for any blob
+    whose widths scale with the box's."""
+    h, w = int(shape[0]), int(shape[1])
+    x1, y1, x2, y2 = (float(v) for v in box)
+    fwhm = 2.0 * np.sqrt(2.0 * np.log(2.0))
+    sx, sy = max(x2 - x1, 1.0) / fwhm, max(y2 - y1, 1.0) / fwhm
+    gx = np.exp(-0.5 * ((np.arange(w) + 0.5 - (x1 + x2) / 2) / sx) ** 2)
+    gy = np.exp(-0.5 * ((np.arange(h) + 0.5 - (y1 + y2) / 2) / sy) ** 2)
+    return np.outer(gy, gx).astype(np.float32)
 
 
 def _order(saliency: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
