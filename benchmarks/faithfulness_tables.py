@@ -111,7 +111,8 @@ def run_rows(model, pipeline, images, gt, methods, layers, args, sanity: bool,
     options = FaithfulnessOptions(methods=list(methods), target_layers=list(layers),
                                   topk=args.topk, steps=args.steps, seed=0, sanity=sanity,
                                   drise=drise or DRISEOptions(), fusion=fusion,
-                                  pool_stride=pool_stride, baselines=tuple(baselines))
+                                  pool_stride=pool_stride, baselines=tuple(baselines),
+                                  box_curves=args.box_curves)
     return evaluate(model, pipeline, images, gt, options).rows
 
 
@@ -234,8 +235,14 @@ def add_baselines(name: str, args) -> dict:
     return write_model(name, FaithfulnessTable(new + kept), title, recommended(model), args)
 
 
+EVIDENCE = ('oa', 'box_oa', 'mask_iou')
+
+
 def goal_ratios(table, rec, args) -> dict:
-    """The goal's numbers for every gradient row (and which one is recommended)."""
+    """The goal's numbers for every gradient row (and which one is recommended), and for every
+    row whether it beats the best baseline on OA, in-box OA and Mask-IoU: the paired difference
+    per detection and its 95 % bootstrap interval (``*_beats_baselines``: the interval is above
+    0)."""
     summary = {s['method']: s for s in table.summary()}
     ref = summary.get(f'drise N={args.drise_cmp}')
     best = best_baselines(summary)
@@ -243,19 +250,21 @@ def goal_ratios(table, rec, args) -> dict:
     for m, s in summary.items():
         if m in BASELINES:
             continue
-        evidence = {f'{k}_beats_baselines': (None if best.get(k) is None or s[k] is None
-                                             else s[k] > best[k][1]) for k in ('oa', 'mask_iou')}
+        evidence: Dict[str, Any] = {}
+        for k in EVIDENCE:
+            diff = None if best.get(k) is None else table.paired(m, best[k][0], k)
+            evidence[f'{k}_vs_baseline'] = diff
+            evidence[f'{k}_beats_baselines'] = None if diff is None else diff['low'] > 0
+        rows[m] = dict(oa=s['oa'], mask_iou=s['mask_iou'], box_oa=s['box_oa'], **evidence)
         if m.startswith('drise') or ref is None:
-            rows[m] = dict(oa=s['oa'], mask_iou=s['mask_iou'], **evidence)
             continue
-        rows[m] = dict(
-            oa=s['oa'], oa_drise=ref['oa'],
+        rows[m].update(
+            oa_drise=ref['oa'],
             oa_ok=s['oa'] is not None and ref['oa'] is not None and s['oa'] >= ref['oa'],
             effective_area=s['effective_area'], area_ok=(s['effective_area'] or 0) >= 0.10,
             sanity_rho=s['sanity_backbone'], sanity_ok=bool(s['sanity_backbone'] is not None
                                                             and s['sanity_backbone'] < 0.5),
             speedup=(ref['seconds'] / s['seconds']) if s['seconds'] else None)
-        rows[m].update(evidence, mask_iou=s['mask_iou'])
         rows[m]['speed_ok'] = (rows[m]['speedup'] or 0) >= 50
         rows[m]['all_ok'] = all(rows[m][k] for k in ('oa_ok', 'area_ok', 'sanity_ok',
                                                       'speed_ok'))
@@ -267,9 +276,9 @@ def goal_ratios(table, rec, args) -> dict:
 
 
 def best_baselines(summary: Dict[str, dict]) -> Dict[str, Optional[Tuple[str, float]]]:
-    """Per column (OA, Mask-IoU), the best baseline row's ``(name, value)``."""
+    """Per column of :data:`EVIDENCE`, the best baseline row's ``(name, mean)``."""
     out: Dict[str, Optional[Tuple[str, float]]] = {}
-    for key in ('oa', 'mask_iou'):
+    for key in EVIDENCE:
         got = [(m, summary[m][key]) for m in BASELINES
                if m in summary and summary[m][key] is not None]
         out[key] = max(got, key=lambda kv: kv[1]) if got else None
@@ -282,8 +291,10 @@ def summary_markdown(result: dict) -> str:
     shapes = any(s['mask_iou'] is not None for s in table.summary())
     head = ['method @ layers', 'PG', 'energy PG' + (' (mask)' if shapes else ' (box)')]
     head += ['Mask-IoU'] if shapes else []
-    head += ['deletion', 'insertion', 'OA', 'sanity rho head / all random (passed; flat)',
-             'effective area', 's / det']
+    in_box = any(s['box_oa'] is not None for s in table.summary())
+    head += ['deletion', 'insertion', 'OA']
+    head += ['in-box del / ins', 'in-box OA'] if in_box else []
+    head += ['sanity rho head / all random (passed; flat)', 'effective area', 's / det']
     lines = [f"### {result['title']}", '', '| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
 
@@ -297,8 +308,10 @@ def summary_markdown(result: dict) -> str:
         sanity = ('n/a' if s['sanity_backbone'] is None else
                   f"{s['sanity_head']:.2f} / {s['sanity_backbone']:.2f} "
                   f"({f(s['sanity_pass'], True)}; flat {f(s['sanity_flat'], True)})")
-        cells += [f(s['deletion_auc']), f(s['insertion_auc']), f(s['oa']), sanity,
-                  f(s['effective_area'], True), f"{s['seconds']:.3f}"]
+        cells += [f(s['deletion_auc']), f(s['insertion_auc']), f(s['oa'])]
+        cells += ([f"{f(s['box_deletion_auc'])} / {f(s['box_insertion_auc'])}", f(s['box_oa'])]
+                  if in_box else [])
+        cells += [sanity, f(s['effective_area'], True), f"{s['seconds']:.3f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -311,9 +324,13 @@ def print_goal(result: dict) -> None:
           + ', '.join(f'{k} {v[0]} {v[1]:.3f}' for k, v in best.items() if v))
 
     def beats(g) -> str:
-        marks = {True: '>', False: '<=', None: '?'}
-        return ' '.join(f"{k} {marks[g.get(k + '_beats_baselines')]} baselines"
-                        for k in ('oa', 'mask_iou') if best.get(k))
+        out = []
+        for k in EVIDENCE:
+            d = g.get(f'{k}_vs_baseline')
+            if d:
+                out.append(f"{k} vs {best[k][0]} {d['mean']:+.3f} [{d['low']:+.3f}, "
+                           f"{d['high']:+.3f}] {'>' if d['low'] > 0 else 'not >'}")
+        return '; '.join(out)
 
     for m, g in sorted(goal['rows'].items(), key=lambda kv: -(kv[1]['oa'] or -9)):
         mark = '*' if m == goal['recommended'] else ' '
@@ -338,6 +355,9 @@ def main(argv=None) -> int:
     parser.add_argument('--drise-cmp', type=int, default=1000)
     parser.add_argument('--drise-sanity', type=int, default=300)
     parser.add_argument('--no-drise', action='store_true', help='gradient maps only')
+    parser.add_argument('--box-curves', action='store_true',
+                        help='in-box deletion / insertion / OA as well (eval_faithfulness '
+                        '--box-curves)')
     parser.add_argument('--baselines-only', action='store_true',
                         help='score only the baseline maps on the stored tables\' detections '
                         'and put them in (same --images / --topk / --steps as the stored run)')

@@ -21,6 +21,7 @@ from mmattnvis.metrics import (
     energy_in_mask,
     mask_iou,
     perturbation_auc,
+    perturbation_images,
     pointing_game,
     sanity_passed,
     spearman,
@@ -163,3 +164,74 @@ def test_shapes_masks_round_trip_and_match_the_boxes():
         assert np.array_equal(decode_rle(encode_rle(m)), m)
     with pytest.raises(ValueError):
         decode_rle({'size': [2, 2], 'counts': [1, 2]})
+
+
+def _in_box(scene, cell):
+    img, mask, maps = scene
+    out = {}
+    for name, sal in maps.items():
+        kw = dict(steps=16, rng=np.random.default_rng(1), region=BOX, cell=cell)
+        dele, _ = perturbation_auc(img, sal, _object_intact(img, mask), 'deletion', **kw)
+        ins, _ = perturbation_auc(img, sal, _object_intact(img, mask), 'insertion', **kw)
+        out[name] = ins - dele
+    return out
+
+
+@pytest.mark.parametrize('cell', [2, 4])
+def test_in_box_curves_cannot_be_won_by_a_map_of_the_box(scene, cell):
+    s = _in_box(scene, cell)
+    # the map on the object orders the box's cells object first: well above every degenerate
+    for name in ('cell', 'blur', 'box'):
+        assert s['object'] - s[name] > 0.15, (name, s)
+    # the box itself is flat inside its box: a random order of the cells, OA near 0
+    assert abs(s['box']) < 0.15
+
+
+def test_in_box_perturbation_keeps_the_outside_and_moves_whole_cells():
+    rng = np.random.default_rng(0)
+    img = rng.integers(1, 255, (40, 50, 3), dtype=np.uint8)
+    box = (8, 4, 32, 28)
+    flat = np.ones((40, 50), np.float32)
+    for mode in ('deletion', 'insertion'):
+        fractions, images = perturbation_images(img, flat, mode, steps=6, region=box, cell=4,
+                                                rng=np.random.default_rng(0))
+        outside = np.ones((40, 50), bool)
+        outside[4:28, 8:32] = False
+        for im in images:
+            assert np.array_equal(im[outside], img[outside])  # only the box moves
+        changed = [(im != img).any(-1) for im in images]
+        # deletion removes more of the box at every step; insertion starts with all of it gone
+        counts = [c.sum() for c in changed]
+        assert counts == sorted(counts, reverse=(mode == 'insertion'))
+        assert counts[0 if mode == 'deletion' else -1] == 0
+        assert counts[-1 if mode == 'deletion' else 0] >= 0.95 * 24 * 24
+        # cells of 4 x 4 on the image's grid, one at a time: at most one is partly done
+        for c in changed:
+            blocks = c[4:28, 8:32].reshape(6, 4, 6, 4).mean(axis=(1, 3))
+            assert ((blocks > 0) & (blocks < 1)).sum() <= 1
+    # a map outside the box does not matter: only the order of the box's pixels does
+    sal = rng.random((40, 50)).astype(np.float32)
+    other = sal.copy()
+    other[:, 40:] = 5.0
+    a = perturbation_images(img, sal, 'deletion', 6, region=box, rng=np.random.default_rng(0))
+    b = perturbation_images(img, other, 'deletion', 6, region=box, rng=np.random.default_rng(0))
+    assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+
+
+def test_paired_difference_of_two_methods():
+    from mmattnvis.apis.faithfulness_table import FaithfulnessTable
+    rows = []
+    for d in range(10):
+        rows.append(dict(image='a', detection=d, method='good', oa=0.5 + 0.01 * d))
+        rows.append(dict(image='a', detection=d, method='blob', oa=0.4 + 0.01 * d
+                         + (0.05 if d == 3 else 0.0)))
+    rows.append(dict(image='b', detection=0, method='good', oa=None))
+    table = FaithfulnessTable(rows)
+    p = table.paired('good', 'blob')
+    assert p['n'] == 10 and p['higher'] == 10
+    assert p['mean'] == pytest.approx(0.095)
+    assert 0.05 < p['low'] <= p['mean'] <= p['high'] <= 0.1 + 1e-9
+    q = table.paired('blob', 'good')
+    assert q['high'] < 0 and q['higher'] == 0
+    assert table.paired('good', 'missing') is None
+    assert table.paired('good', 'good') == dict(mean=0.0, low=0.0, high=0.0, higher=0, n=10)

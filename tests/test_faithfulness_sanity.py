@@ -97,6 +97,7 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
         [sys.executable, osp.join(ROOT, 'tools', 'eval_faithfulness.py'), CONFIG, WEIGHTS,
          '--data', str(shapes_dir), '--methods', 'hirescam', '--target-layers', 'neck',
          '--steps', '4', '--topk', '2', '--sanity', '--baselines', 'random', 'box', 'blur',
+         '--box-curves',
          '--device', 'cpu', '--out-dir', str(out),
          '--save-results', str(res), '--report', str(rep)],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
@@ -106,12 +107,16 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
     assert {r['method'] for r in rows} == {'hirescam', 'random', 'box', 'blur'}
     for r in rows:
         for key in ('energy_mask', 'mask_iou', 'effective_area', 'insertion_auc',
-                    'deletion_auc', 'sanity_head', 'sanity_neck', 'sanity_backbone', 'seconds'):
+                    'deletion_auc', 'sanity_head', 'sanity_neck', 'sanity_backbone', 'seconds',
+                    'box_deletion_auc', 'box_insertion_auc', 'box_oa'):
             assert r[key] != '', (key, r)
-        for key in ('energy_mask', 'mask_iou', 'effective_area', 'insertion_auc', 'deletion_auc'):
+        for key in ('energy_mask', 'mask_iou', 'effective_area', 'insertion_auc', 'deletion_auc',
+                    'box_insertion_auc', 'box_deletion_auc'):
             assert 0.0 <= float(r[key]) <= 1.0
-        assert float(r['oa']) == pytest.approx(float(r['insertion_auc'])
-                                               - float(r['deletion_auc']), abs=1e-9)
+        for pre in ('', 'box_'):
+            assert float(r[pre + 'oa']) == pytest.approx(float(r[pre + 'insertion_auc'])
+                                                         - float(r[pre + 'deletion_auc']),
+                                                         abs=1e-9)
         assert -1.0 <= float(r['sanity_backbone']) <= 1.0 and r['sanity_pass'] in ('0.0', '1.0')
         assert r['sanity_flat'] in ('0.0', '1.0')
         assert float(r['seconds']) >= 0
@@ -139,7 +144,8 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
     assert float(summary['hirescam']['oa']) == pytest.approx(
         np.mean([float(r['oa']) for r in by['hirescam']]), abs=1e-9)
     md = (out / 'faithfulness.md').read_text()
-    for head in ('Mask-IoU', 'effective area', 'OA (ins - del)', 'sanity rho', 's / detection'):
+    for head in ('Mask-IoU', 'effective area', 'OA (ins - del)', 'in-box OA', 'sanity rho',
+                 's / detection'):
         assert head in md
     assert 'Mask-IoU' in proc.stdout
     # the saved records and the report carry the same rows
@@ -149,3 +155,4 @@ def test_eval_faithfulness_cli_new_columns(shapes_dir, tmp_path):
     assert len(saved) == len(rows) and all('mask_iou' in r and 'sanity_pass' in r for r in saved)
     js = (rep / 'data' / 'index.js').read_text()
     assert '"mask_iou"' in js and '"effective_area"' in js and '"sanity_backbone"' in js
+    assert '"box_oa"' in js

@@ -71,6 +71,7 @@ class FaithfulnessOptions(RunOptions):
     seed: int = 0
     insertion: bool = True
     sanity: bool = False
+    box_curves: bool = False  # also deletion / insertion inside the box, cell by cell
     baselines: Sequence[str] = (RANDOM, )  # of BASELINES, scored beside the methods
     fusion: Optional[str] = None  # multi-layer fusion of the gradient maps (None: the default)
     pool_stride: Optional[int] = None  # fused maps averaged on cells of this many input pixels
@@ -163,11 +164,24 @@ def _objects(det: Detection, dets: Sequence[Detection], gt_box, img_gt):
     return det.bbox, [d.bbox for d in dets if d is not det]
 
 
+#: In-box curves perturb cells of the image's longer side / this many pixels.
+BOX_CELLS = 32
+
+
+def box_cell(shape: Sequence[int]) -> int:
+    """The side in pixels of the cells the in-box curves perturb."""
+    return max(2, round(max(int(shape[0]), int(shape[1])) / BOX_CELLS))
+
+
 def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'DetectionScorer',
-            mode: str, steps: int, rng: np.random.Generator, start: float):
+            mode: str, steps: int, rng: np.random.Generator, start: float,
+            in_box: bool = False):
     """Deletion / insertion AUC of the D-RISE similarity and of the ODAM score (normalised by
-    ``start``, the score on the unperturbed image) from one set of perturbed predictions."""
-    fractions, images = perturbation_images(img, sal, mode, steps, rng=rng)
+    ``start``, the score on the unperturbed image) from one set of perturbed predictions. With
+    ``in_box``, only the box's pixels are perturbed, cell by cell (:data:`BOX_CELLS`)."""
+    fractions, images = perturbation_images(
+        img, sal, mode, steps, rng=rng, region=det.bbox if in_box else None,
+        cell=box_cell(img.shape) if in_box else 1)
     preds = scorer.predictions(images)
     drise = [detection_similarity(det.bbox, det.label, *p) for p in preds]
     odam = [odam_score(det.bbox, det.label, *p) / start if start > 0 else 0.0 for p in preds]
@@ -301,6 +315,14 @@ class FaithfulnessRun(Run):
             if options.insertion:
                 insertion, odam_ins = _curves(img, sal, det, scorer, 'insertion',
                                               options.steps, tie, start)
+            box: Dict[str, Optional[float]] = {}
+            if options.box_curves:
+                box['box_deletion_auc'] = _curves(img, sal, det, scorer, 'deletion',
+                                                  options.steps, tie, start, True)[0]
+                box['box_insertion_auc'] = (_curves(img, sal, det, scorer, 'insertion',
+                                                    options.steps, tie, start, True)[0]
+                                            if options.insertion else None)
+                box['box_oa'] = oa(box['box_insertion_auc'], box['box_deletion_auc'])
             self.table.rows.append(dict(
                 image=osp.basename(path), detection=i, label=det.label,
                 score=round(det.score, 4), method=method, layer=self.layer(method),
@@ -312,7 +334,7 @@ class FaithfulnessRun(Run):
                 mask_iou=None if mask is None else mask_iou(sal, mask),
                 effective_area=effective_area(sal, det.bbox),
                 deletion_auc=deletion, insertion_auc=insertion, oa=oa(insertion, deletion),
-                **extra[method],
+                **box, **extra[method],
                 pointing_game_gt_strict=(None if gt_box is None else
                                          float(pointing_game_strict(sal, gt_box))),
                 odam_deletion=odam_del, odam_insertion=odam_ins,

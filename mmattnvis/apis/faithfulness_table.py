@@ -10,6 +10,10 @@ Columns (per detection; the summary averages each over the rows that have it):
 * ``effective_area``: share of the predicted box where the map is above half its maximum.
 * ``deletion_auc`` (lower better), ``insertion_auc`` (higher better) of the detection's D-RISE
   similarity and ``oa`` = insertion - deletion (higher better; ODExAI's overall score).
+* ``box_deletion_auc``, ``box_insertion_auc``, ``box_oa`` (``--box-curves``): the same with only
+  the box's pixels perturbed, cell by cell, the rest of the image left as it is. A map that
+  knows only the box (the box itself, a blob the size of the box) cannot win them by
+  construction: inside the box it has nothing or only the centre to order by.
 * ``sanity_head`` / ``sanity_neck`` / ``sanity_backbone``: Spearman correlation of the map with
   the one recomputed after randomising the head, then also the neck, then also the backbone;
   ``sanity_pass``: 1 when the last one is below :data:`~mmattnvis.metrics.sanity.SANITY_THRESHOLD`;
@@ -30,7 +34,8 @@ from ..utils.fileio import write_text_atomic
 
 COLUMNS = ('method', 'detections', 'pointing_game', 'pointing_game_gt', 'energy_pg',
            'energy_mask', 'mask_iou', 'effective_area', 'deletion_auc', 'insertion_auc', 'oa',
-           'sanity_head', 'sanity_neck', 'sanity_backbone', 'sanity_pass', 'sanity_flat',
+           'box_deletion_auc', 'box_insertion_auc', 'box_oa', 'sanity_head', 'sanity_neck',
+           'sanity_backbone', 'sanity_pass', 'sanity_flat',
            'seconds',
            'pointing_game_gt_strict', 'odam_deletion', 'odam_insertion', 'odi')
 #: Markdown columns: (summary key, heading, as a percentage).
@@ -40,7 +45,10 @@ _MARKDOWN = (('detections', 'detections', False), ('pointing_game', 'pointing ga
              ('effective_area', 'effective area (box)', True),
              ('deletion_auc', 'deletion AUC (lower better)', False),
              ('insertion_auc', 'insertion AUC (higher better)', False),
-             ('oa', 'OA (ins - del)', False), ('sanity_backbone', 'sanity rho (all random)', False),
+             ('oa', 'OA (ins - del)', False),
+             ('box_deletion_auc', 'in-box deletion', False),
+             ('box_insertion_auc', 'in-box insertion', False), ('box_oa', 'in-box OA', False),
+             ('sanity_backbone', 'sanity rho (all random)', False),
              ('sanity_head', 'sanity rho (head random)', False),
              ('sanity_pass', 'sanity passed', True), ('sanity_flat', 'flat when random', True),
              ('seconds', 's / detection', False),
@@ -81,6 +89,25 @@ class FaithfulnessTable:
                 entry[key] = float(np.mean(vals)) if vals else None
             out.append(entry)
         return out
+
+    def paired(self, a: str, b: str, key: str = 'oa', resamples: int = 10000,
+               seed: int = 0) -> Optional[Dict[str, float]]:
+        """Method ``a`` minus method ``b`` on column ``key``, paired by detection: the mean
+        difference, its 95 % bootstrap interval (over detections, seeded) and on how many
+        detections ``a`` is higher; ``None`` without a detection that has both."""
+        def by_det(m: str) -> Dict[tuple, float]:
+            return {(r['image'], r['detection']): float(r[key]) for r in self.rows
+                    if r['method'] == m and r.get(key) is not None}
+        va, vb = by_det(a), by_det(b)
+        common = [d for d in va if d in vb]
+        if not common:
+            return None
+        diff = np.array([va[d] - vb[d] for d in common])
+        rng = np.random.default_rng(seed)
+        means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        return dict(mean=float(diff.mean()), low=float(low), high=float(high),
+                    higher=int((diff > 0).sum()), n=int(diff.size))
 
     def markdown(self, title: str = '', skip_empty: bool = True) -> str:
         """The summary as a markdown table; columns without any value are left out."""

@@ -8,11 +8,14 @@ model-randomisation sanity check (rank correlation after randomising head, neck,
 
     python tools/eval_faithfulness.py CONFIG CHECKPOINT --data data/shapes/test \
         --methods gradcam gradcam++ eigencam --target-layers neck --max-images 20 --sanity \
-        --baselines random box blur
+        --baselines random box blur --box-curves
 
 A random map is scored beside the methods; ``--baselines random box blur`` adds the box itself
 and a Gaussian blob the size of the box, which know nothing of the model: where they score as
-well as a method, that column is no evidence for it.
+well as a method, that column is no evidence for it. ``--box-curves`` adds deletion and insertion
+with only the box's pixels perturbed (cells of the image's longer side / 32), which they cannot
+win: inside the box the box map has nothing to order by and the blob only the distance to the
+centre.
 
 ``--data`` is a folder of images or a COCO-style folder (``annotations.json`` + ``images/``).
 Writes ``faithfulness.md``, ``faithfulness.csv`` (per method) and ``faithfulness_detections.csv``.
@@ -57,6 +60,10 @@ def parse_args(argv=None):
     parser.add_argument('--tolerance', type=float, default=0.0,
                         help='pointing-game tolerance in pixels')
     parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC and OA')
+    parser.add_argument('--box-curves', action='store_true',
+                        help='also deletion / insertion / OA with only the box\'s pixels '
+                        'perturbed, cell by cell (2 more curves per map; the box and a blob the '
+                        'size of the box cannot win them)')
     parser.add_argument('--sanity', action='store_true',
                         help='model-randomisation sanity check: recompute every map with the '
                         'head, then also the neck, then also the backbone randomised and report '
@@ -94,6 +101,7 @@ def main(argv=None) -> int:
                                   batch_size=args.batch_size, tolerance=args.tolerance,
                                   seed=args.seed, insertion=not args.no_insertion,
                                   sanity=args.sanity, baselines=args.baselines,
+                                  box_curves=args.box_curves,
                                   drise=DRISEOptions.from_args(args))
     from mmattnvis.apis.records import record_stem
     from mmattnvis.apis.run_sinks import RunSinks

@@ -94,18 +94,35 @@ def box_blur_saliency(shape: Tuple[int, int], box: BoxLike) -> np.ndarray:
     return np.outer(gy, gx).astype(np.float32)
 
 
-def _order(saliency: np.ndarray, rng: Optional[np.random.Generator]) -> np.ndarray:
-    """Pixel indices, most salient first; ties broken at random (not in raster order)."""
-    sal = np.asarray(saliency, dtype=np.float64).ravel()
+def _order(saliency: np.ndarray, rng: Optional[np.random.Generator],
+           cell: int = 1) -> np.ndarray:
+    """Pixel indices, most salient first; ties broken at random (not in raster order). With
+    ``cell`` > 1, whole cells of ``cell`` x ``cell`` pixels (on the image's grid) by their mean
+    value, each cell's pixels together in raster order: a map flat over a region then reveals it
+    cell by cell in random order, not as scattered single pixels (which show an object's shape
+    at a fraction of its pixels and so reward a flat map)."""
+    sal = np.asarray(saliency, dtype=np.float64)
     if rng is None:
         rng = np.random.default_rng(0)
-    jitter = rng.random(sal.shape[0])
-    return np.lexsort((jitter, -sal))
+    if cell <= 1:
+        flat = sal.ravel()
+        return np.lexsort((rng.random(flat.shape[0]), -flat))
+    h, w = sal.shape[:2]
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.full((gh * cell, gw * cell), np.nan)
+    padded[:h, :w] = sal
+    means = np.nanmean(padded.reshape(gh, cell, gw, cell), axis=(1, 3)).ravel()
+    rank = np.empty(means.shape[0], np.int64)
+    rank[np.lexsort((rng.random(means.shape[0]), -means))] = np.arange(means.shape[0])
+    yy, xx = np.mgrid[0:h, 0:w]
+    pixel_rank = rank[(yy // cell) * gw + xx // cell].ravel()
+    return np.lexsort((np.arange(h * w), pixel_rank))
 
 
 def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'deletion',
                         steps: int = 20, baseline: Optional[np.ndarray] = None,
-                        rng: Optional[np.random.Generator] = None
+                        rng: Optional[np.random.Generator] = None,
+                        region: Optional[BoxLike] = None, cell: int = 1
                         ) -> Tuple[np.ndarray, List[np.ndarray]]:
     """The images of a deletion or insertion curve.
 
@@ -118,6 +135,12 @@ def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'de
         baseline: Replacement image; default black for deletion and a strong blur of
             ``image`` for insertion (RISE's choices).
         rng: Tie-breaking between equal map values.
+        region: Perturb only the pixels of this box (``x1, y1, x2, y2``), in the map's order
+            among them; the rest of the image stays as it is (insertion starts from the image
+            with the box's pixels replaced). Fractions are of the box's pixels. Inside its box a
+            map that knows only the box has nothing to order by.
+        cell: Perturb cells of ``cell`` x ``cell`` pixels ranked by their mean value instead of
+            single pixels (see :func:`_order`).
 
     Returns:
         ``(fractions, images)``.
@@ -130,20 +153,26 @@ def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'de
     if baseline is None:
         baseline = (np.zeros_like(image) if mode == 'deletion' else cv2.GaussianBlur(
             image, (0, 0), sigmaX=max(h, w) / 20.0))
-    order = _order(saliency, rng)
-    n = h * w
+    order = _order(saliency, rng, cell)
+    flat_img = image.reshape(h * w, -1)
+    flat_base = baseline.reshape(h * w, -1)
+    start = flat_img if mode == 'deletion' else flat_base
+    if region is not None:
+        inside = np.zeros((h, w), bool)
+        inside[box_slices(region, (h, w))] = True
+        inside = inside.ravel()
+        order = order[inside[order]]  # the box's pixels, most salient first
+        start = flat_img.copy()
+        if mode == 'insertion':
+            start[inside] = flat_base[inside]
+    n = order.shape[0]
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    flat_img = image.reshape(n, -1)
-    flat_base = baseline.reshape(n, -1)
     images = []
     for f in fractions:
         k = int(round(f * n))
-        if mode == 'deletion':
-            out = flat_img.copy()
-            out[order[:k]] = flat_base[order[:k]]
-        else:
-            out = flat_base.copy()
-            out[order[:k]] = flat_img[order[:k]]
+        out = start.copy()
+        src = flat_base if mode == 'deletion' else flat_img
+        out[order[:k]] = src[order[:k]]
         images.append(out.reshape(image.shape))
     return fractions, images
 
@@ -160,18 +189,22 @@ def perturbation_auc(image: np.ndarray, saliency: np.ndarray,
                      score_fn: Callable[[List[np.ndarray]], Sequence[float]],
                      mode: str = 'deletion', steps: int = 20,
                      baseline: Optional[np.ndarray] = None,
-                     rng: Optional[np.random.Generator] = None) -> Tuple[float, np.ndarray]:
+                     rng: Optional[np.random.Generator] = None,
+                     region: Optional[BoxLike] = None,
+                     cell: int = 1) -> Tuple[float, np.ndarray]:
     """Deletion or insertion AUC of one detection.
 
     Args:
         score_fn: Images -> the detection's similarity on each (see
             :func:`detection_similarity`); called once with all ``steps + 1`` images so it can
             batch them.
+        region, cell: See :func:`perturbation_images`.
 
     Returns:
         ``(auc, curve)``.
     """
-    fractions, images = perturbation_images(image, saliency, mode, steps, baseline, rng)
+    fractions, images = perturbation_images(image, saliency, mode, steps, baseline, rng, region,
+                                            cell)
     curve = np.asarray(list(score_fn(images)), dtype=np.float64)
     if curve.shape[0] != len(images):
         raise ValueError(f'score_fn returned {curve.shape[0]} values for {len(images)} images')
