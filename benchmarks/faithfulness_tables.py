@@ -198,6 +198,8 @@ def stored_rows(path: str) -> Tuple[str, list]:
         title = f.readline().strip().lstrip('#').strip()
     with open(osp.join(path, 'faithfulness_detections.csv'), newline='') as f:
         rows = [{k: _value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    for r in rows:  # the indices stay integers when the table is written again
+        r['detection'], r['label'] = int(r['detection']), int(r['label'])
     return title, rows
 
 
