@@ -145,21 +145,26 @@ def test_ablation_cli_and_hook_give_identical_records(tmp_path):
 
 def test_faithfulness_cli_and_hook_give_identical_rows(tmp_path):
     from mmattnvis.cli.eval_faithfulness import main
-    fields = dict(method=['gradcam'], target_layers=['neck'], topk=1, steps=3, no_insertion=True)
+    fields = dict(method=['gradcam'], target_layers=['neck'], topk=1, steps=3, no_insertion=True,
+                  baselines=['random', 'box'], box_curves=True)
     images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path,
                                                _explain('faithfulness', draw=False, **fields),
                                                with_mask=True)  # Mask-IoU in the hook too
     assert main([cfg_path, ckpt, '--data', osp.dirname(images), '--methods', 'gradcam',
                  '--target-layers', 'neck', '--topk', '1', '--steps', '3', '--no-insertion',
+                 '--baselines', 'random', 'box', '--box-curves',
                  '--device', 'cpu', '--out-dir', str(tmp_path / 'table'), '--save-results',
                  str(tmp_path / 'cli')]) == 0
     n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'faithfulness')
-    assert n >= 3 * 2  # gradcam and the random baseline per detection
+    assert n >= 3 * 3  # gradcam and the random and box baselines per detection
     hook_index, hook_records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
     _, cli_records = load_results(str(tmp_path / 'cli'))
     rows = {r['image'] + r['method']: r for c in cli_records for r in c.info['rows']}
     hook_rows = [r for h in hook_records for r in h.info['rows']]
-    assert len(hook_rows) == len(rows) >= 6
+    assert len(hook_rows) == len(rows) >= 9
+    assert {r['method'] for r in hook_rows} == {'gradcam', 'random', 'box'}
+    assert all(r['box_deletion_auc'] is not None and r['box_insertion_auc'] is None
+               for r in hook_rows)  # in-box deletion in the hook too (insertion off)
     for r in hook_rows:
         c = rows[r['image'] + r['method']]
         for key, value in r.items():

@@ -15,7 +15,7 @@ ground-truth boxes where annotations exist, the other kept detections otherwise)
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,15 +23,13 @@ import torch
 from ..methods.cam import detect
 from ..methods.explainers import DRISEOptions, build_explainer
 from ..metrics.faithfulness import (
+    BASELINES,
     auc,
-    box_blur_saliency,
     box_iou,
-    box_saliency,
     detection_similarity,
     energy_pointing_game,
     perturbation_images,
     pointing_game,
-    random_saliency,
 )
 from ..metrics.localisation import effective_area, energy_in_mask, mask_iou
 from ..metrics.odam_protocol import object_discrimination_index, odam_score, pointing_game_strict
@@ -48,13 +46,6 @@ from .records import new_record, sample_detections
 from .run import Run, RunOptions, attach_ground_truth, batch_dict, ground_truth, image_seed
 
 RANDOM = 'random'
-#: Baseline maps that need no model: ``(shape, box, rng) -> map``. ``box`` and ``blur`` know only
-#: the detection's box; a metric on which they beat a method is no evidence for it.
-BASELINES: Dict[str, Callable[[Tuple[int, int], Any, np.random.Generator], np.ndarray]] = {
-    RANDOM: lambda shape, _box, rng: random_saliency(shape, rng),
-    'box': lambda shape, box, _rng: box_saliency(shape, box),
-    'blur': lambda shape, box, _rng: box_blur_saliency(shape, box),
-}
 
 
 @dataclass
@@ -190,7 +181,7 @@ def _curves(img: np.ndarray, sal: np.ndarray, det: Detection, scorer: 'Detection
 
 @RUNS.register_module(name='faithfulness')
 class FaithfulnessRun(Run):
-    """The faithfulness task: every method (and the random baseline) scored on every kept
+    """The faithfulness task: every method (and the baseline maps) scored on every kept
     detection of an image; one result record per image (its scored maps, its rows in
     ``info['rows']``), the rows also kept in :attr:`table`. The ground truth is each sample's
     ``gt_instances`` (original-image pixels); the random baseline is seeded per image.

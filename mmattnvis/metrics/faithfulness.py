@@ -15,7 +15,7 @@
 Everything here works on numpy arrays in original-image pixels; the detector is reached only
 through a ``scorer`` callable, so the functions are testable on constructed cases.
 """
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -92,6 +92,16 @@ def box_blur_saliency(shape: Tuple[int, int], box: BoxLike) -> np.ndarray:
     gx = np.exp(-0.5 * ((np.arange(w) + 0.5 - (x1 + x2) / 2) / sx) ** 2)
     gy = np.exp(-0.5 * ((np.arange(h) + 0.5 - (y1 + y2) / 2) / sy) ** 2)
     return np.outer(gy, gx).astype(np.float32)
+
+
+#: Baseline maps that need no model, ``(shape, box, rng) -> map``: a random map, the box itself
+#: and a blob the size of the box. The last two know only the detection's box: a metric on which
+#: they beat a method is no evidence for it.
+BASELINES: Dict[str, Callable[[Tuple[int, int], BoxLike, np.random.Generator], np.ndarray]] = {
+    'random': lambda shape, _box, rng: random_saliency(shape, rng),
+    'box': lambda shape, box, _rng: box_saliency(shape, box),
+    'blur': lambda shape, box, _rng: box_blur_saliency(shape, box),
+}
 
 
 def _order(saliency: np.ndarray, rng: Optional[np.random.Generator],
@@ -213,5 +223,6 @@ def perturbation_auc(image: np.ndarray, saliency: np.ndarray,
 
 __all__ = [
     'pointing_game', 'energy_pointing_game', 'box_iou', 'detection_similarity',
-    'random_saliency', 'perturbation_images', 'auc', 'perturbation_auc'
+    'random_saliency', 'box_saliency', 'box_blur_saliency', 'BASELINES', 'perturbation_images',
+    'auc', 'perturbation_auc'
 ]
