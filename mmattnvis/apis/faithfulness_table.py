@@ -11,9 +11,11 @@ Columns (per detection; the summary averages each over the rows that have it):
 * ``deletion_auc`` (lower better), ``insertion_auc`` (higher better) of the detection's D-RISE
   similarity and ``oa`` = insertion - deletion (higher better; ODExAI's overall score).
 * ``box_deletion_auc``, ``box_insertion_auc``, ``box_oa`` (``--box-curves``): the same with only
-  the box's pixels perturbed, cell by cell, the rest of the image left as it is. A map that
-  knows only the box (the box itself, a blob the size of the box) cannot win them by
-  construction: inside the box it has nothing or only the centre to order by.
+  the box's pixels perturbed, cell by cell, the rest of the image left as it is. Inside the box
+  the box map has nothing to order by (a random order of the cells) and a blob the size of the
+  box only the distance to the centre: a map that beats the blob there shows more than "the
+  object is in the middle of its box" (the blob can win where objects sit centred in their
+  boxes, as on the shapes RetinaNet table).
 * ``sanity_head`` / ``sanity_neck`` / ``sanity_backbone``: Spearman correlation of the map with
   the one recomputed after randomising the head, then also the neck, then also the backbone;
   ``sanity_pass``: 1 when the last one is below :data:`~mmattnvis.metrics.sanity.SANITY_THRESHOLD`;

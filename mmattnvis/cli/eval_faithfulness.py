@@ -13,9 +13,9 @@ model-randomisation sanity check (rank correlation after randomising head, neck,
 A random map is scored beside the methods; ``--baselines random box blur`` adds the box itself
 and a Gaussian blob the size of the box, which know nothing of the model: where they score as
 well as a method, that column is no evidence for it. ``--box-curves`` adds deletion and insertion
-with only the box's pixels perturbed (cells of the image's longer side / 32), which they cannot
-win: inside the box the box map has nothing to order by and the blob only the distance to the
-centre.
+with only the box's pixels perturbed (cells of the image's longer side / 32): inside the box
+the box map has nothing to order by, and the blob only the distance to the centre, the prior a
+map must beat to show more than "the object is in the middle of its box".
 
 ``--data`` is a folder of images or a COCO-style folder (``annotations.json`` + ``images/``).
 Writes ``faithfulness.md``, ``faithfulness.csv`` (per method) and ``faithfulness_detections.csv``.
@@ -62,8 +62,8 @@ def parse_args(argv=None):
     parser.add_argument('--no-insertion', action='store_true', help='skip insertion AUC and OA')
     parser.add_argument('--box-curves', action='store_true',
                         help='also deletion / insertion / OA with only the box\'s pixels '
-                        'perturbed, cell by cell (2 more curves per map; the box and a blob the '
-                        'size of the box cannot win them)')
+                        'perturbed, cell by cell (2 more curves per map; the box map cannot win '
+                        'them, the blob is the centre prior a map must beat)')
     parser.add_argument('--sanity', action='store_true',
                         help='model-randomisation sanity check: recompute every map with the '
                         'head, then also the neck, then also the backbone randomised and report '

@@ -147,8 +147,9 @@ def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'de
         rng: Tie-breaking between equal map values.
         region: Perturb only the pixels of this box (``x1, y1, x2, y2``), in the map's order
             among them; the rest of the image stays as it is (insertion starts from the image
-            with the box's pixels replaced). Fractions are of the box's pixels. Inside its box a
-            map that knows only the box has nothing to order by.
+            with the box's pixels replaced). Fractions are of the box's pixels. Inside its box the
+            box map has nothing to order by (a random order: the floor), and a blob centred on
+            the box only the distance to the centre (the centre prior a map must beat).
         cell: Perturb cells of ``cell`` x ``cell`` pixels ranked by their mean value instead of
             single pixels (see :func:`_order`).
 
@@ -177,11 +178,11 @@ def perturbation_images(image: np.ndarray, saliency: np.ndarray, mode: str = 'de
             start[inside] = flat_base[inside]
     n = order.shape[0]
     fractions = np.linspace(0.0, 1.0, steps + 1)
+    src = flat_base if mode == 'deletion' else flat_img
     images = []
     for f in fractions:
         k = int(round(f * n))
         out = start.copy()
-        src = flat_base if mode == 'deletion' else flat_img
         out[order[:k]] = src[order[:k]]
         images.append(out.reshape(image.shape))
     return fractions, images
