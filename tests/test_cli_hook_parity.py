@@ -100,27 +100,34 @@ def _explain(task, **fields):
                 **fields)
 
 
-CAM_CASES = {
-    'cam': (dict(method=['gradcam'], target_layers=['neck'], topk=2),
+DRISE_FLAGS = ['--method', 'drise', '--topk', '2', '--drise-masks', '16', '--drise-grid', '4',
+               '--drise-batch', '8', '--seed', '3']
+CAM_CASES = {  # case: (task, hook fields, CLI flags)
+    'cam': ('cam', dict(method=['gradcam'], target_layers=['neck'], topk=2),
             ['--method', 'gradcam', '--target-layers', 'neck', '--topk', '2']),
-    'odam': (dict(target_layers=['neck'], topk=2),
+    'odam': ('odam', dict(target_layers=['neck'], topk=2),
              ['--method', 'odam', '--target-layers', 'neck', '--topk', '2']),
-    'drise': (dict(topk=2, drise_masks=16, drise_grid=4, drise_batch=8, seed=3),
-              ['--method', 'drise', '--topk', '2', '--drise-masks', '16', '--drise-grid', '4',
-               '--drise-batch', '8', '--seed', '3']),
+    'drise': ('drise', dict(topk=2, drise_masks=16, drise_grid=4, drise_batch=8, seed=3),
+              DRISE_FLAGS),
+    'drise-box': ('drise', dict(topk=2, drise_masks=16, drise_grid=4, drise_batch=8, seed=3,
+                                drise_region='box'), DRISE_FLAGS + ['--drise-region', 'box']),
 }
 
 
-@pytest.mark.parametrize('task', sorted(CAM_CASES))
-def test_explainer_cli_and_hook_give_identical_maps(task, tmp_path):
+@pytest.mark.parametrize('case', sorted(CAM_CASES))
+def test_explainer_cli_and_hook_give_identical_maps(case, tmp_path):
     from mmattnvis.cli.cam_vis import main
-    fields, flags = CAM_CASES[task]
+    task, fields, flags = CAM_CASES[case]
     images, cfg_path, ckpt = _runner_and_files('yolov5_n_shapes', tmp_path,
                                                _explain(task, draw=False, **fields))
     assert main([images, cfg_path, ckpt, *flags, '--device', 'cpu', '--out-dir',
                  str(tmp_path / 'png'), '--save-results', str(tmp_path / 'cli')]) == 0
     n = _compare(str(tmp_path / 'work' / 'res' / 'test'), str(tmp_path / 'cli'), 'cam')
     assert n >= 3  # the trained model finds objects on every image
+    if fields.get('drise_region'):  # the hook's maps are the box's too
+        _, records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
+        metas = [m.meta for r in records for m in r.maps.values() if 'rank' in m.meta]
+        assert metas and all(m['region'] == 'box' and m['box_masks'] for m in metas)
 
 
 def test_ablation_cli_and_hook_give_identical_records(tmp_path):

@@ -22,7 +22,8 @@ from .run import Run, RunOptions, batch_dict
 #: Hook / config field -> ``DRISEOptions`` field (the ``--drise-*`` flags and ``--seed``).
 DRISE_FIELDS = {'drise_masks': 'num_masks', 'drise_grid': 'grid', 'drise_prob': 'prob',
                 'drise_batch': 'batch_size', 'seed': 'seed', 'drise_sampling': 'sampling',
-                'drise_tol': 'tol', 'drise_max_masks': 'max_masks', 'drise_fast': 'fast'}
+                'drise_tol': 'tol', 'drise_max_masks': 'max_masks', 'drise_fast': 'fast',
+                'drise_region': 'region'}
 
 
 @dataclass

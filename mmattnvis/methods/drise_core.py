@@ -241,6 +241,23 @@ def content_region(geom: ImageGeometry) -> Tuple[int, int, int, int]:
     return r0, max(r0 + 1, r1), c0, max(c0 + 1, c1)
 
 
+def box_region(geom: ImageGeometry, bbox: Sequence[float], content: Tuple[int, int, int, int],
+               min_side: int = 1) -> Tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` integer input pixels of an original-image box ``x1, y1, x2, y2``
+    (rounded outwards, inside the ``content`` region, at least ``min_side`` pixels a side where
+    the content allows)."""
+    bx0, by0 = geom.image_to_input(bbox[:2])
+    bx1, by1 = geom.image_to_input(bbox[2:4])
+    out = []
+    for lo, hi, c0, c1 in ((by0, by1, content[0], content[1]),
+                           (bx0, bx1, content[2], content[3])):
+        a, b = max(c0, int(math.floor(lo))), min(c1, int(math.ceil(hi)))
+        side = min(max(min_side, b - a, 1), c1 - c0)
+        a = min(max(c0, a - max(0, side - (b - a)) // 2), c1 - side)
+        out += [a, a + side]
+    return out[0], out[1], out[2], out[3]
+
+
 def preprocessor_fill(model: nn.Module, channels: int = 3) -> torch.Tensor:
     """The normalised value of a black pixel: ``-mean / std`` of the data preprocessor (0 if it
     does not normalise)."""

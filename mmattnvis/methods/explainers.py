@@ -21,6 +21,7 @@ class DRISEOptions:
     tol: float = 0.1
     max_masks: int = 4000
     fast: Optional[bool] = None  # inference copy for the masked passes; None: on for auto
+    region: str = 'image'  # where the masks apply: the whole image or each detection's box
 
     @classmethod
     def from_args(cls, args) -> 'DRISEOptions':
@@ -29,7 +30,7 @@ class DRISEOptions:
                    getattr(args, 'seed', 0), getattr(args, 'drise_sampling', None),
                    getattr(args, 'drise_tol', cls.tol), getattr(args, 'drise_max_masks',
                                                                 cls.max_masks),
-                   getattr(args, 'drise_fast', None))
+                   getattr(args, 'drise_fast', None), getattr(args, 'drise_region', 'image'))
 
 
 def _odam_attribute(name: str):
@@ -59,7 +60,7 @@ def build_explainer(name: str, target_layers: Sequence[str] = ('neck', ), use_io
                                  prob=drise.prob, batch_size=drise.batch_size,
                                  seed=drise.seed, progress=progress, sampling=drise.sampling,
                                  tol=drise.tol, max_masks=drise.max_masks,
-                                 fast=drise.fast))
+                                 fast=drise.fast, region=drise.region))
     attribute = _odam_attribute(name)
     if attribute is not None:
         return build_method(dict(type='odam', target_layers=target_layers, attribute=attribute,

@@ -174,7 +174,7 @@ def drise_masks_arg(value: str):
 def add_drise_args(parser: argparse.ArgumentParser) -> None:
     """``--drise-masks`` (a number or ``auto``), ``--drise-grid``, ``--drise-prob``,
     ``--drise-batch``, ``--drise-sampling``, ``--drise-tol``, ``--drise-max-masks``,
-    ``--drise-fast`` / ``--no-drise-fast`` of the
+    ``--drise-fast`` / ``--no-drise-fast``, ``--drise-region`` of the
     explainer tools (the seed stays with each tool, where it seeds more than D-RISE)."""
     parser.add_argument('--drise-masks', type=drise_masks_arg, default=1000,
                         help='D-RISE: number of masks, or auto: stop once the map has '
@@ -198,6 +198,11 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
                         help='D-RISE: run the masked passes on a copy of the model with '
                         'BatchNorm folded (channels-last on a CPU), checked against the '
                         'model first (default: on for --drise-masks auto, off for a number)')
+    parser.add_argument('--drise-region', default='image', choices=['image', 'box'],
+                        help='D-RISE: mask the whole image (the paper; all detections from the '
+                        'same passes) or each detection\'s own box (its grid over the box, the '
+                        'rest of the image as it is; N passes per detection; the map is 0 '
+                        'outside the box)')
 
 
 def check_display() -> None:
