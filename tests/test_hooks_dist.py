@@ -1,5 +1,6 @@
 """``torchrun --nproc_per_node 2 tools/test.py ... --launcher pytorch`` (CPU, gloo): every rank's
-records reach the one index and the one report, and equal a single-process run's."""
+records (feature maps, D-RISE, faithfulness rows, error labels) reach the one index and the one
+report, and equal a single-process run's."""
 import json
 import os
 import os.path as osp
@@ -26,6 +27,10 @@ HOOKS = [
          report_dir='drise_report'),
     dict(type='mmattnvis.ErrorHook', method='drise', drise_masks=8, drise_grid=4, max_maps=2,
          score_thr=0.5, results_dir='errors', report_dir='errors_report'),
+    # the faithfulness table with the baseline rows and the in-box curves (#26's options)
+    dict(type='mmattnvis.ExplainHook', task='faithfulness', method=['gradcam'],
+         target_layers=['neck'], topk=1, steps=3, baselines=['random', 'box'], box_curves=True,
+         interval=1, draw=False, results_dir='faith', report_dir='faith_report'),
 ]
 
 
@@ -82,7 +87,8 @@ def _same_records(a, b):
 
 
 @pytest.mark.parametrize('results, report, task', [('res', 'report', 'featmap'),
-                                                   ('drise', 'drise_report', 'cam')])
+                                                   ('drise', 'drise_report', 'cam'),
+                                                   ('faith', 'faith_report', 'faithfulness')])
 def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report, task):
     two, one = runs
     index2, records2 = load_results(str(two / results / 'test'))
@@ -103,6 +109,26 @@ def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report
     page2, page1 = _page(two / report / 'test'), _page(one / report / 'test')
     assert len(page2['images']) == len(page1['images']) == N_IMAGES
     assert [im['name'] for im in page2['images']] == [im['name'] for im in page1['images']]
+
+
+def test_two_ranks_keep_every_faithfulness_row(runs):
+    """The faithfulness table in the hook on two ranks: every detection's rows (the method, the
+    random and box baselines, the in-box curves) equal one process's, value by value."""
+    two, one = runs
+    rows2 = [r for rec in load_results(str(two / 'faith' / 'test'))[1] for r in rec.info['rows']]
+    rows1 = [r for rec in load_results(str(one / 'faith' / 'test'))[1] for r in rec.info['rows']]
+    assert len(rows2) == len(rows1) == 3 * N_IMAGES  # gradcam, random, box per top-1 detection
+    assert {r['method'] for r in rows2} == {'gradcam', 'random', 'box'}
+    assert all(r['box_oa'] is not None for r in rows2)
+    for a, b in zip(rows2, rows1):
+        assert (a['image'], a['method']) == (b['image'], b['method'])
+        for key, value in a.items():
+            if key == 'seconds':  # wall time, not a result
+                continue
+            if isinstance(value, float):
+                assert abs(value - b[key]) < 1e-5, key
+            else:
+                assert value == b[key], key
 
 
 def test_two_ranks_keep_every_error_label_and_the_tide_numbers(runs):
