@@ -13,7 +13,8 @@ and Mask-IoU beat the best baseline's (a column a map that knows only the box wi
     OMP_NUM_THREADS=1 python benchmarks/faithfulness_tables.py \\
         [--models shapes_yolov5_n shapes_retinanet shapes_dino photos_yolov5_n] \\
         [--images 6] [--topk 2] [--steps 10] [--drise-ref 4000] [--drise-cmp 1000] \\
-        [--drise-sanity 300] [--out docs/faithfulness/trust]
+        [--drise-sanity 300] [--drise-box 100 300] [--mean-row] [--box-curves] \\
+        [--out docs/faithfulness/trust]
 
 Each model writes ``OUT/<model>/faithfulness.{md,csv}`` and ``faithfulness_detections.csv``
 (``tools/eval_faithfulness.py``'s files); ``OUT/<model>/goal.json`` holds the ratios and
@@ -156,13 +157,22 @@ def model_table(name: str, args) -> dict:
         got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion=rec[2],
                        pool_stride=rec[3])
         rows += relabel(got, '{method} @ ' + f'auto ({rec[2]})')
-    drise_runs = sorted({(args.drise_sanity, True), (args.drise_cmp, False),
-                         (args.drise_ref, False)})
+    if args.mean_row and rec is not None and rec[0] != 'drise':
+        got = run_rows(model, pipeline, images, gt, [rec[0]], rec[1], args, True, fusion='mean',
+                       pool_stride=16)
+        rows += relabel(got, '{method} @ auto (mean, 16 px cells)')
+    drise_runs = sorted({(args.drise_cmp, False), (args.drise_ref, False)}
+                        | ({(args.drise_sanity, True)} if args.drise_sanity else set()))
     for n, sanity in ([] if args.no_drise else drise_runs):
         got = run_rows(model, pipeline, images, gt, ['drise'], (), args, sanity,
                        drise=DRISEOptions(n, spec['grid'], 0.5, None, 0))
         rows += relabel(got, f'drise N={n}')
         print(f'{name}: drise N={n} done ({time.perf_counter() - t0:.0f} s)', flush=True)
+    for n in sorted(args.drise_box):  # the sanity check on the smallest N only
+        got = run_rows(model, pipeline, images, gt, ['drise'], (), args, n == min(args.drise_box),
+                       drise=DRISEOptions(n, spec['grid'], 0.5, None, 0, region='box'))
+        rows += relabel(got, f'drise box N={n}')
+        print(f'{name}: drise box N={n} done ({time.perf_counter() - t0:.0f} s)', flush=True)
     n_dets = len({(r['image'], r['detection']) for r in rows})
     title = (f"{spec['title']}: {len(images)} images, top-{args.topk}, {n_dets} detections, "
              f'{args.steps} steps ({os.cpu_count()}-core CPU, OMP_NUM_THREADS='
@@ -356,7 +366,14 @@ def main(argv=None) -> int:
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--drise-ref', type=int, default=4000)
     parser.add_argument('--drise-cmp', type=int, default=1000)
-    parser.add_argument('--drise-sanity', type=int, default=300)
+    parser.add_argument('--drise-sanity', type=int, default=300,
+                        help='N of the D-RISE run with the sanity check (0: no such run)')
+    parser.add_argument('--drise-box', type=int, nargs='*', default=[],
+                        help='rows of D-RISE with masks over each detection\'s own box '
+                        '(--drise-region box) at these N (sanity check at the smallest)')
+    parser.add_argument('--mean-row', action='store_true',
+                        help='add the recommended method over the auto layers fused by mean '
+                        'with 16 px cells (the proposed fusion) as a row')
     parser.add_argument('--no-drise', action='store_true', help='gradient maps only')
     parser.add_argument('--box-curves', action='store_true',
                         help='in-box deletion / insertion / OA as well (eval_faithfulness '
