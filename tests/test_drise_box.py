@@ -79,6 +79,23 @@ def test_box_masks_touch_only_the_box_and_find_the_part_it_needs():
     assert left > 0.5 and left - right > 0.25  # measured 0.62 / 0.26
 
 
+def test_box_masks_with_auto_stop_per_box_and_record_n():
+    """``--drise-masks auto --drise-region box``: each box's run stops on its own, its N is
+    recorded per box, and the map still finds the half of the box the score reads."""
+    image = torch.ones(1, 3, 64, 64)
+    det = Detection(0, 0, 0, 1, 1.0, np.array(BOX, np.float32))
+    drise = DRISE('auto', 4, 0.5, batch_size=8, seed=0, progress=False, region='box',
+                  max_masks=400, tol=0.1)
+    targets = Predictions(torch.tensor([BOX]), torch.ones(1), torch.tensor([1]))
+    raw, meta = drise._box_saliency(_left_half_detector([]), image,
+                                    ImageGeometry.identity((64, 64)), (0, 64, 0, 64), [det],
+                                    targets, torch.zeros(1, 3, 1, 1))
+    assert meta['box_masks'] == [meta['num_masks']] and meta['num_masks'] <= 400
+    assert meta['converged'] is True and len(meta['target_changes']) == 1
+    sal = raw[0].numpy()
+    assert sal[16:48, 16:32].mean() - sal[16:48, 32:48].mean() > 0.25
+
+
 def test_bad_region():
     with pytest.raises(UserInputError, match='--drise-region must be one of image, box'):
         DRISE(8, 4, region='boxes')

@@ -27,7 +27,9 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
   schemes (``--drise-sampling``) need fewer forwards: see :mod:`.drise_auto`.
 * ``region='box'`` (``--drise-region box``) masks each detection's own box only (the grid
   over the box, the rest of the image as it is), ``N`` passes per detection: which parts of
-  the box the detection needs, at the box's resolution rather than the image's.
+  the box the detection needs, at the box's resolution rather than the image's. Measured on the
+  shapes YOLOv5-n (docs/faithfulness/trust/), no better at that than whole-image masks: the
+  box's smaller cells change the score less per mask.
 * ``fast`` (``--drise-fast``; on for ``auto``) runs the masked passes on a checked inference copy
   of the model (BatchNorm folded, channels-last on a CPU): see :mod:`.drise_fast`.
 """
