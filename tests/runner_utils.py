@@ -117,3 +117,14 @@ def train_cfg(config, train_data, val_data, work_dir, custom_hooks, epochs=2, sc
     cfg.visualizer = dict(type='DetLocalVisualizer', name=f'vis_{uuid.uuid4().hex[:8]}',
                           vis_backends=vis_backends or [dict(type='LocalVisBackend')])
     return cfg
+
+
+def assert_same_row(a: dict, b: dict, tol: float) -> None:
+    """Two faithfulness rows equal key by key (floats within ``tol``), the wall time aside."""
+    for key, value in a.items():
+        if key == 'seconds':  # wall time of the method, not a result
+            continue
+        if isinstance(value, float):
+            assert abs(value - b[key]) < tol, key
+        else:
+            assert value == b[key], key

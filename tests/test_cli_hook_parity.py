@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from mmattnvis.sinks import load_results
 from mmattnvis.utils.package_data import shipped_model
 
-from runner_utils import make_dataset, runner_cfg
+from runner_utils import assert_same_row, make_dataset, runner_cfg
 
 
 def _runner_and_files(name, tmp_path, hook, with_mask=False):
@@ -173,14 +173,7 @@ def test_faithfulness_cli_and_hook_give_identical_rows(tmp_path):
     assert all(r['box_deletion_auc'] is not None and r['box_insertion_auc'] is None
                for r in hook_rows)  # in-box deletion in the hook too (insertion off)
     for r in hook_rows:
-        c = rows[r['image'] + r['method']]
-        for key, value in r.items():
-            if key == 'seconds':  # wall time of the method, not a result
-                continue
-            if isinstance(value, float):
-                assert abs(value - c[key]) < 1e-6, key
-            else:
-                assert value == c[key], key
+        assert_same_row(r, rows[r['image'] + r['method']], 1e-6)
     assert any(r['pointing_game_gt'] is not None for r in hook_rows)
     assert all(r['mask_iou'] is not None for r in hook_rows if r['pointing_game_gt'] is not None)
     assert 'gradcam/pointing_game' in hook_index['info']['summary']

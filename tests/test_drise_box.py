@@ -97,8 +97,16 @@ def test_box_masks_with_auto_stop_per_box_and_record_n():
 
 
 def test_bad_region():
+    import argparse
+
+    from mmattnvis.methods.drise import REGIONS
+    from mmattnvis.utils.cli import add_drise_args
     with pytest.raises(UserInputError, match='--drise-region must be one of image, box'):
         DRISE(8, 4, region='boxes')
+    parser = argparse.ArgumentParser()
+    add_drise_args(parser)  # the flag's choices (kept out of the method's import) are REGIONS
+    action = next(a for a in parser._actions if a.dest == 'drise_region')
+    assert tuple(action.choices) == REGIONS and action.default == REGIONS[0]
 
 
 def _far_from_box(record, m):

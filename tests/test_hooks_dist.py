@@ -15,7 +15,7 @@ from mmattnvis.sinks import load_results
 from mmattnvis.utils.package_data import shipped_model
 
 from conftest import ROOT
-from runner_utils import make_dataset, runner_cfg
+from runner_utils import assert_same_row, make_dataset, runner_cfg
 
 N_IMAGES = 12
 HOOKS = [
@@ -122,13 +122,7 @@ def test_two_ranks_keep_every_faithfulness_row(runs):
     assert all(r['box_oa'] is not None for r in rows2)
     for a, b in zip(rows2, rows1):
         assert (a['image'], a['method']) == (b['image'], b['method'])
-        for key, value in a.items():
-            if key == 'seconds':  # wall time, not a result
-                continue
-            if isinstance(value, float):
-                assert abs(value - b[key]) < 1e-5, key
-            else:
-                assert value == b[key], key
+        assert_same_row(a, b, 1e-5)
 
 
 def test_two_ranks_keep_every_error_label_and_the_tide_numbers(runs):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..render.geometry import ImageGeometry
+from ..render.geometry import ImageGeometry, box_slices
 from ..structures.boxes import box_iou
 from ..utils.errors import UserInputError
 
@@ -244,17 +244,16 @@ def content_region(geom: ImageGeometry) -> Tuple[int, int, int, int]:
 def box_region(geom: ImageGeometry, bbox: Sequence[float], content: Tuple[int, int, int, int],
                min_side: int = 1) -> Tuple[int, int, int, int]:
     """``(y0, y1, x0, x1)`` integer input pixels of an original-image box ``x1, y1, x2, y2``
-    (rounded outwards, inside the ``content`` region, at least ``min_side`` pixels a side where
-    the content allows)."""
-    bx0, by0 = geom.image_to_input(bbox[:2])
-    bx1, by1 = geom.image_to_input(bbox[2:4])
+    (:func:`~..render.geometry.box_slices` of the content region: rounded outwards, clipped;
+    grown about its centre to at least ``min_side`` pixels a side where the content allows)."""
+    (bx0, by0), (bx1, by1) = geom.image_to_input(bbox[:2]), geom.image_to_input(bbox[2:4])
+    y0, y1, x0, x1 = content
+    rows, cols = box_slices((bx0 - x0, by0 - y0, bx1 - x0, by1 - y0), (y1 - y0, x1 - x0))
     out = []
-    for lo, hi, c0, c1 in ((by0, by1, content[0], content[1]),
-                           (bx0, bx1, content[2], content[3])):
-        a, b = max(c0, int(math.floor(lo))), min(c1, int(math.ceil(hi)))
-        side = min(max(min_side, b - a, 1), c1 - c0)
-        a = min(max(c0, a - max(0, side - (b - a)) // 2), c1 - side)
-        out += [a, a + side]
+    for s, size, offset in ((rows, y1 - y0, y0), (cols, x1 - x0, x0)):
+        side = min(max(min_side, s.stop - s.start, 1), size)
+        start = min(max(0, s.start - (side - (s.stop - s.start)) // 2), size - side)
+        out += [offset + start, offset + start + side]
     return out[0], out[1], out[2], out[3]
 
 
