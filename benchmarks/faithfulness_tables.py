@@ -13,16 +13,17 @@ and Mask-IoU beat the best baseline's (a column a map that knows only the box wi
     OMP_NUM_THREADS=1 python benchmarks/faithfulness_tables.py \\
         [--models shapes_yolov5_n shapes_retinanet shapes_dino photos_yolov5_n] \\
         [--images 6] [--topk 2] [--steps 10] [--drise-ref 4000] [--drise-cmp 1000] \\
-        [--drise-sanity 300] [--drise-box 100 300] [--mean-row] [--box-curves] \\
-        [--out docs/faithfulness/trust]
+        [--drise-sanity 300] [--drise-box 100 300] [--occlusion 3 4] [--mean-row] \\
+        [--box-curves] [--out docs/faithfulness/trust]
 
 Each model writes ``OUT/<model>/faithfulness.{md,csv}`` and ``faithfulness_detections.csv``
 (``tools/eval_faithfulness.py``'s files); ``OUT/<model>/goal.json`` holds the ratios and
 ``OUT/tables.md`` every model's summary (``docs/faithfulness/trust/README.md`` quotes it).
 
-``--baselines-only`` scores only the baseline maps on the detections of the tables already in
-``OUT`` and puts them in (the random rows are recomputed as a check that the detections and the
-scoring are the same: they must equal the stored ones), then rewrites the tables and goals.
+``--baselines-only`` scores only the baseline maps (and the ``--occlusion`` rows, if given) on
+the detections of the tables already in ``OUT`` and puts them in (the random rows are recomputed
+as a check that the detections and the scoring are the same: they must equal the stored ones),
+then rewrites the tables and goals.
 """
 import argparse
 import csv
@@ -173,6 +174,7 @@ def model_table(name: str, args) -> dict:
                        drise=DRISEOptions(n, spec['grid'], 0.5, None, 0, region='box'))
         rows += relabel(got, f'drise box N={n}')
         print(f'{name}: drise box N={n} done ({time.perf_counter() - t0:.0f} s)', flush=True)
+    rows += occlusion_rows(model, pipeline, images, gt, args)
     n_dets = len({(r['image'], r['detection']) for r in rows})
     title = (f"{spec['title']}: {len(images)} images, top-{args.topk}, {n_dets} detections, "
              f'{args.steps} steps ({os.cpu_count()}-core CPU, OMP_NUM_THREADS='
@@ -180,6 +182,18 @@ def model_table(name: str, args) -> dict:
              f'{os.getloadavg()[0]:.1f} at the end)')
     return write_model(name, FaithfulnessTable(rows), title, rec, args,
                        seconds_total=time.perf_counter() - t0)
+
+
+def occlusion_rows(model, pipeline, images, gt, args) -> list:
+    """``occlusion grid=K`` rows (``--method occlusion --occlusion-grid K``), sanity check on."""
+    from mmattnvis.methods.explainers import DRISEOptions
+    rows: list = []
+    for k in sorted(args.occlusion):
+        got = run_rows(model, pipeline, images, gt, ['occlusion'], (), args, True,
+                       drise=DRISEOptions(occlusion_grid=k))
+        rows += relabel(got, f'occlusion grid={k}')
+        print(f'occlusion grid={k} done', flush=True)
+    return rows
 
 
 def write_model(name: str, table, title: str, rec, args, **extra) -> dict:
@@ -218,8 +232,9 @@ def _detection(r: dict) -> tuple:
 
 
 def add_baselines(name: str, args) -> dict:
-    """Score the baselines on the detections of the stored table ``OUT/<name>`` and put them
-    in place of its baseline rows; the recomputed random rows must equal the stored ones."""
+    """Score the baselines (and ``--occlusion`` rows) on the detections of the stored table
+    ``OUT/<name>`` and put them in place of its rows of those names; the recomputed random rows
+    must equal the stored ones."""
     from mmattnvis.apis.faithfulness_runner import COLUMNS, FaithfulnessTable
     spec = MODELS[name]
     title, rows = stored_rows(osp.join(args.out, name))
@@ -241,8 +256,10 @@ def add_baselines(name: str, args) -> dict:
                 if b is None or abs(float(a) - float(b)) > 1e-4:
                     raise SystemExit(f'{name}: random row {_detection(r)} {key} {b} != stored '
                                      f'{a}: not the same scoring as the stored table')
-    kept = [r for r in rows if r['method'] not in BASELINES]
-    print(f'{name}: {len(new)} baseline rows on {len(dets)} detections'
+    new += occlusion_rows(model, pipeline, images, gt, args)
+    replaced = {r['method'] for r in new}
+    kept = [r for r in rows if r['method'] not in replaced]
+    print(f'{name}: {len(new)} baseline / occlusion rows on {len(dets)} detections'
           + (f', random rows equal the stored {len(old_random)}' if old_random else ''),
           flush=True)
     return write_model(name, FaithfulnessTable(new + kept), title, recommended(model), args)
@@ -371,6 +388,8 @@ def main(argv=None) -> int:
     parser.add_argument('--drise-box', type=int, nargs='*', default=[],
                         help='rows of D-RISE with masks over each detection\'s own box '
                         '(--drise-region box) at these N (sanity check at the smallest)')
+    parser.add_argument('--occlusion', type=int, nargs='*', default=[],
+                        help='rows of --method occlusion at these --occlusion-grid values')
     parser.add_argument('--mean-row', action='store_true',
                         help='add the recommended method over the auto layers fused by mean '
                         'with 16 px cells (the proposed fusion) as a row')

@@ -111,6 +111,9 @@ CAM_CASES = {  # case: (task, hook fields, CLI flags)
               DRISE_FLAGS),
     'drise-box': ('drise', dict(topk=2, drise_masks=16, drise_grid=4, drise_batch=8, seed=3,
                                 drise_region='box'), DRISE_FLAGS + ['--drise-region', 'box']),
+    'occlusion': ('occlusion', dict(topk=2, occlusion_grid=3, drise_batch=8),
+                  ['--method', 'occlusion', '--topk', '2', '--occlusion-grid', '3',
+                   '--drise-batch', '8']),
 }
 
 
@@ -128,6 +131,10 @@ def test_explainer_cli_and_hook_give_identical_maps(case, tmp_path):
         _, records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
         metas = [m.meta for r in records for m in r.maps.values() if 'rank' in m.meta]
         assert metas and all(m['region'] == 'box' and m['box_masks'] for m in metas)
+    if fields.get('occlusion_grid'):  # the hook's grid is the one given
+        _, records = load_results(str(tmp_path / 'work' / 'res' / 'test'))
+        metas = [m.meta for r in records for m in r.maps.values() if 'rank' in m.meta]
+        assert metas and all(m['method'] == 'occlusion' and m['grid'] == 3 for m in metas)
 
 
 def test_ablation_cli_and_hook_give_identical_records(tmp_path):

@@ -184,6 +184,24 @@ def test_occluded_object_missed_by_its_score_maps_onto_the_object(tmp_path, obj,
                if i in (0, 1))
 
 
+def test_occlusion_maps_of_missed_objects_stay_in_their_boxes(tmp_path):
+    """``method='occlusion'`` (black box, like D-RISE: the ground-truth box and class are the
+    target): every missed object's map is 0 away from its box and peaks inside it."""
+    path, boxes, labels = _shapes_image(tmp_path)
+    r = _run_errors('yolov5_n_shapes', cv2.imread(path), boxes, labels, score_thr=0.995,
+                    method='occlusion', max_maps=20)
+    missed = [g for g in r.info['errors']['ground_truth'] if g['status'] == 'missed']
+    assert len(missed) >= 3
+    for g in missed:
+        m = r.maps[g['map']].data
+        x0, y0, x1, y1 = boxes[g['index']]
+        far = np.ones(m.shape, bool)
+        far[max(0, int(y0) - 2):int(y1) + 3, max(0, int(x0) - 2):int(x1) + 3] = False
+        assert g['map_target'] == 'ground-truth box and class'
+        assert float(m[far].max()) == 0.0 and _peak_inside(m, boxes[g['index']])
+        assert r.maps[g['map']].meta['method'] == 'occlusion'
+
+
 def test_gradient_maps_for_missed_objects_use_the_best_candidate(tmp_path):
     path, boxes, labels = _shapes_image(tmp_path)
     r = _run_errors('retinanet_r18w32_fpn_shapes', cv2.imread(path), boxes, labels,

@@ -29,7 +29,7 @@ RETINA = ('mmattnvis::shapes/retinanet_r18w32_fpn_shapes.py',
 DETR = ('mmdet::detr/detr_r50_8xb2-150e_coco.py', 'none', '--cfg-options',
         'model.backbone.depth=18', 'model.neck.in_channels=[512]', 'model.encoder.num_layers=2',
         'model.decoder.num_layers=2', 'test_dataloader.dataset.pipeline.1.scale=(192,192)')
-CAM_METHODS = ('gradcam', 'eigencam', 'odam', 'drise')
+CAM_METHODS = ('gradcam', 'eigencam', 'odam', 'drise', 'occlusion')
 
 
 def mmattnvis(*argv) -> None:
@@ -260,7 +260,8 @@ def test_deformable_click_draws_the_detections_sampling_points(browser, deformab
 def cam_report(images, tmp_path_factory, cpu):
     out = tmp_path_factory.mktemp('cam')
     mmattnvis('cam', images, *RETINA, '--method', *CAM_METHODS, '--drise-masks', '16',
-              '--topk', '2', '--out-dir', out / 'figs', '--report', out / 'report', *cpu)
+              '--occlusion-grid', '2', '--topk', '2', '--out-dir', out / 'figs', '--report',
+              out / 'report', *cpu)
     return str(out / 'report' / 'index.html')
 
 

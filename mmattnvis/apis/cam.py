@@ -11,7 +11,7 @@ import numpy as np
 from ..capture.names import resolve_module
 from ..methods.auto import Recommendation, auto_layers, model_family, recommend
 from ..methods.cam import FUSIONS, detect
-from ..methods.explainers import DRISEOptions, build_explainer, check_method
+from ..methods.explainers import DRISEOptions, build_explainer, check_method, is_black_box
 from ..registry import RUNS
 from ..structures import ResultRecord
 from ..utils.errors import UserInputError
@@ -23,7 +23,7 @@ from .run import Run, RunOptions, batch_dict
 DRISE_FIELDS = {'drise_masks': 'num_masks', 'drise_grid': 'grid', 'drise_prob': 'prob',
                 'drise_batch': 'batch_size', 'seed': 'seed', 'drise_sampling': 'sampling',
                 'drise_tol': 'tol', 'drise_max_masks': 'max_masks', 'drise_fast': 'fast',
-                'drise_region': 'region'}
+                'drise_region': 'region', 'occlusion_grid': 'occlusion_grid'}
 
 
 @dataclass
@@ -69,7 +69,7 @@ class CAMOptions(RunOptions):
         return options
 
 
-@RUNS.register_module(name=['cam', 'odam', 'drise'])
+@RUNS.register_module(name=['cam', 'odam', 'drise', 'occlusion'])
 class CAMRun(Run):
     """Explainers of a model's detections: one record per image with, per method, an
     image-level map and one map per kept detection (all on the original image's grid).
@@ -101,7 +101,7 @@ class CAMRun(Run):
                 except UserInputError as err:
                     raise OptionError('target_layers', str(err)) from None
             if explainer is None:  # needed the model (auto)
-                if name != 'drise' and not layers:
+                if not is_black_box(name) and not layers:
                     raise OptionError('target_layers', 'auto found no backbone stage or neck '
                                       'in this model; name the target layers')
                 explainer = build_explainer(name, layers, use_iou=options.use_iou,
@@ -123,12 +123,12 @@ class CAMRun(Run):
         if _is_auto(method):
             self.auto = self.auto or recommend(model)
             rec = self.auto
-            if rec.method == 'drise':
-                return 'drise', [], rec.fusion, 0
+            if is_black_box(rec.method):
+                return rec.method, [], rec.fusion, 0
             if layers is not None and not _is_auto_layers(layers):
                 rec.layers = layers  # the user's layers, the recommended method
             return rec.method, list(rec.layers), *self._fusion(rec)
-        if method.lower() == 'drise':
+        if is_black_box(method):
             return method, [], 'mean', 0
         if layers is None:
             layers = ['neck']
@@ -168,7 +168,7 @@ class CAMRun(Run):
                               'it alone or name the layers')
         out: List[Any] = []
         for m in options.methods:
-            if _is_auto(m) or (m.lower() != 'drise' and layers is not None
+            if _is_auto(m) or (not is_black_box(m) and layers is not None
                                and _is_auto_layers(layers)):
                 if not _is_auto(m):
                     check_method(m)

@@ -21,7 +21,7 @@ from ..methods.attention import (
     detections_for_queries,
 )
 from ..methods.cam import DetectedBatch
-from ..methods.explainers import DRISEOptions, build_explainer, check_method
+from ..methods.explainers import BLACK_BOX, DRISEOptions, build_explainer, check_method
 from ..metrics.error_ap import summarize_errors
 from ..metrics.errors import ImageErrors, error_info, label_image, miss_reason
 from ..registry import RUNS
@@ -32,8 +32,8 @@ from .options import OptionError
 from .records import class_name, new_record, sample_detections
 from .run import Run, RunOptions
 
-#: Explainers whose maps come from gradients (missed objects: the best pre-NMS candidate).
-GRADIENT_FREE = ('drise', )
+#: Explainers that need no gradients (they perturb the input).
+GRADIENT_FREE = BLACK_BOX
 
 
 @dataclass

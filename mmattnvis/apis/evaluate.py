@@ -37,7 +37,8 @@ def parse_eval_args(mode: str, argv: Optional[Sequence[str]] = None) -> argparse
                         'and map each error (mmattnvis.ErrorHook; records under '
                         '<work_dir>/errors/, report under <work_dir>/errors_report/)')
     parser.add_argument('--errors-method', default='drise',
-                        help="map of each error: drise, odam, a Grad-CAM name, or 'none'")
+                        help="map of each error: drise, occlusion, odam, a Grad-CAM name, or "
+                        "'none'")
     parser.add_argument('--errors-masks', type=int, default=300,
                         help='D-RISE masks per error map')
     parser.add_argument('--errors-score-thr', type=float, default=0.3,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..methods.cam import detect
-from ..methods.explainers import DRISEOptions, build_explainer
+from ..methods.explainers import DRISEOptions, build_explainer, is_black_box
 from ..metrics.faithfulness import (
     BASELINES,
     auc,
@@ -276,8 +276,9 @@ class FaithfulnessRun(Run):
         return record
 
     def layer(self, method: str) -> Optional[str]:
-        """The layers a method's map was computed on (``None``: D-RISE and the baselines)."""
-        if method.lower() == 'drise' or method in BASELINES:
+        """The layers a method's map was computed on (``None``: the black-box methods and the
+        baselines)."""
+        if is_black_box(method) or method in BASELINES:
             return None
         return ', '.join(self.options.target_layers)
 

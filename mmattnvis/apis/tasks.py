@@ -17,11 +17,13 @@ from .run import Run
 TASK_MODULES = ('mmattnvis.apis.featmap_runner', 'mmattnvis.apis.attention',
                 'mmattnvis.apis.cam', 'mmattnvis.apis.ablation',
                 'mmattnvis.apis.faithfulness_runner', 'mmattnvis.apis.errors')
-#: Defaults a task name implies on a shared Run (``odam`` and ``drise`` are CAMRuns).
+#: Defaults a task name implies on a shared Run (``odam``, ``drise`` and ``occlusion`` are
+#: CAMRuns).
 PRESETS: Dict[str, Dict[str, Any]] = {
     'cam': {'method': ['gradcam']},
     'odam': {'method': ['odam']},
     'drise': {'method': ['drise']},
+    'occlusion': {'method': ['occlusion']},
     'relevance': {'mode': 'relevance'},
 }
 

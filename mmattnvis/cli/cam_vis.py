@@ -33,7 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('--method', nargs='+', default=['gradcam'],
                         help='gradcam, gradcam++, xgradcam, eigencam, eigengradcam, layercam, '
                         'hirescam, ablationcam, randomcam, odam (odam-x1 ... odam-y2: box '
-                        'coordinates), drise, or auto: the recommended method and layers for '
+                        'coordinates), drise, occlusion (each box, cell by cell; no layers), '
+                        'or auto: the recommended method and layers for '
                         "the model's family, printed and stored in the record "
                         '(several: one row each)')
     parser.add_argument('--target-layers', nargs='+', default=None,

@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument('--data', required=True,
                         help='image folder, or COCO-style folder with annotations.json')
     parser.add_argument('--methods', nargs='+', default=['gradcam', 'eigencam'],
-                        help='CAM methods, odam, drise (see tools/cam_vis.py)')
+                        help="CAM methods, odam, drise, occlusion (see tools/cam_vis.py)")
     parser.add_argument('--baselines', nargs='+', default=['random'],
                         choices=['random', 'box', 'blur'],
                         help='maps scored beside the methods: a random map, the box itself and '

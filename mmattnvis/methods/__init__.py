@@ -26,9 +26,10 @@ __all__ = [
     'SqueezeMean', 'TopKChannels', 'build_reduction', 'check_arrangement', 'HeadAblation',
     'first_k_heads', 'single_head', 'DecoderCrossAttention', 'DeformableSamplingPoints',
     'EncoderSelfAttention', 'Detection', 'detections_for_queries', 'fuse_heads',
-    'CheferRelevance', 'attention_rollout', 'DRISE', 'ODAM'
+    'CheferRelevance', 'attention_rollout', 'DRISE', 'ODAM', 'BoxOcclusion'
 ]
 from .drise import DRISE  # noqa: E402
+from .occlusion import BoxOcclusion  # noqa: E402
 from .odam import ODAM  # noqa: E402
 from .relevance import CheferRelevance  # noqa: E402
 from .rollout import attention_rollout  # noqa: E402

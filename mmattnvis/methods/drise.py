@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .drise_fast import FastPredictor
 from .cam import CAMResult, DetectedBatch, EvalMode, detect
 from .drise_core import (  # noqa: F401  (D-RISE's building blocks, importable from here)
+    CPU_BATCH_PIXELS,
     FixedMasks,
     Predictions,
     RandomMasks,
@@ -60,18 +61,13 @@ from .drise_core import (  # noqa: F401  (D-RISE's building blocks, importable f
     content_region,
     drise_saliency,
     fill_tensor,
+    masked_batch_size,
     masked_weights,
     mmdet_predict,
     normalise,
     preprocessor_fill,
     similarity,
 )
-
-#: Input pixels per masked batch on a CPU (``--drise-batch`` unset): a 640 x 640 input gets
-#: batches of 2, a 256 x 256 one batches of 4, the fastest per image measured on the 2-core
-#: machine (benchmarks/bench_drise_fast.py: 640 px 43.5 ms at 2 vs 51.0 at 4; 256 px 7.7 ms at
-#: 4 vs 9.5 at 2).
-CPU_BATCH_PIXELS = 2 ** 20
 
 #: Where the masks apply (``--drise-region``).
 REGIONS = ('image', 'box')
@@ -168,11 +164,7 @@ class DRISE(Explainer):
     def batch_for(self, image: torch.Tensor) -> int:
         """The batch size for masked copies of ``image`` ``(1, 3, H, W)``: the given one, else
         16 on CUDA and on a CPU ``CPU_BATCH_PIXELS // (H W)`` clipped to 1..4."""
-        if self.batch_size is not None:
-            return self.batch_size
-        if image.device.type == 'cuda':
-            return 16
-        return max(1, min(4, CPU_BATCH_PIXELS // (image.shape[-2] * image.shape[-1])))
+        return masked_batch_size(image, self.batch_size)
 
     def _saliency(self, predict, image: torch.Tensor, region, targets: Predictions,
                   fill: torch.Tensor):

@@ -174,7 +174,7 @@ def drise_masks_arg(value: str):
 def add_drise_args(parser: argparse.ArgumentParser) -> None:
     """``--drise-masks`` (a number or ``auto``), ``--drise-grid``, ``--drise-prob``,
     ``--drise-batch``, ``--drise-sampling``, ``--drise-tol``, ``--drise-max-masks``,
-    ``--drise-fast`` / ``--no-drise-fast``, ``--drise-region`` of the
+    ``--drise-fast`` / ``--no-drise-fast``, ``--drise-region`` and ``--occlusion-grid`` of the
     explainer tools (the seed stays with each tool, where it seeds more than D-RISE)."""
     parser.add_argument('--drise-masks', type=drise_masks_arg, default=1000,
                         help='D-RISE: number of masks, or auto: stop once the map has '
@@ -203,6 +203,9 @@ def add_drise_args(parser: argparse.ArgumentParser) -> None:
                         'same passes) or each detection\'s own box (its grid over the box, the '
                         'rest of the image as it is; N passes per detection; the map is 0 '
                         'outside the box)')
+    parser.add_argument('--occlusion-grid', type=int, default=4,
+                        help='occlusion: cells per side of each detection\'s box (2 x grid^2 + 2 '
+                        'passes per detection)')
 
 
 def check_display() -> None:
