@@ -52,14 +52,14 @@ class ExplainHook(CaptureVisHook):
     samples whose records ``results_dir`` already holds. Draws nothing during ``train()``.
 
     Args:
-        task: ``cam``, ``odam``, ``drise``, ``occlusion``, ``relevance``, ``ablation``, ``faithfulness``,
-            ``featmap``, ``attention`` (or any task registered in ``RUNS``).
+        task: ``cam``, ``odam``, ``drise``, ``occlusion``, ``relevance``, ``ablation``,
+            ``faithfulness``, ``featmap``, ``attention`` (or any task registered in ``RUNS``).
         draw: Draw figures (``False``: records only).
         cell_width: Width of a figure cell.
         **fields: The task's options by their CLI names (``method``, ``target_layers``,
             ``topk``, ``score_thr``, ``drise_masks``, ``drise_grid``, ``occlusion_grid``, ``seed``,
-            ``steps``, ``part``, ...) and the shared hook fields (``interval``, ``max_samples``, ``out_dir``,
-            ``results_dir``, ``report_dir``, ``resume``).
+            ``steps``, ``part``, ...) and the shared hook fields (``interval``, ``max_samples``,
+            ``out_dir``, ``results_dir``, ``report_dir``, ``resume``).
     """
 
     #: ``**fields`` are the task's options, checked by the task (one-line errors in before_run).
