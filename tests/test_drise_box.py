@@ -6,6 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from box_maps import BOX, far_from_box, left_half_detector
 
 from mmattnvis.methods.drise import DRISE, Predictions, box_region
 from mmattnvis.render.geometry import ImageGeometry
@@ -32,29 +33,13 @@ def test_box_region_through_the_letterbox():
     assert box_region(geom, (-20, -20, 300, 300), content) == content
 
 
-BOX = (16., 16., 48., 48.)  # 32 x 32 px on a 64 x 64 image
-
-
-def _left_half_detector(seen):
-    """One fixed prediction at BOX whose score is the mean of channel 0 over the box's left
-    half (rows 16:48, cols 16:32); ``seen`` collects every masked batch."""
-
-    def predict(batch):
-        seen.append(batch.clone())
-        s = batch[:, 0, 16:48, 16:32].mean(dim=(1, 2))
-        return [Predictions(torch.tensor([BOX]), s[i:i + 1], torch.tensor([1]))
-                for i in range(batch.shape[0])]
-
-    return predict
-
-
 def _maps(region, n, seen):
     image = torch.ones(1, 3, 64, 64)
     geom = ImageGeometry.identity((64, 64))
     det = Detection(0, 0, 0, 1, 1.0, np.array(BOX, np.float32))
     drise = DRISE(n, 4, 0.5, batch_size=8, seed=0, progress=False, region=region)
     targets = Predictions(torch.tensor([BOX]), torch.ones(1), torch.tensor([1]))
-    predict = _left_half_detector(seen)
+    predict = left_half_detector(seen)
     fill = torch.zeros(1, 3, 1, 1)
     if region == 'box':
         raw, meta = drise._box_saliency(predict, image, geom, (0, 64, 0, 64), [det], targets,
@@ -87,7 +72,7 @@ def test_box_masks_with_auto_stop_per_box_and_record_n():
     drise = DRISE('auto', 4, 0.5, batch_size=8, seed=0, progress=False, region='box',
                   max_masks=400, tol=0.1)
     targets = Predictions(torch.tensor([BOX]), torch.ones(1), torch.tensor([1]))
-    raw, meta = drise._box_saliency(_left_half_detector([]), image,
+    raw, meta = drise._box_saliency(left_half_detector([]), image,
                                     ImageGeometry.identity((64, 64)), (0, 64, 0, 64), [det],
                                     targets, torch.zeros(1, 3, 1, 1))
     assert meta['box_masks'] == [meta['num_masks']] and meta['num_masks'] <= 400
@@ -111,11 +96,8 @@ def test_bad_region():
 
 def _far_from_box(record, m):
     """Pixels more than 2 px from the box of map ``m``'s detection, and the box."""
-    x0, y0, x1, y1 = next(d.bbox for d in record.detections if d.rank == m.meta['rank'])
-    far = np.ones(m.data.shape, bool)
-    far[max(0, int(y0) - 2):int(np.ceil(y1)) + 2, max(0, int(x0) - 2):int(np.ceil(x1)) + 2] = \
-        False
-    return far, (x0, y0, x1, y1)
+    box = next(d.bbox for d in record.detections if d.rank == m.meta['rank'])
+    return far_from_box(m.data.shape, box), tuple(box)
 
 
 def test_cam_vis_drise_region_box(tmp_path, capfd):

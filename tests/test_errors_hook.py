@@ -10,6 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from box_maps import far_from_box
 from test_errors_tide import _tide_numbers
 
 from mmattnvis.structures import ResultRecord
@@ -194,9 +195,7 @@ def test_occlusion_maps_of_missed_objects_stay_in_their_boxes(tmp_path):
     assert len(missed) >= 3
     for g in missed:
         m = r.maps[g['map']].data
-        x0, y0, x1, y1 = boxes[g['index']]
-        far = np.ones(m.shape, bool)
-        far[max(0, int(y0) - 2):int(y1) + 3, max(0, int(x0) - 2):int(x1) + 3] = False
+        far = far_from_box(m.shape, boxes[g['index']])
         assert g['map_target'] == 'ground-truth box and class'
         assert float(m[far].max()) == 0.0 and _peak_inside(m, boxes[g['index']])
         assert r.maps[g['map']].meta['method'] == 'occlusion'

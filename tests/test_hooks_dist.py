@@ -27,6 +27,8 @@ HOOKS = [
          report_dir='drise_report'),
     dict(type='mmattnvis.ErrorHook', method='drise', drise_masks=8, drise_grid=4, max_maps=2,
          score_thr=0.5, results_dir='errors', report_dir='errors_report'),
+    dict(type='mmattnvis.ExplainHook', task='occlusion', occlusion_grid=2, topk=2, interval=1,
+         draw=False, results_dir='occl', report_dir='occl_report'),
     # the faithfulness table with the baseline rows and the in-box curves (#26's options)
     dict(type='mmattnvis.ExplainHook', task='faithfulness', method=['gradcam'],
          target_layers=['neck'], topk=1, steps=3, baselines=['random', 'box'], box_curves=True,
@@ -88,6 +90,7 @@ def _same_records(a, b):
 
 @pytest.mark.parametrize('results, report, task', [('res', 'report', 'featmap'),
                                                    ('drise', 'drise_report', 'cam'),
+                                                   ('occl', 'occl_report', 'cam'),
                                                    ('faith', 'faith_report', 'faithfulness')])
 def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report, task):
     two, one = runs
@@ -103,8 +106,11 @@ def test_two_ranks_keep_every_record_and_equal_one_process(runs, results, report
                 for p in parts]
     assert per_rank == [N_IMAGES // 2, N_IMAGES // 2]
     compared = sum(_same_records(a, b) for a, b in zip(records2, records1))
+    if results == 'occl':  # the occlusion maps of every rank's detections
+        metas = [m.meta for r in records2 for m in r.maps.values() if 'rank' in m.meta]
+        assert metas and all(m['method'] == 'occlusion' and m['grid'] == 2 for m in metas)
     assert compared >= N_IMAGES
-    if task == 'cam':  # D-RISE on each rank's checked inference copy
+    if results == 'drise':  # D-RISE on each rank's checked inference copy
         assert all(m.meta['fast'] is True for r in records2 for m in r.maps.values())
     page2, page1 = _page(two / report / 'test'), _page(one / report / 'test')
     assert len(page2['images']) == len(page1['images']) == N_IMAGES

@@ -6,6 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from box_maps import BOX, far_from_box, left_half_detector
 
 from mmattnvis.methods.drise import Predictions
 from mmattnvis.methods.occlusion import BoxOcclusion, blurred, cell_edges, occlusion_masks
@@ -30,22 +31,6 @@ def test_masks_remove_each_cell_then_show_each_cell_alone():
     assert cell_edges(0, 10, 3) == [0, 3, 7, 10]
 
 
-BOX = (16., 16., 48., 48.)  # 32 x 32 px on a 64 x 64 image
-
-
-def _left_half_detector(seen):
-    """One fixed prediction at BOX whose score is the mean of channel 0 over the box's left
-    half (rows 16:48, cols 16:32); ``seen`` collects every perturbed batch."""
-
-    def predict(batch):
-        seen.append(batch.clone())
-        s = batch[:, 0, 16:48, 16:32].mean(dim=(1, 2))
-        return [Predictions(torch.tensor([BOX]), s[i:i + 1], torch.tensor([1]))
-                for i in range(batch.shape[0])]
-
-    return predict
-
-
 @pytest.mark.parametrize('batch', [1, 5, 64])
 def test_cell_values_are_the_mean_of_removed_and_alone(batch):
     """Each of the 8 left cells (4 x 4 grid) carries 1/8 of the score: removing it loses 1/8,
@@ -55,7 +40,7 @@ def test_cell_values_are_the_mean_of_removed_and_alone(batch):
     image = torch.ones(1, 3, 64, 64)
     target = Predictions(torch.tensor([BOX]), torch.ones(1), torch.tensor([1]))
     values = BoxOcclusion(4, batch_size=batch).cell_values(
-        _left_half_detector(seen), image, (16, 48, 16, 48), target,
+        left_half_detector(seen), image, (16, 48, 16, 48), target,
         torch.zeros(1, 3, 1, 1), torch.zeros(1, 3, 32, 32))
     expected = torch.zeros(4, 4)
     expected[:, :2] = 1 / 8
@@ -103,9 +88,7 @@ def _inside(m, det):
     """The map is 0 more than 2 px from the box (the resampling to the original image) and
     peaks inside the box."""
     x0, y0, x1, y1 = det.bbox
-    far = np.ones(m.data.shape, bool)
-    far[max(0, int(y0) - 2):int(np.ceil(y1)) + 2, max(0, int(x0) - 2):int(np.ceil(x1)) + 2] = \
-        False
+    far = far_from_box(m.data.shape, det.bbox)
     r, c = np.unravel_index(int(np.argmax(m.data)), m.data.shape)
     return (far.any() and float(m.data[far].max()) == 0.0
             and x0 - 1 <= c <= x1 + 1 and y0 - 1 <= r <= y1 + 1)

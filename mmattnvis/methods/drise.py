@@ -36,7 +36,6 @@ the masked image's predictions. A target's saliency is the weighted sum of the m
 import logging
 from typing import TYPE_CHECKING, List, Optional
 
-import cv2
 import torch
 from torch import nn
 
@@ -65,6 +64,7 @@ from .drise_core import (  # noqa: F401  (D-RISE's building blocks, importable f
     masked_weights,
     mmdet_predict,
     normalise,
+    on_original,
     preprocessor_fill,
     similarity,
 )
@@ -208,17 +208,16 @@ class DRISE(Explainer):
         else:
             raw, meta = self._saliency(predict, image.detach(), region, targets, fill)
         meta.update(speed, region=self.region)
-        ori_h, ori_w = geom.ori_shape
         changes = meta.pop('target_changes', None)
         maps = []
         for i, (d, s) in enumerate(zip(dets, raw)):
-            m = cv2.resize(normalise(s), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
+            m = on_original(normalise(s), geom)
             own = dict(meta)
             if changes:  # auto: this map's own change, and whether it alone has converged
                 own.update(change=changes[i], map_converged=changes[i] <= self.tol)
             maps.append(Map2D(m, 'drise', dict(method='drise', rank=d.rank, aligned=True,
                                                 **own)))
-        total = cv2.resize(normalise(raw.sum(0)), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
+        total = on_original(normalise(raw.sum(0)), geom)
         return maps, Map2D(total, 'drise (image)', dict(method='drise', aligned=True, **meta))
 
     def _box_saliency(self, predict, image: torch.Tensor, geom: ImageGeometry, content,
@@ -230,9 +229,7 @@ class DRISE(Explainer):
         metas = []
         for i, d in enumerate(dets):
             b = box_region(geom, [float(v) for v in d.bbox[:4]], content, self.grid)
-            one = Predictions(targets.boxes[i:i + 1], targets.scores[i:i + 1],
-                              targets.labels[i:i + 1])
-            raw, meta = self._saliency(predict, image, b, one, fill)
+            raw, meta = self._saliency(predict, image, b, targets.one(i), fill)
             out[i, b[0] - y0:b[1] - y0, b[2] - x0:b[3] - x0] = torch.from_numpy(
                 normalise(raw[0])).to(out)
             metas.append(meta)

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,14 @@ class Predictions:
     def from_instances(cls, instances) -> 'Predictions':
         """From MMDet ``pred_instances`` (``bboxes``, ``scores``, ``labels``)."""
         return cls(instances.bboxes, instances.scores, instances.labels)
+
+    def one(self, i: int) -> 'Predictions':
+        """Prediction ``i`` alone (a per-detection target)."""
+        def part(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t[i:i + 1]
+
+        return Predictions(self.boxes[i:i + 1], self.scores[i:i + 1], self.labels[i:i + 1],
+                           part(self.class_vectors), part(self.objectness))
 
     @classmethod
     def from_detections(cls, dets: Sequence, device=None) -> 'Predictions':
@@ -247,6 +256,12 @@ def normalise(saliency: torch.Tensor) -> np.ndarray:
     s = saliency.detach().float().cpu().numpy()
     lo, hi = float(s.min()), float(s.max())
     return (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
+
+
+def on_original(saliency: np.ndarray, geom: ImageGeometry) -> np.ndarray:
+    """A map on the content region's grid resampled (bilinear) to the original image."""
+    ori_h, ori_w = geom.ori_shape
+    return cv2.resize(saliency, (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
 
 
 def content_region(geom: ImageGeometry) -> Tuple[int, int, int, int]:

@@ -45,6 +45,7 @@ from .drise_core import (
     masked_weights,
     mmdet_predict,
     normalise,
+    on_original,
     preprocessor_fill,
 )
 
@@ -146,6 +147,13 @@ class BoxOcclusion(Explainer):
         alone = w[n + 2:] - w[n + 1]
         return ((removed + alone) / 2).reshape(self.grid, self.grid)
 
+    def cell_map(self, values: torch.Tensor, shape: Tuple[int, int]) -> torch.Tensor:
+        """``values`` ``(grid, grid)`` painted on their cells of a box of ``shape`` (the
+        cells of :func:`occlusion_masks`, which tile the box)."""
+        n = self.grid * self.grid
+        alone = occlusion_masks(shape, self.grid)[n + 2:]
+        return (values.reshape(n, 1, 1).to(alone) * alone).sum(0)
+
     def _explain_image(self, model: nn.Module, sample, image: torch.Tensor,
                        dets: List[Detection]):
         if not dets:
@@ -161,25 +169,17 @@ class BoxOcclusion(Explainer):
         raw = torch.zeros(len(dets), content[1] - y0, content[3] - x0)
         for i, d in enumerate(dets):
             box = box_region(geom, [float(v) for v in d.bbox[:4]], content, self.grid)
-            one = Predictions(targets.boxes[i:i + 1], targets.scores[i:i + 1],
-                              targets.labels[i:i + 1])
             blur = blur_image[:, :, box[0]:box[1], box[2]:box[3]]
-            values = self.cell_values(predict, image, box, one, fill, blur)
-            ys = cell_edges(0, box[1] - box[0], self.grid)
-            xs = cell_edges(0, box[3] - box[2], self.grid)
-            cells = torch.zeros(box[1] - box[0], box[3] - box[2])
-            for k in range(self.grid * self.grid):
-                r, c = divmod(k, self.grid)
-                cells[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] = values[r, c].cpu()
+            values = self.cell_values(predict, image, box, targets.one(i), fill, blur)
+            cells = self.cell_map(values.cpu(), (box[1] - box[0], box[3] - box[2]))
             raw[i, box[0] - y0:box[1] - y0, box[2] - x0:box[3] - x0] = torch.from_numpy(
                 normalise(cells))
         meta = dict(grid=self.grid, region='box', forwards=2 * self.grid ** 2 + 2,
                     perturbations='black (removed) / blur (alone)')
-        ori_h, ori_w = geom.ori_shape
-        maps = [Map2D(cv2.resize(s.numpy(), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR),
-                      'occlusion', dict(method='occlusion', rank=d.rank, aligned=True, **meta))
+        maps = [Map2D(on_original(s.numpy(), geom), 'occlusion',
+                      dict(method='occlusion', rank=d.rank, aligned=True, **meta))
                 for d, s in zip(dets, raw)]
-        total = cv2.resize(normalise(raw.sum(0)), (ori_w, ori_h), interpolation=cv2.INTER_LINEAR)
+        total = on_original(normalise(raw.sum(0)), geom)
         return maps, Map2D(total, 'occlusion (image)', dict(method='occlusion', aligned=True,
                                                              **meta))
 
